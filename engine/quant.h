@@ -1,0 +1,220 @@
+/*
+ * quant.h — tensor types, their packed block formats and the type-traits
+ * table (engine-internal).
+ *
+ * Type ids are ggml's, so GGUF tensor types index eng_type_traits directly.
+ * Each block struct is bit-exact with the GGUF format. Every quantized type
+ * has scalar `_ref` code (quantize_row_X_ref, dequantize_row_X, and a scalar
+ * vec_dot) that the SIMD variants in arch/ are tested against.
+ */
+#ifndef NIB_ENGINE_QUANT_H
+#define NIB_ENGINE_QUANT_H
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef uint16_t eng_fp16; /* IEEE half, raw bits */
+typedef uint16_t eng_bf16; /* bfloat16, raw bits */
+
+typedef enum {
+    ENG_TYPE_F32 = 0,
+    ENG_TYPE_F16 = 1,
+    ENG_TYPE_Q4_0 = 2,
+    ENG_TYPE_Q4_1 = 3,
+    ENG_TYPE_Q5_0 = 6,
+    ENG_TYPE_Q5_1 = 7,
+    ENG_TYPE_Q8_0 = 8,
+    ENG_TYPE_Q8_1 = 9,
+    ENG_TYPE_Q2_K = 10,
+    ENG_TYPE_Q3_K = 11,
+    ENG_TYPE_Q4_K = 12,
+    ENG_TYPE_Q5_K = 13,
+    ENG_TYPE_Q6_K = 14,
+    ENG_TYPE_Q8_K = 15,
+    ENG_TYPE_IQ2_XXS = 16,
+    ENG_TYPE_IQ2_XS = 17,
+    ENG_TYPE_IQ3_XXS = 18,
+    ENG_TYPE_IQ1_S = 19,
+    ENG_TYPE_IQ4_NL = 20,
+    ENG_TYPE_IQ3_S = 21,
+    ENG_TYPE_IQ2_S = 22,
+    ENG_TYPE_IQ4_XS = 23,
+    ENG_TYPE_I8 = 24,
+    ENG_TYPE_I16 = 25,
+    ENG_TYPE_I32 = 26,
+    ENG_TYPE_I64 = 27,
+    ENG_TYPE_F64 = 28,
+    ENG_TYPE_IQ1_M = 29,
+    ENG_TYPE_BF16 = 30,
+    ENG_TYPE_TQ1_0 = 34,
+    ENG_TYPE_TQ2_0 = 35,
+    ENG_TYPE_MXFP4 = 39,
+    ENG_TYPE_COUNT = 40
+} eng_type;
+
+/* ---- block formats -------------------------------------------------------- */
+
+#define QK4_0 32
+typedef struct {
+    eng_fp16 d;            /* scale */
+    uint8_t qs[QK4_0 / 2]; /* nibbles: low = element j, high = j + 16 */
+} block_q4_0;
+static_assert(sizeof(block_q4_0) == 18, "block_q4_0 size");
+
+#define QK4_1 32
+typedef struct {
+    eng_fp16 d;            /* scale */
+    eng_fp16 m;            /* min */
+    uint8_t qs[QK4_1 / 2]; /* nibbles */
+} block_q4_1;
+static_assert(sizeof(block_q4_1) == 20, "block_q4_1 size");
+
+#define QK5_0 32
+typedef struct {
+    eng_fp16 d;            /* scale */
+    uint8_t qh[4];         /* 5th bit of each element */
+    uint8_t qs[QK5_0 / 2]; /* low 4 bits */
+} block_q5_0;
+static_assert(sizeof(block_q5_0) == 22, "block_q5_0 size");
+
+#define QK5_1 32
+typedef struct {
+    eng_fp16 d;            /* scale */
+    eng_fp16 m;            /* min */
+    uint8_t qh[4];         /* 5th bit */
+    uint8_t qs[QK5_1 / 2]; /* low 4 bits */
+} block_q5_1;
+static_assert(sizeof(block_q5_1) == 24, "block_q5_1 size");
+
+#define QK8_0 32
+typedef struct {
+    eng_fp16 d;        /* scale */
+    int8_t qs[QK8_0];  /* quants */
+} block_q8_0;
+static_assert(sizeof(block_q8_0) == 34, "block_q8_0 size");
+
+#define QK8_1 32
+typedef struct {
+    eng_fp16 d;        /* scale */
+    eng_fp16 s;        /* d * sum(qs) */
+    int8_t qs[QK8_1];  /* quants */
+} block_q8_1;
+static_assert(sizeof(block_q8_1) == 36, "block_q8_1 size");
+
+#define QK_K 256
+#define K_SCALE_SIZE 12
+
+typedef struct {
+    uint8_t scales[QK_K / 16]; /* 4-bit scales and mins */
+    uint8_t qs[QK_K / 4];      /* 2-bit quants */
+    eng_fp16 d;                /* super-block scale for scales */
+    eng_fp16 dmin;             /* super-block scale for mins */
+} block_q2_K;
+static_assert(sizeof(block_q2_K) == 84, "block_q2_K size");
+
+typedef struct {
+    uint8_t hmask[QK_K / 8]; /* high bit */
+    uint8_t qs[QK_K / 4];    /* low 2 bits */
+    uint8_t scales[12];      /* 6-bit scales */
+    eng_fp16 d;              /* super-block scale */
+} block_q3_K;
+static_assert(sizeof(block_q3_K) == 110, "block_q3_K size");
+
+typedef struct {
+    eng_fp16 d;                   /* super-block scale for scales */
+    eng_fp16 dmin;                /* super-block scale for mins */
+    uint8_t scales[K_SCALE_SIZE]; /* 8 x (6-bit scale, 6-bit min) */
+    uint8_t qs[QK_K / 2];         /* 4-bit quants */
+} block_q4_K;
+static_assert(sizeof(block_q4_K) == 144, "block_q4_K size");
+
+typedef struct {
+    eng_fp16 d;                   /* super-block scale for scales */
+    eng_fp16 dmin;                /* super-block scale for mins */
+    uint8_t scales[K_SCALE_SIZE]; /* 8 x (6-bit scale, 6-bit min) */
+    uint8_t qh[QK_K / 8];         /* 5th bit */
+    uint8_t qs[QK_K / 2];         /* low 4 bits */
+} block_q5_K;
+static_assert(sizeof(block_q5_K) == 176, "block_q5_K size");
+
+typedef struct {
+    uint8_t ql[QK_K / 2];     /* low 4 bits */
+    uint8_t qh[QK_K / 4];     /* high 2 bits */
+    int8_t scales[QK_K / 16]; /* 8-bit scales */
+    eng_fp16 d;               /* super-block scale */
+} block_q6_K;
+static_assert(sizeof(block_q6_K) == 210, "block_q6_K size");
+
+/* Activations for K-quant dot products (never stored in files). */
+typedef struct {
+    float d;                    /* scale */
+    int8_t qs[QK_K];            /* quants */
+    int16_t bsums[QK_K / 16];   /* sum of each group of 16 quants */
+} block_q8_K;
+static_assert(sizeof(block_q8_K) == 292, "block_q8_K size");
+
+/* ---- type traits ------------------------------------------------------- */
+
+/* y[0..k) = dequantized x; k is a multiple of blck_size. */
+typedef void (*eng_to_float_fn)(const void *restrict x, float *restrict y,
+                                int64_t k);
+/* Quantize k floats into blocks at y; k is a multiple of blck_size. */
+typedef void (*eng_from_float_fn)(const float *restrict x, void *restrict y,
+                                  int64_t k);
+/* *s = dot(weights row vx, activations row vy) over n elements; vx has this
+ * type, vy has vec_dot_type; n is a multiple of both block sizes. */
+typedef void (*eng_vec_dot_fn)(int n, float *restrict s,
+                               const void *restrict vx,
+                               const void *restrict vy);
+
+typedef struct {
+    const char *name;      /* "Q4_K" */
+    int64_t blck_size;     /* elements per block (1 for float types) */
+    size_t type_size;      /* bytes per block; 0 = unknown id */
+    bool supported;        /* nib can run weights of this type */
+    eng_to_float_fn to_float;          /* scalar reference dequantize */
+    eng_from_float_fn from_float_ref;  /* scalar reference quantize */
+    eng_from_float_fn from_float;      /* fastest quantize (activations) */
+    eng_vec_dot_fn vec_dot_ref;        /* scalar reference dot */
+    eng_vec_dot_fn vec_dot;            /* fastest dot for this CPU */
+    eng_type vec_dot_type; /* what activations are converted to */
+} eng_type_traits_t;
+
+/* Indexed by eng_type. Filled statically with the scalar code; the fast
+ * entries are replaced by eng_quant_init() from CPUID. */
+extern eng_type_traits_t eng_type_traits[ENG_TYPE_COUNT];
+
+/* Pick the fastest kernels for this CPU (idempotent, thread-safe). The
+ * environment variable NIB_FORCE_SCALAR=1 keeps the scalar reference. */
+void eng_quant_init(void);
+/* "avx512", "avx2" or "scalar": what eng_quant_init chose. */
+const char *eng_quant_isa(void);
+
+/* For tests: every available implementation of vec_dot for type t on this
+ * CPU (the reference first). Returns how many were written (<= max). */
+typedef struct {
+    const char *isa;
+    eng_vec_dot_fn vec_dot;
+    eng_from_float_fn from_float; /* quantize of vec_dot_type for that ISA */
+    eng_to_float_fn to_float;     /* dequantize (may equal the reference) */
+} eng_kernel_variant;
+int eng_quant_variants(eng_type t, eng_kernel_variant *out, int max);
+
+/* Row size in bytes of n elements of type t (n a multiple of blck_size). */
+size_t eng_row_size(eng_type t, int64_t n);
+
+/* ---- scalar conversions ----------------------------------------------- */
+
+float eng_fp16_to_fp32(eng_fp16 h);
+eng_fp16 eng_fp32_to_fp16(float f); /* round to nearest even */
+float eng_bf16_to_fp32(eng_bf16 h);
+eng_bf16 eng_fp32_to_bf16(float f); /* round to nearest even */
+
+/* Weight quantization with an importance-free reference algorithm, as
+ * ggml's quantize_row_X_ref. Used by `nib quantize` and `nib mkmodel`. */
+size_t eng_quantize_rows(eng_type t, const float *src, void *dst,
+                         int64_t nrows, int64_t n_per_row);
+
+#endif

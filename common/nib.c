@@ -80,9 +80,10 @@ void *nib_try_malloc(size_t size) { return g_alloc.malloc(size ? size : 1); }
 void *nib_try_calloc(size_t n, size_t size) {
     if (size && n > SIZE_MAX / size)
         return NULL;
-    void *p = g_alloc.malloc(n * size ? n * size : 1);
+    size_t bytes = n * size;
+    void *p = g_alloc.malloc(bytes ? bytes : 1);
     if (p)
-        memset(p, 0, n * size);
+        memset(p, 0, bytes);
     return p;
 }
 

@@ -3,7 +3,6 @@
  * every test, each in a child process (`nib-tests`), or lists them
  * (`nib-tests --list`).
  */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>

@@ -84,6 +84,12 @@ typedef struct {
     eng_gguf_tensor *tensors; /* [n_tensors] */
     uint64_t alignment;
     uint64_t data_offset; /* file offset of the data section */
+    /* Private: open-addressing name indexes for the find functions (slot =
+     * index + 1, 0 = empty; mask + 1 slots). */
+    uint32_t *kv_slots;
+    uint64_t kv_mask;
+    uint32_t *tensor_slots;
+    uint64_t tensor_mask;
 } eng_gguf;
 
 /* mmap `path` read-only and parse it. *out is new (eng_gguf_close).
@@ -124,6 +130,10 @@ int eng_gguf_get_str_arr(const eng_gguf *g, const char *key, uint64_t *n,
 /* Compare a span to a C string. */
 bool eng_str_eq(eng_str s, const char *z);
 
+/* "uint32", "string", ...; "unknown" outside the enum. */
 const char *gguf_type_name(gguf_type t);
+/* Bytes of one value of a fixed-size type; 0 for STRING, ARRAY and ids
+ * outside the enum. */
+size_t gguf_type_size(gguf_type t);
 
 #endif

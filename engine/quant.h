@@ -175,12 +175,26 @@ typedef struct {
     size_t type_size;      /* bytes per block; 0 = unknown id */
     bool supported;        /* nib can run weights of this type */
     eng_to_float_fn to_float;          /* scalar reference dequantize */
-    eng_from_float_fn from_float_ref;  /* scalar reference quantize */
-    eng_from_float_fn from_float;      /* fastest quantize (activations) */
+    eng_from_float_fn from_float_ref;  /* scalar reference quantize (ggml's
+                                          _ref algorithm: model files) */
+    eng_from_float_fn from_float;      /* fastest quantize INTO this type,
+                                          as ggml's CPU backend does it for
+                                          activations (may round differently
+                                          from _ref, see quant.c) */
     eng_vec_dot_fn vec_dot_ref;        /* scalar reference dot */
     eng_vec_dot_fn vec_dot;            /* fastest dot for this CPU */
-    eng_type vec_dot_type; /* what activations are converted to */
+    eng_type vec_dot_type; /* what activations are converted to;
+                              ENG_TYPE_COUNT for activation-only types */
 } eng_type_traits_t;
+
+/* A matmul row W (type t) times activations x (float):
+ *     const eng_type_traits_t *tt = &eng_type_traits[t];
+ *     eng_type_traits[tt->vec_dot_type].from_float(x, xq, n);  // once per x
+ *     tt->vec_dot(n, &out, w_row, xq);                         // per row
+ * For F32 weights from_float is a copy; for F16 it rounds x to fp16, as
+ * ggml does. Supported weight types: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1,
+ * Q8_0, Q4_K, Q5_K, Q6_K. Q8_0, Q8_1 and Q8_K are the activation formats
+ * (Q8_1 and Q8_K have no vec_dot and supported == false as weights). */
 
 /* Indexed by eng_type. Filled statically with the scalar code; the fast
  * entries are replaced by eng_quant_init() from CPUID. */

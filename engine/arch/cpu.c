@@ -1,0 +1,48 @@
+/*
+ * cpu.c — which kernel tables this machine can run. Compiled without ISA
+ * flags so that it runs everywhere.
+ */
+#include "quant_arch.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* __builtin_cpu_supports also checks XCR0 (xgetbv), so an OS that does not
+ * save the AVX/AVX-512 register state reports the feature as missing. */
+static bool has_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c") && __builtin_cpu_supports("bmi2");
+}
+
+static bool has_avx512(void) {
+    /* The avx512 file is compiled for F/BW/DQ/VL plus VNNI and BF16 in one
+     * go; a CPU missing any of them (Skylake-X lacks VNNI and BF16) stays
+     * on AVX2 rather than risking an illegal instruction. */
+    return has_avx2() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512vnni") &&
+           __builtin_cpu_supports("avx512bf16");
+}
+
+int eng__arch_available(const eng_arch_kernels **out, int max) {
+    int n = 0;
+    if (n < max && has_avx2())
+        out[n++] = &eng__kernels_avx2;
+    if (n < max && has_avx512())
+        out[n++] = &eng__kernels_avx512;
+    return n;
+}
+#else
+int eng__arch_available(const eng_arch_kernels **out, int max) {
+    (void)out;
+    (void)max;
+    return 0;
+}
+#endif
+
+const eng_arch_kernels *eng__arch_best(void) {
+    const eng_arch_kernels *all[ENG_ARCH_MAX];
+    int n = eng__arch_available(all, ENG_ARCH_MAX);
+    return n ? all[n - 1] : NULL;
+}

@@ -1,0 +1,39 @@
+/*
+ * quant_arch.h — the seam between quant.c and the per-ISA kernel files
+ * (engine-internal, included only by quant.c and arch/).
+ *
+ * Each ISA file (quant_avx2.c, quant_avx512.c, compiled with that ISA's -m
+ * flags) exports one eng_arch_kernels table whose non-NULL entries replace
+ * the scalar defaults of eng_type_traits. cpu.c, compiled without ISA flags,
+ * decides from CPUID which tables may run here. Nothing in an ISA file may
+ * run before that check, so the tables hold only function pointers.
+ */
+#ifndef NIB_ENGINE_ARCH_QUANT_ARCH_H
+#define NIB_ENGINE_ARCH_QUANT_ARCH_H
+
+#include "../quant.h"
+
+typedef struct {
+    const char *isa;                                /* "avx2", "avx512" */
+    eng_vec_dot_fn vec_dot[ENG_TYPE_COUNT];         /* by weight type */
+    eng_from_float_fn from_float[ENG_TYPE_COUNT];   /* by destination type */
+} eng_arch_kernels;
+
+#define ENG_ARCH_MAX 4
+
+/* The kernel tables of the ISAs this CPU and OS support, slowest first.
+ * Returns how many were written (<= max); 0 off x86-64. */
+int eng__arch_available(const eng_arch_kernels **out, int max);
+/* The fastest available table, or NULL for scalar only. */
+const eng_arch_kernels *eng__arch_best(void);
+
+#if defined(__x86_64__)
+extern const eng_arch_kernels eng__kernels_avx2;
+extern const eng_arch_kernels eng__kernels_avx512;
+#endif
+
+/* Shared scalar helper (quant.c): unpack Q4_K/Q5_K's 12-byte 6-bit
+ * scales and mins into 8 + 8 bytes. */
+void eng__unpack_scales_k4(const uint8_t *q, uint8_t sc[8], uint8_t mn[8]);
+
+#endif

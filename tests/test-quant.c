@@ -1,0 +1,490 @@
+/*
+ * test-quant.c — tensor formats and kernels (engine/quant.c, engine/arch/).
+ *
+ * Layout mistakes are caught by hand-built blocks with known values; the
+ * quantizers by round-trip error bounds; every SIMD kernel by comparison
+ * with the scalar reference on random data (T3).
+ */
+#include <math.h>
+
+#include "common/nib.h"
+#include "engine/quant.h"
+#include "test.h"
+
+/* ---- tolerances ---------------------------------------------------------- */
+
+/* Integer-quant dots sum exact integers per block; SIMD and scalar differ
+ * only in float summation order over blocks and in FMA contraction. */
+#define TOL_DOT_QUANT_REL 1e-5
+/* F32/F16/BF16 dots: the reference sums in double, SIMD in float lanes. */
+#define TOL_DOT_FLOAT_REL 1e-4
+/* BF16 on vdpbf16ps rounds each product pair into fp32 before adding, so
+ * it may lose a little more than a plain fp32 FMA chain. */
+#define TOL_DOT_BF16_REL 1e-3
+
+/* ---- helpers --------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint32_t rng_u32(void) {
+    /* xorshift64*: enough for test data, and reproducible. */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (uint32_t)((rng_state * 2685821657736338717ull) >> 32);
+}
+
+static float rng_uniform(void) { /* [0, 1) */
+    return (rng_u32() >> 8) * (1.0f / 16777216.0f);
+}
+
+static float rng_normal(void) {
+    float u1 = rng_uniform() + 1e-7f, u2 = rng_uniform();
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
+}
+
+static void fill_normal(float *x, int n, float scale, float offset) {
+    for (int i = 0; i < n; i++)
+        x[i] = offset + scale * rng_normal();
+}
+
+static float f32_of(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static uint32_t bits_of(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static double dot_f64(const float *a, const float *b, int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++)
+        s += (double)a[i] * b[i];
+    return s;
+}
+
+static const eng_type run_types[] = {
+    ENG_TYPE_F32,  ENG_TYPE_F16,  ENG_TYPE_BF16, ENG_TYPE_Q8_0,
+    ENG_TYPE_Q4_0, ENG_TYPE_Q4_1, ENG_TYPE_Q5_0, ENG_TYPE_Q5_1,
+    ENG_TYPE_Q4_K, ENG_TYPE_Q5_K, ENG_TYPE_Q6_K,
+};
+
+/* ---- fp16 / bf16 ----------------------------------------------------------- */
+
+TEST_IMPL(quant_fp16_all_values) {
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = eng_fp16_to_fp32((eng_fp16)h);
+        eng_fp16 back = eng_fp32_to_fp16(f);
+        bool nan = (h & 0x7c00) == 0x7c00 && (h & 0x3ff);
+        if (nan) {
+            ASSERT(isnan(f));
+            /* NaN stays NaN (quiet), with its sign and top payload bits. */
+            ASSERT_EQ(back, h | 0x200);
+        } else {
+            ASSERT_EQ(back, h);
+        }
+    }
+    /* Known values. */
+    ASSERT(eng_fp16_to_fp32(0x3c00) == 1.0f);
+    ASSERT(eng_fp16_to_fp32(0xc000) == -2.0f);
+    ASSERT(eng_fp16_to_fp32(0x7bff) == 65504.0f);
+    ASSERT(eng_fp16_to_fp32(0x0001) == 0x1p-24f);
+    ASSERT(eng_fp16_to_fp32(0x0400) == 0x1p-14f);
+    ASSERT(eng_fp16_to_fp32(0x03ff) == 1023 * 0x1p-24f);
+    ASSERT(isinf(eng_fp16_to_fp32(0x7c00)) && eng_fp16_to_fp32(0xfc00) < 0);
+    ASSERT(bits_of(eng_fp16_to_fp32(0x8000)) == 0x80000000u);
+    return 0;
+}
+
+TEST_IMPL(quant_fp16_rounding) {
+    /* Every midpoint between neighbouring finite halves is exact in fp32:
+     * it must go to the even neighbour, and one fp32 ulp either side must
+     * go to the nearer one. */
+    for (uint32_t h = 0; h < 0x7bff; h++) {
+        float a = eng_fp16_to_fp32((eng_fp16)h);
+        float b = eng_fp16_to_fp32((eng_fp16)(h + 1));
+        float mid = (a + b) / 2;
+        eng_fp16 even = (h & 1) ? (eng_fp16)(h + 1) : (eng_fp16)h;
+        ASSERT_EQ(eng_fp32_to_fp16(mid), even);
+        ASSERT_EQ(eng_fp32_to_fp16(-mid), even | 0x8000);
+        ASSERT_EQ(eng_fp32_to_fp16(nextafterf(mid, 0)), h);
+        ASSERT_EQ(eng_fp32_to_fp16(nextafterf(mid, INFINITY)), h + 1);
+    }
+    /* Overflow: 65520 is the midpoint to the next (absent) binade value. */
+    ASSERT_EQ(eng_fp32_to_fp16(65519.99f), 0x7bff);
+    ASSERT_EQ(eng_fp32_to_fp16(65520.0f), 0x7c00);
+    ASSERT_EQ(eng_fp32_to_fp16(1e10f), 0x7c00);
+    ASSERT_EQ(eng_fp32_to_fp16(-INFINITY), 0xfc00);
+    ASSERT_EQ(eng_fp32_to_fp16(NAN) & 0x7e00, 0x7e00);
+    /* Underflow: half of the smallest subnormal ties to zero. */
+    ASSERT_EQ(eng_fp32_to_fp16(0x1p-25f), 0);
+    ASSERT_EQ(eng_fp32_to_fp16(nextafterf(0x1p-25f, 1)), 1);
+    ASSERT_EQ(eng_fp32_to_fp16(3 * 0x1p-25f), 2);
+    ASSERT_EQ(eng_fp32_to_fp16(1e-30f), 0);
+    ASSERT_EQ(eng_fp32_to_fp16(-1e-30f), 0x8000);
+    ASSERT_EQ(eng_fp32_to_fp16(f32_of(1)), 0); /* fp32 subnormal */
+    return 0;
+}
+
+TEST_IMPL(quant_bf16) {
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = eng_bf16_to_fp32((eng_bf16)h);
+        ASSERT_EQ(bits_of(f), h << 16);
+        bool nan = (h & 0x7f80) == 0x7f80 && (h & 0x7f);
+        if (nan)
+            ASSERT(isnan(eng_bf16_to_fp32(eng_fp32_to_bf16(f))));
+        else
+            ASSERT_EQ(eng_fp32_to_bf16(f), h);
+    }
+    /* Ties to even, either side of a tie to the nearer. */
+    ASSERT_EQ(eng_fp32_to_bf16(f32_of(0x3f808000u)), 0x3f80);
+    ASSERT_EQ(eng_fp32_to_bf16(f32_of(0x3f818000u)), 0x3f82);
+    ASSERT_EQ(eng_fp32_to_bf16(f32_of(0x3f808001u)), 0x3f81);
+    ASSERT_EQ(eng_fp32_to_bf16(f32_of(0x3f807fffu)), 0x3f80);
+    /* Rounding up past the largest finite value gives inf; NaN stays. */
+    ASSERT_EQ(eng_fp32_to_bf16(f32_of(0x7f7fffffu)), 0x7f80);
+    ASSERT(isnan(eng_bf16_to_fp32(eng_fp32_to_bf16(f32_of(0x7f800001u)))));
+    return 0;
+}
+
+/* ---- dequantize: hand-built blocks ---------------------------------------- */
+
+TEST_IMPL(quant_dequant_q4_0_q4_1) {
+    block_q4_0 b;
+    memset(&b, 0, sizeof(b));
+    b.d = eng_fp32_to_fp16(0.5f);
+    for (int j = 0; j < 16; j++)
+        b.qs[j] = 0x88; /* all 8 -> 0 */
+    b.qs[0] = 0x8f;     /* element 0 = 15 -> 7, element 16 = 8 -> 0 */
+    b.qs[3] = 0x08 | (0x2 << 4); /* element 3 = 8, element 19 = 2 -> -6 */
+    b.qs[15] = 0x80;             /* element 15 = 0 -> -8 */
+    float y[32];
+    eng_type_traits[ENG_TYPE_Q4_0].to_float(&b, y, 32);
+    for (int j = 0; j < 32; j++) {
+        float want = j == 0 ? 3.5f : j == 19 ? -3.0f : j == 15 ? -4.0f : 0.0f;
+        ASSERT_MSG(y[j] == want, "q4_0 element %d: %g vs %g", j, y[j], want);
+    }
+
+    block_q4_1 c;
+    memset(&c, 0, sizeof(c));
+    c.d = eng_fp32_to_fp16(0.25f);
+    c.m = eng_fp32_to_fp16(-1.0f);
+    c.qs[1] = 0x3 | (0xa << 4); /* element 1 = 3, element 17 = 10 */
+    eng_type_traits[ENG_TYPE_Q4_1].to_float(&c, y, 32);
+    for (int j = 0; j < 32; j++) {
+        float want = j == 1 ? -0.25f : j == 17 ? 1.5f : -1.0f;
+        ASSERT_MSG(y[j] == want, "q4_1 element %d: %g vs %g", j, y[j], want);
+    }
+    return 0;
+}
+
+TEST_IMPL(quant_dequant_q5_0_q5_1) {
+    /* qh is a little-endian u32: bit j is the 5th bit of element j. */
+    block_q5_0 b;
+    memset(&b, 0, sizeof(b));
+    b.d = eng_fp32_to_fp16(1.0f);
+    b.qh[0] = 0x01;             /* element 0 */
+    b.qh[2] = 0x02;             /* bit 17: element 17 */
+    b.qh[3] = 0x80;             /* bit 31: element 31 */
+    b.qs[0] = 0x05;             /* element 0 low = 5, element 16 low = 0 */
+    b.qs[1] = 0x30;             /* element 17 low = 3 */
+    b.qs[15] = 0xf0;            /* element 31 low = 15 */
+    float y[32];
+    eng_type_traits[ENG_TYPE_Q5_0].to_float(&b, y, 32);
+    for (int j = 0; j < 32; j++) {
+        float want = j == 0    ? 5.0f   /* 21 - 16 */
+                     : j == 17 ? 3.0f   /* 19 - 16 */
+                     : j == 31 ? 15.0f  /* 31 - 16 */
+                               : -16.0f;
+        ASSERT_MSG(y[j] == want, "q5_0 element %d: %g vs %g", j, y[j], want);
+    }
+
+    block_q5_1 c;
+    memset(&c, 0, sizeof(c));
+    c.d = eng_fp32_to_fp16(0.5f);
+    c.m = eng_fp32_to_fp16(2.0f);
+    c.qh[1] = 0x04; /* bit 10: element 10 */
+    c.qs[10] = 0x21; /* element 10 low = 1, element 26 low = 2 */
+    eng_type_traits[ENG_TYPE_Q5_1].to_float(&c, y, 32);
+    for (int j = 0; j < 32; j++) {
+        float want = j == 10 ? 2.0f + 0.5f * 17 : j == 26 ? 3.0f : 2.0f;
+        ASSERT_MSG(y[j] == want, "q5_1 element %d: %g vs %g", j, y[j], want);
+    }
+    return 0;
+}
+
+TEST_IMPL(quant_dequant_q8) {
+    block_q8_0 b;
+    b.d = eng_fp32_to_fp16(0.125f);
+    for (int j = 0; j < 32; j++)
+        b.qs[j] = (int8_t)(j * 8 - 128);
+    float y[QK_K];
+    eng_type_traits[ENG_TYPE_Q8_0].to_float(&b, y, 32);
+    for (int j = 0; j < 32; j++)
+        ASSERT(y[j] == (j * 8 - 128) * 0.125f);
+
+    block_q8_K k;
+    memset(&k, 0, sizeof(k));
+    k.d = 0.01f;
+    k.qs[255] = -127;
+    k.qs[7] = 3;
+    eng_type_traits[ENG_TYPE_Q8_K].to_float(&k, y, QK_K);
+    ASSERT(y[255] == -127 * 0.01f && y[7] == 3 * 0.01f && y[0] == 0);
+    return 0;
+}
+
+/* Q4_K scales: bytes 0-3 scale 0-3 (low 6 bits), 4-7 min 0-3, 8-11 the low
+ * nibbles of scale/min 4-7 with their top 2 bits in bits 6-7 of bytes 0-7. */
+TEST_IMPL(quant_dequant_q4_k) {
+    block_q4_K b;
+    memset(&b, 0, sizeof(b));
+    b.d = eng_fp32_to_fp16(0.5f);
+    b.dmin = eng_fp32_to_fp16(0.25f);
+    b.scales[0] = 3;        /* sub-block 0 scale 3 */
+    b.scales[4] = 4;        /* sub-block 0 min 4 */
+    b.scales[1] = 2;        /* sub-block 1 scale 2, min 0 */
+    /* Sub-block 5: scale 0x2a = 42 (low 0xa, high 2), min 0x31 = 49. */
+    b.scales[9] = 0xa | (0x1 << 4);
+    b.scales[1] |= 2 << 6; /* scale 5 high bits (byte j-4 = 1) */
+    b.scales[5] |= 3 << 6; /* min 5 high bits (byte j = 5) */
+    b.qs[0] = 0x7 | (0x9 << 4); /* element 0 = 7, element 32 = 9 */
+    /* Sub-block 5 = elements 160..191: high nibbles of qs[64..95]. */
+    b.qs[64 + 10] = 0xc0; /* element 170 = 12 */
+    float y[QK_K];
+    eng_type_traits[ENG_TYPE_Q4_K].to_float(&b, y, QK_K);
+    ASSERT(y[0] == 0.5f * 3 * 7 - 0.25f * 4);
+    ASSERT(y[1] == -0.25f * 4);
+    ASSERT(y[32] == 0.5f * 2 * 9);
+    ASSERT(y[33] == 0.0f);
+    ASSERT(y[170] == 0.5f * 42 * 12 - 0.25f * 49);
+    ASSERT(y[171] == -0.25f * 49);
+    ASSERT(y[64] == 0.0f && y[255] == 0.0f);
+    return 0;
+}
+
+TEST_IMPL(quant_dequant_q5_k) {
+    block_q5_K b;
+    memset(&b, 0, sizeof(b));
+    b.d = eng_fp32_to_fp16(1.0f);
+    b.dmin = eng_fp32_to_fp16(1.0f);
+    for (int j = 0; j < 4; j++)
+        b.scales[j] = 1;        /* scales 0-3 = 1, mins 0 */
+    for (int j = 8; j < 12; j++)
+        b.scales[j] = 0x21;     /* scale 4-7 = 1, min 4-7 = 2 */
+    /* qh[l] bit 2n: 5th bit of element 64n + l; bit 2n+1: 64n + 32 + l. */
+    b.qh[3] = 0x01 | 0x08;      /* element 3 and element 64+32+3 = 99 */
+    b.qh[31] = 0x80;            /* element 192 + 32 + 31 = 255 */
+    b.qs[3] = 0x02;             /* element 3 low = 2 */
+    b.qs[32 + 3] = 0x50;        /* element 64 + 32 + 3 = 99 low = 5 */
+    float y[QK_K];
+    eng_type_traits[ENG_TYPE_Q5_K].to_float(&b, y, QK_K);
+    ASSERT(y[3] == 18.0f);
+    ASSERT(y[99] == 21.0f);
+    ASSERT(y[255] == 16.0f - 2.0f);
+    ASSERT(y[200] == -2.0f);
+    ASSERT(y[4] == 0.0f && y[35] == 0.0f);
+    return 0;
+}
+
+TEST_IMPL(quant_dequant_q6_k) {
+    block_q6_K b;
+    memset(&b, 0, sizeof(b));
+    b.d = eng_fp32_to_fp16(0.5f);
+    for (int j = 0; j < 16; j++)
+        b.scales[j] = (int8_t)(j + 1);
+    b.scales[15] = -2;
+    /* All quants 0 -> -32; set a few. Per 128: ql[l] low = q[l], high =
+     * q[l+64]; ql[l+32] low = q[l+32], high = q[l+96]; qh[l] bits 0-1,
+     * 2-3, 4-5, 6-7 = top bits of q[l], q[l+32], q[l+64], q[l+96]. */
+    b.ql[5] = 0x1 | (0x2 << 4); /* q[5] low 1, q[69] low 2 */
+    b.qh[5] = 0x2 | (0x3 << 4); /* q[5] = 0x21 = 33, q[69] = 0x32 = 50 */
+    b.ql[64 + 32 + 31] = 0xf0;  /* second half: q[128+127] low = 15 */
+    b.qh[32 + 31] = 0xc0;       /* q[255] = 0x3f = 63 */
+    float y[QK_K];
+    eng_type_traits[ENG_TYPE_Q6_K].to_float(&b, y, QK_K);
+    ASSERT(y[5] == 0.5f * 1 * (33 - 32));
+    ASSERT(y[69] == 0.5f * 5 * (50 - 32));
+    ASSERT(y[255] == 0.5f * -2 * (63 - 32));
+    ASSERT(y[0] == 0.5f * 1 * -32);
+    ASSERT(y[130] == 0.5f * 9 * -32);
+    return 0;
+}
+
+TEST_IMPL(quant_dequant_float_types) {
+    eng_fp16 h[3] = {0x3c00, 0xc500, 0x0001};
+    float y[3];
+    eng_type_traits[ENG_TYPE_F16].to_float(h, y, 3);
+    ASSERT(y[0] == 1.0f && y[1] == -5.0f && y[2] == 0x1p-24f);
+    eng_bf16 b[2] = {0x3f80, 0xc0a0};
+    eng_type_traits[ENG_TYPE_BF16].to_float(b, y, 2);
+    ASSERT(y[0] == 1.0f && y[1] == -5.0f);
+    return 0;
+}
+
+/* ---- quantize ------------------------------------------------------------- */
+
+/* Root-mean-square round-trip error on N(0,1) data, relative to the data's
+ * RMS, per type (measured on this data, plus 10-20% headroom). */
+static double rmse_bound(eng_type t) {
+    switch (t) {
+    case ENG_TYPE_F32: return 0;
+    case ENG_TYPE_F16: return 4e-4;
+    case ENG_TYPE_BF16: return 3e-3;
+    case ENG_TYPE_Q8_0: return 0.006;
+    case ENG_TYPE_Q8_1: return 0.006;
+    case ENG_TYPE_Q8_K: return 0.009;
+    case ENG_TYPE_Q6_K: return 0.022;
+    case ENG_TYPE_Q5_0: return 0.05;
+    case ENG_TYPE_Q5_1: return 0.045;
+    case ENG_TYPE_Q5_K: return 0.042;
+    case ENG_TYPE_Q4_0: return 0.10;
+    case ENG_TYPE_Q4_1: return 0.09;
+    case ENG_TYPE_Q4_K: return 0.08;
+    default: return 0;
+    }
+}
+
+TEST_IMPL(quant_roundtrip_rmse) {
+    enum { N = 4096 };
+    static float x[N], y[N];
+    static uint8_t q[N * 4];
+    const eng_type types[] = {ENG_TYPE_F32,  ENG_TYPE_F16,  ENG_TYPE_BF16,
+                              ENG_TYPE_Q8_0, ENG_TYPE_Q8_1, ENG_TYPE_Q8_K,
+                              ENG_TYPE_Q4_0, ENG_TYPE_Q4_1, ENG_TYPE_Q5_0,
+                              ENG_TYPE_Q5_1, ENG_TYPE_Q4_K, ENG_TYPE_Q5_K,
+                              ENG_TYPE_Q6_K};
+    fill_normal(x, N, 1.0f, 0.0f);
+    double rms = sqrt(dot_f64(x, x, N) / N);
+    for (size_t ti = 0; ti < NIB_ARRAY_LEN(types); ti++) {
+        const eng_type_traits_t *tt = &eng_type_traits[types[ti]];
+        tt->from_float_ref(x, q, N);
+        tt->to_float(q, y, N);
+        double se = 0;
+        for (int i = 0; i < N; i++)
+            se += (double)(x[i] - y[i]) * (x[i] - y[i]);
+        double rel = sqrt(se / N) / rms;
+        fprintf(stderr, "%-5s rmse %.5f (bound %.4f)\n", tt->name, rel,
+                rmse_bound(types[ti]));
+        ASSERT_MSG(rel <= rmse_bound(types[ti]), "%s: %g", tt->name, rel);
+    }
+    return 0;
+}
+
+TEST_IMPL(quant_quantize_edge_cases) {
+    /* All-zero and constant blocks must not produce NaN (division by a
+     * zero scale) and must come back exactly. */
+    static float x[QK_K * 2], y[QK_K * 2];
+    static uint8_t q[QK_K * 2 * 4];
+    for (size_t ti = 0; ti < NIB_ARRAY_LEN(run_types); ti++) {
+        const eng_type_traits_t *tt = &eng_type_traits[run_types[ti]];
+        memset(x, 0, sizeof(x));
+        tt->from_float_ref(x, q, QK_K * 2);
+        tt->to_float(q, y, QK_K * 2);
+        for (int i = 0; i < QK_K * 2; i++)
+            ASSERT_MSG(y[i] == 0.0f, "%s zero -> %g at %d", tt->name, y[i], i);
+        /* One spike: every format reproduces the block maximum closely. */
+        x[37] = -3.0f;
+        x[300] = 2.0f;
+        tt->from_float_ref(x, q, QK_K * 2);
+        tt->to_float(q, y, QK_K * 2);
+        for (int i = 0; i < QK_K * 2; i++)
+            ASSERT_MSG(isfinite(y[i]), "%s spike: nan at %d", tt->name, i);
+        ASSERT_NEAR(y[37], -3.0, 3.0 * 0.01);
+        ASSERT_NEAR(y[300], 2.0, 2.0 * 0.01);
+    }
+    /* q4_0: the value of largest magnitude maps to -8 exactly. */
+    float b[32] = {0};
+    b[4] = 4.0f;
+    b[5] = -1.0f;
+    block_q4_0 q40;
+    eng_type_traits[ENG_TYPE_Q4_0].from_float_ref(b, &q40, 32);
+    ASSERT_EQ(q40.d, eng_fp32_to_fp16(-0.5f));
+    ASSERT_EQ(q40.qs[4] & 0xf, 0);     /* 4 / -0.5 = -8 -> 0 */
+    ASSERT_EQ(q40.qs[5] & 0xf, 10);    /* -1 / -0.5 = 2 -> 10 */
+    ASSERT_EQ(q40.qs[0], 0x88);
+    /* q8_K: bsums are the sums of each 16 quants. */
+    static block_q8_K k8;
+    fill_normal(x, QK_K, 1.0f, 0.3f);
+    eng_type_traits[ENG_TYPE_Q8_K].from_float_ref(x, &k8, QK_K);
+    for (int j = 0; j < 16; j++) {
+        int s = 0;
+        for (int l = 0; l < 16; l++)
+            s += k8.qs[16 * j + l];
+        ASSERT_EQ(k8.bsums[j], s);
+    }
+    /* q8_1: s = d * sum(qs). */
+    block_q8_1 q81;
+    eng_type_traits[ENG_TYPE_Q8_1].from_float_ref(x, &q81, 32);
+    int s = 0;
+    for (int l = 0; l < 32; l++)
+        s += q81.qs[l];
+    ASSERT_EQ(q81.s, eng_fp32_to_fp16(eng_fp16_to_fp32(q81.d) * s));
+    return 0;
+}
+
+TEST_IMPL(quant_quantize_rows) {
+    enum { ROWS = 3, COLS = 512 };
+    static float x[ROWS * COLS];
+    static uint8_t a[ROWS * COLS * 2], b[ROWS * COLS * 2];
+    fill_normal(x, ROWS * COLS, 0.5f, 0.0f);
+    for (size_t ti = 0; ti < NIB_ARRAY_LEN(run_types); ti++) {
+        eng_type t = run_types[ti];
+        size_t rs = eng_row_size(t, COLS);
+        size_t total = eng_quantize_rows(t, x, a, ROWS, COLS);
+        ASSERT_EQ(total, rs * ROWS);
+        for (int r = 0; r < ROWS; r++)
+            eng_type_traits[t].from_float_ref(x + r * COLS, b + r * rs, COLS);
+        ASSERT_MEM_EQ(a, b, total);
+    }
+    return 0;
+}
+
+/* ---- dot products ------------------------------------------------------- */
+
+/* The quantized dot must approximate the float dot of the original data
+ * within the combined quantization error of weights and activations:
+ * bound relative to |x| * |y| (both N(0,1), so |x||y| ~ n). */
+static double dot_err_bound(eng_type t) {
+    switch (t) {
+    case ENG_TYPE_F32: return 1e-6;
+    case ENG_TYPE_F16: return 5e-5;
+    case ENG_TYPE_BF16: return 3e-4;
+    case ENG_TYPE_Q8_0: return 5e-4;
+    case ENG_TYPE_Q6_K: return 2e-3;
+    case ENG_TYPE_Q5_0: case ENG_TYPE_Q5_1: case ENG_TYPE_Q5_K: return 3e-3;
+    case ENG_TYPE_Q4_0: case ENG_TYPE_Q4_1: case ENG_TYPE_Q4_K: return 6e-3;
+    default: return 0;
+    }
+}
+
+TEST_IMPL(quant_dot_vs_float) {
+    enum { N = 4096 };
+    static float x[N], y[N];
+    static uint8_t qx[N * 4], qy[N * 4];
+    eng_quant_init();
+    for (size_t ti = 0; ti < NIB_ARRAY_LEN(run_types); ti++) {
+        eng_type t = run_types[ti];
+        const eng_type_traits_t *tt = &eng_type_traits[t];
+        const eng_type_traits_t *vt = &eng_type_traits[tt->vec_dot_type];
+        double worst = 0;
+        for (int rep = 0; rep < 8; rep++) {
+            fill_normal(x, N, 1.0f, rep & 1 ? 0.2f : 0.0f);
+            fill_normal(y, N, 1.0f, 0.0f);
+            double ref = dot_f64(x, y, N);
+            double norm = sqrt(dot_f64(x, x, N) * dot_f64(y, y, N));
+            tt->from_float_ref(x, qx, N);
+            vt->from_float(y, qy, N);
+            float got;
+            tt->vec_dot(N, &got, qx, qy);
+            worst = fmax(worst, fabs(got - ref) / norm);
+        }
+        fprintf(stderr, "%-5s dot err %.2e (bound %.0e)\n", tt->name, worst,
+                dot_err_bound(t));
+        ASSERT_MSG(worst <= dot_err_bound(t), "%s: %g", tt->name, worst);
+    }
+    return 0;
+}

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -186,4 +187,30 @@ void nib_errf(char *err, size_t err_size, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(err, err_size, fmt, ap);
     va_end(ap);
+}
+
+bool nib_default_model(bool draft, char *buf, size_t size) {
+    const char *env = getenv(draft ? "NIB_DRAFT_MODEL" : "NIB_MODEL");
+    if (env && *env) {
+        snprintf(buf, size, "%s", env);
+        return access(buf, R_OK) == 0;
+    }
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return false;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return false;
+    *slash = 0;
+    const char *file = draft ? "nib-coder-draft.gguf" : "nib-coder.gguf";
+    static const char *rel[] = {"../models", "../../models",
+                                "../share/nib/models"};
+    for (size_t i = 0; i < NIB_ARRAY_LEN(rel); i++) {
+        snprintf(buf, size, "%s/%s/%s", exe, rel[i], file);
+        if (access(buf, R_OK) == 0)
+            return true;
+    }
+    return false;
 }

@@ -107,6 +107,14 @@ int nib_read_file(const char *path, char **out, size_t *len);
 void nib_errf(char *err, size_t err_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Path of the model to use when none is configured: $NIB_MODEL when set,
+ * else the model shipped in nib's models/ folder (models/nib-coder.gguf,
+ * looked up next to the binary: ../models, ../../models and
+ * ../share/nib/models). With `draft`, the shipped draft model
+ * (models/nib-coder-draft.gguf; $NIB_DRAFT_MODEL). Writes the path into buf
+ * and returns true when such a file exists. */
+bool nib_default_model(bool draft, char *buf, size_t size);
+
 #define NIB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define NIB_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define NIB_MAX(a, b) ((a) > (b) ? (a) : (b))

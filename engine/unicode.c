@@ -47,10 +47,12 @@ uint32_t eng_utf8_decode(const char *s, size_t len, int *n) {
     else
         cp = (uint32_t)(u[0] & 0x07) << 18 | (uint32_t)(u[1] & 0x3F) << 12 |
              (uint32_t)(u[2] & 0x3F) << 6 | (u[3] & 0x3F);
-    /* llama.cpp accepts overlong forms and surrogates (it only checks the
-     * bit patterns), so do we; code points past U+10FFFF make it throw, and
-     * there we fall back to byte units instead. */
-    if (cp > 0x10FFFF)
+    /* llama.cpp only checks the bit patterns. Surrogates pass here too
+     * (they re-encode to the same bytes), but an overlong form would come
+     * back as different bytes, and code points past U+10FFFF make llama.cpp
+     * throw: both fall back to byte units, which decode to the input. */
+    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[need] || cp > 0x10FFFF)
         return ENG_UNI_REPLACEMENT;
     *n = need;
     return cp;

@@ -38,8 +38,10 @@ unsigned eng_uni_flags(uint32_t cp);
 /* Decode one code point at s[0..len) (len > 0) the way llama.cpp does: the
  * lead byte gives the length, and continuation bytes must be 10xxxxxx.
  * Returns the code point and its byte length in *n; an invalid or truncated
- * sequence (or one above U+10FFFF) gives ENG_UNI_REPLACEMENT with *n = 1, so
- * every invalid byte becomes its own unit and the input is never over-read. */
+ * sequence gives ENG_UNI_REPLACEMENT with *n = 1, so every invalid byte
+ * becomes its own unit and the input is never over-read. Stricter than
+ * llama.cpp in one way: overlong forms and code points above U+10FFFF are
+ * invalid too (llama.cpp would re-encode or reject them). */
 uint32_t eng_utf8_decode(const char *s, size_t len, int *n);
 
 /* Byte length of the UTF-8 sequence a lead byte announces (1 for

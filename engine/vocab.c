@@ -1068,7 +1068,7 @@ int eng_tokenize(const eng_vocab *v, const char *text, size_t len, int flags,
         r = NIB_ERANGE;
         goto done;
     }
-    if (out)
+    if (out && o.n > 0)
         memcpy(out, o.ids, NIB_MIN(o.n, (size_t)n_max) * sizeof *out);
     r = (int)o.n;
 done:

@@ -528,3 +528,96 @@ TEST_IMPL(vocab_utf8_and_bytes) {
     ASSERT_EQ(eng_cpt_to_byte(0x2581), -1);
     return 0;
 }
+
+/* ---- DeepSeek FIM, errors, threads --------------------------------------- */
+
+TEST_IMPL(vocab_deepseek_fim) {
+    const char *p = test_shared("vocab/ggml-vocab-deepseek-coder.gguf");
+    if (!p)
+        TEST_SKIP("../shared/vocab absent");
+    eng_vocab *v = open_vocab(p);
+    /* The FIM tokens are user-defined in the file; llama.cpp finds them by
+     * text and makes them control tokens, so they are special-only. */
+    static const char fim[] = "<\xef\xbd\x9c" "fim\xe2\x96\x81" "begin"
+                              "\xef\xbd\x9c>x";
+    int n;
+    int32_t *ids = tokenize(v, fim, strlen(fim),
+                            ENG_TOKENIZE_ADD_SPECIAL |
+                                ENG_TOKENIZE_PARSE_SPECIAL,
+                            &n);
+    ASSERT_EQ(n, 3);
+    ASSERT_EQ(ids[0], 32013); /* BOS: add_bos_token is true */
+    ASSERT_EQ(ids[1], 32016);
+    nib_free(ids);
+    ids = tokenize(v, fim, strlen(fim), 0, &n);
+    ASSERT_GT(n, 2);
+    for (int i = 0; i < n; i++)
+        ASSERT_NE(ids[i], 32016);
+    nib_free(ids);
+    char buf[64];
+    ASSERT_EQ(eng_token_piece(v, 32016, false, buf, sizeof buf), 0);
+    eng_vocab_delete(v);
+    return 0;
+}
+
+TEST_IMPL(vocab_open_errors) {
+    char err[256] = "";
+    eng_vocab *v = (eng_vocab *)1;
+    ASSERT_EQ(eng_vocab_open("/nonexistent/x.gguf", &v, err, sizeof err),
+              NIB_ENOENT);
+    ASSERT(v == NULL);
+    eng_vocab_delete(NULL);
+    return 0;
+}
+
+#include <pthread.h>
+
+typedef struct {
+    const eng_vocab *v;
+    const char *text;
+    size_t len;
+    int32_t *ids;
+    int n;
+} thread_job;
+
+static void *tokenize_thread(void *arg) {
+    thread_job *j = arg;
+    for (int it = 0; it < 20; it++) {
+        int n = eng_tokenize(j->v, j->text, j->len,
+                             ENG_TOKENIZE_PARSE_SPECIAL, j->ids, j->n);
+        if (n != j->n)
+            j->n = -1;
+    }
+    return NULL;
+}
+
+TEST_IMPL(vocab_threads) {
+    const char *p = test_shared("vocab/ggml-vocab-qwen2.gguf");
+    const char *q = test_shared("prompts/long1.txt");
+    if (!p || !q)
+        TEST_SKIP("../shared absent");
+    char *text;
+    size_t len;
+    ASSERT_OK(nib_read_file(q, &text, &len));
+    eng_vocab *v = open_vocab(test_shared("vocab/ggml-vocab-qwen2.gguf"));
+    int n;
+    int32_t *want = tokenize(v, text, len, ENG_TOKENIZE_PARSE_SPECIAL, &n);
+    enum { NT = 4 };
+    pthread_t th[NT];
+    thread_job jobs[NT];
+    for (int i = 0; i < NT; i++) {
+        jobs[i] = (thread_job){v, text, len,
+                               nib_malloc((size_t)n * sizeof(int32_t)), n};
+        ASSERT_EQ(pthread_create(&th[i], NULL, tokenize_thread, &jobs[i]), 0);
+    }
+    for (int i = 0; i < NT; i++) {
+        ASSERT_EQ(pthread_join(th[i], NULL), 0);
+        ASSERT_EQ(jobs[i].n, n);
+        ASSERT_MEM_EQ(jobs[i].ids, want, (size_t)n * sizeof *want);
+        nib_free(jobs[i].ids);
+    }
+    nib_free(want);
+    nib_free(text);
+    eng_vocab_delete(v);
+    return 0;
+}

@@ -70,12 +70,12 @@ struct eng_vocab {
     char pre_name[64];   /* tokenizer.ggml.pre or "default" */
     int n_tokens;
 
-    char *text;        /* all token texts, each NUL-terminated */
-    uint32_t *text_at; /* [n_tokens + 1] offsets into text */
-    char *piece;       /* decoded bytes of every token */
+    char *text;         /* all token texts, each NUL-terminated */
+    uint32_t *text_at;  /* [n_tokens + 1] offsets into text */
+    char *piece;        /* decoded bytes of every token */
     uint32_t *piece_at; /* [n_tokens + 1] offsets into piece */
-    float *scores;     /* [n_tokens] (SPM merge priority; 0 when absent) */
-    uint8_t *ttype;    /* [n_tokens] TT_* after llama.cpp's overrides */
+    float *scores;      /* [n_tokens] (SPM merge priority; 0 when absent) */
+    uint8_t *ttype;     /* [n_tokens] TT_* after llama.cpp's overrides */
 
     uint32_t *slots; /* text -> id: open addressing, id + 1, 0 = empty */
     uint32_t slot_mask;
@@ -163,8 +163,7 @@ static uint64_t merge_key(int32_t l, int32_t r) {
     return ((uint64_t)(uint32_t)(l + 1) << 32) | (uint32_t)(r + 1);
 }
 
-static const merge_slot *merge_find(const eng_vocab *v, int32_t l,
-                                    int32_t r) {
+static const merge_slot *merge_find(const eng_vocab *v, int32_t l, int32_t r) {
     if (!v->merges || l < 0 || r < 0)
         return NULL;
     uint64_t k = merge_key(l, r);
@@ -214,12 +213,12 @@ static int vec_push(tok_vec *o, int32_t id) {
  * kept so that decoding gives the input back. */
 typedef struct {
     const char *s;
-    size_t n;        /* units */
-    uint32_t *cp;    /* [n] */
-    uint16_t *fl;    /* [n] ENG_UNI_* */
-    uint32_t *boff;  /* [n + 1] byte offset of each unit */
+    size_t n;       /* units */
+    uint32_t *cp;   /* [n] */
+    uint16_t *fl;   /* [n] ENG_UNI_* */
+    uint32_t *boff; /* [n + 1] byte offset of each unit */
     size_t cap;
-    uint32_t *ends;  /* chunk ends (unit index), ascending */
+    uint32_t *ends; /* chunk ends (unit index), ascending */
     size_t n_ends, cap_ends;
     uint32_t *ends2; /* the next stage's output */
     size_t n_ends2, cap_ends2;
@@ -333,18 +332,17 @@ static void swap_ends(units *u) {
     u->n_ends2 = 0;
 }
 
-#define IS_WS(f) ((f) & ENG_UNI_WHITESPACE)
-#define IS_L(f) ((f) & ENG_UNI_LETTER)
-#define IS_N(f) ((f) & ENG_UNI_NUMBER)
-#define IS_P(f) ((f) & ENG_UNI_PUNCT)
+#define IS_WS(f) ((f)&ENG_UNI_WHITESPACE)
+#define IS_L(f)  ((f)&ENG_UNI_LETTER)
+#define IS_N(f)  ((f)&ENG_UNI_NUMBER)
+#define IS_P(f)  ((f)&ENG_UNI_PUNCT)
 
 static int ascii_lower(uint32_t c) {
     return c >= 'A' && c <= 'Z' ? (int)(c + 32) : (int)c;
 }
 
 /* Contractions 's 't 're 've 'm 'll 'd at i: length or 0. */
-static size_t match_contraction(const units *u, size_t i, size_t end,
-                                bool ci) {
+static size_t match_contraction(const units *u, size_t i, size_t end, bool ci) {
     if (u->cp[i] != '\'' || i + 1 >= end)
         return 0;
     int a = (int)u->cp[i + 1], b = i + 2 < end ? (int)u->cp[i + 2] : -1;
@@ -473,8 +471,7 @@ static size_t m_newline(const units *u, size_t i, size_t end) {
 }
 
 /* \s?\p{L}+ and \s?\p{P}+ */
-static size_t m_ws_class(const units *u, size_t i, size_t end,
-                         unsigned cls) {
+static size_t m_ws_class(const units *u, size_t i, size_t end, unsigned cls) {
     size_t p = i;
     if (IS_WS(u->fl[p]) && (fl_at(u, p + 1, end) & cls))
         p++;
@@ -642,8 +639,8 @@ typedef struct {
 } bpe_scratch;
 
 static int heap_push(bpe_scratch *s, bpe_pair p) {
-    if (grow((void **)&s->heap, &s->cap_heap, s->n_heap + 1,
-             sizeof *s->heap) < 0)
+    if (grow((void **)&s->heap, &s->cap_heap, s->n_heap + 1, sizeof *s->heap) <
+        0)
         return NIB_ENOMEM;
     size_t i = s->n_heap++;
     while (i > 0) {
@@ -687,8 +684,8 @@ static int bpe_try_pair(const eng_vocab *v, bpe_scratch *s, int32_t l,
     return heap_push(s, p);
 }
 
-static int bpe_word(const eng_vocab *v, bpe_scratch *s, const char *w,
-                    size_t n, tok_vec *out) {
+static int bpe_word(const eng_vocab *v, bpe_scratch *s, const char *w, size_t n,
+                    tok_vec *out) {
     if (n == 0)
         return 0;
     if (v->ignore_merges) {
@@ -751,7 +748,8 @@ static int substitute_invalid(const eng_vocab *v, const units *u, size_t i0,
                               size_t *n) {
     size_t extra = 0;
     for (size_t i = i0; i < i1; i++)
-        if (u->cp[i] == ENG_UNI_REPLACEMENT && u->boff[i + 1] - u->boff[i] == 1 &&
+        if (u->cp[i] == ENG_UNI_REPLACEMENT &&
+            u->boff[i + 1] - u->boff[i] == 1 &&
             v->byte_tok[(uint8_t)u->s[u->boff[i]]] < 0)
             extra += 2;
     if (extra == 0)
@@ -798,8 +796,8 @@ typedef struct {
 } spm_scratch;
 
 static int spm_push(spm_scratch *s, spm_pair p) {
-    if (grow((void **)&s->heap, &s->cap_heap, s->n_heap + 1,
-             sizeof *s->heap) < 0)
+    if (grow((void **)&s->heap, &s->cap_heap, s->n_heap + 1, sizeof *s->heap) <
+        0)
         return NIB_ENOMEM;
     size_t i = s->n_heap++;
     while (i > 0) {
@@ -879,8 +877,8 @@ static int spm_fragment(const eng_vocab *v, spm_scratch *s, const char *t,
         int kk;
         eng_utf8_decode(s->text + off, n - off, &kk);
         size_t k = (size_t)kk;
-        s->sym[ns] = (bpe_sym){ns - 1, off + k < n ? ns + 1 : -1,
-                               (uint32_t)off, (uint32_t)k, -1};
+        s->sym[ns] = (bpe_sym){ns - 1, off + k < n ? ns + 1 : -1, (uint32_t)off,
+                               (uint32_t)k, -1};
         ns++;
         off += k;
     }
@@ -1178,13 +1176,17 @@ bool eng_token_is_eog(const eng_vocab *v, int32_t tok) {
     return false;
 }
 
-int eng_vocab_n_tokens(const eng_vocab *v) { return v ? v->n_tokens : 0; }
+int eng_vocab_n_tokens(const eng_vocab *v) {
+    return v ? v->n_tokens : 0;
+}
 
 const char *eng_vocab_type(const eng_vocab *v) {
     return v ? v->model_name : "";
 }
 
-const char *eng_vocab_pre(const eng_vocab *v) { return v ? v->pre_name : ""; }
+const char *eng_vocab_pre(const eng_vocab *v) {
+    return v ? v->pre_name : "";
+}
 
 /* ---- loading ------------------------------------------------------------ */
 
@@ -1242,38 +1244,65 @@ static const struct {
  * fixed order makes nib deterministic). Matching tokens become control
  * tokens. */
 static const char *const eot_texts[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-    "<|end_of_text|>", "<EOT>", "_<EOT>",
-    "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>",
-    "<end_of_utterance>", NULL};
-static const char *const fim_pre_texts[] = {
-    "<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>",
-    "<\xef\xbd\x9c" "fim\xe2\x96\x81" "begin\xef\xbd\x9c>", "<PRE>",
-    "\xe2\x96\x81<PRE>", "<|code_prefix|>", NULL};
-static const char *const fim_suf_texts[] = {
-    "<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>",
-    "<\xef\xbd\x9c" "fim\xe2\x96\x81hole\xef\xbd\x9c>", "<SUF>",
-    "\xe2\x96\x81<SUF>", "<|code_suffix|>", NULL};
-static const char *const fim_mid_texts[] = {
-    "<|fim_middle|>", "<fim-middle>", "<fim_middle>",
-    "<\xef\xbd\x9c" "fim\xe2\x96\x81" "end\xef\xbd\x9c>", "<MID>",
-    "\xe2\x96\x81<MID>", "<|code_middle|>", NULL};
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "<|end_of_text|>",
+    "<EOT>",
+    "_<EOT>",
+    "<\xef\xbd\x9c"
+    "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>",
+    "<end_of_utterance>",
+    NULL};
+static const char *const fim_pre_texts[] = {"<|fim_prefix|>",
+                                            "<fim-prefix>",
+                                            "<fim_prefix>",
+                                            "<\xef\xbd\x9c"
+                                            "fim\xe2\x96\x81"
+                                            "begin\xef\xbd\x9c>",
+                                            "<PRE>",
+                                            "\xe2\x96\x81<PRE>",
+                                            "<|code_prefix|>",
+                                            NULL};
+static const char *const fim_suf_texts[] = {"<|fim_suffix|>",
+                                            "<fim-suffix>",
+                                            "<fim_suffix>",
+                                            "<\xef\xbd\x9c"
+                                            "fim\xe2\x96\x81hole\xef\xbd\x9c>",
+                                            "<SUF>",
+                                            "\xe2\x96\x81<SUF>",
+                                            "<|code_suffix|>",
+                                            NULL};
+static const char *const fim_mid_texts[] = {"<|fim_middle|>",
+                                            "<fim-middle>",
+                                            "<fim_middle>",
+                                            "<\xef\xbd\x9c"
+                                            "fim\xe2\x96\x81"
+                                            "end\xef\xbd\x9c>",
+                                            "<MID>",
+                                            "\xe2\x96\x81<MID>",
+                                            "<|code_middle|>",
+                                            NULL};
 static const char *const fim_pad_texts[] = {"<|fim_pad|>", "<fim-pad>",
                                             "<fim_pad>", "<PAD>", NULL};
 static const char *const fim_rep_texts[] = {"<|fim_repo|>", "<|repo_name|>",
-                                            "<fim-repo>", "<REPO>",
-                                            "<reponame>", NULL};
+                                            "<fim-repo>",   "<REPO>",
+                                            "<reponame>",   NULL};
 static const char *const fim_sep_texts[] = {"<|file_sep|>", NULL};
 /* Tokens that end generation whatever the metadata says. */
 static const char *const eog_texts[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>",
-    "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>",
-    "<|end_of_text|>", "<end_of_utterance>", NULL};
+    "<|eot_id|>", "<|im_end|>",    "<|end|>",         "<|return|>",
+    "<|call|>",   "<end_of_turn>", "<|endoftext|>",   "<|eom_id|>",
+    "<EOT>",      "_<EOT>",        "<|end_of_text|>", "<end_of_utterance>",
+    NULL};
 
 static void make_control(eng_vocab *v, int32_t id) {
     if (v->ttype[id] != TT_CONTROL) {
         nib_log_debug("vocab: token %d '%s' looks like a control token; "
-                      "treating it as one", id, eng_token_text(v, id));
+                      "treating it as one",
+                      id, eng_token_text(v, id));
         v->ttype[id] = TT_CONTROL;
     }
 }
@@ -1383,16 +1412,18 @@ int eng_vocab_load(const eng_gguf *g, eng_vocab **out, char *err,
     else if (eng_str_eq(model, "gpt2"))
         kind = VOCAB_BPE;
     else {
-        nib_errf(err, err_size, "tokenizer.ggml.model '%.*s' is not supported "
-                 "(only llama and gpt2)", (int)NIB_MIN(model.len, 64),
-                 model.ptr);
+        nib_errf(err, err_size,
+                 "tokenizer.ggml.model '%.*s' is not supported "
+                 "(only llama and gpt2)",
+                 (int)NIB_MIN(model.len, 64), model.ptr);
         return NIB_EUNSUPPORTED;
     }
     uint64_t n;
     const eng_str *toks;
     if (eng_gguf_get_str_arr(g, "tokenizer.ggml.tokens", &n, &toks) < 0 ||
         n == 0 || n > INT32_MAX / 4) {
-        nib_errf(err, err_size, "tokenizer.ggml.tokens: missing, empty or not "
+        nib_errf(err, err_size,
+                 "tokenizer.ggml.tokens: missing, empty or not "
                  "an array of strings");
         return NIB_EBADMODEL;
     }
@@ -1445,9 +1476,10 @@ int eng_vocab_load(const eng_gguf *g, eng_vocab **out, char *err,
     if (eng_gguf_get_arr(g, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, &m,
                          &data) == 0) {
         if (m != n) {
-            nib_errf(err, err_size, "tokenizer.ggml.scores: %llu entries for "
-                     "%llu tokens", (unsigned long long)m,
-                     (unsigned long long)n);
+            nib_errf(err, err_size,
+                     "tokenizer.ggml.scores: %llu entries for "
+                     "%llu tokens",
+                     (unsigned long long)m, (unsigned long long)n);
             r = NIB_EBADMODEL;
             goto fail;
         }
@@ -1457,17 +1489,18 @@ int eng_vocab_load(const eng_gguf *g, eng_vocab **out, char *err,
     if (eng_gguf_get_arr(g, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, &m,
                          &data) == 0) {
         if (m != n) {
-            nib_errf(err, err_size, "tokenizer.ggml.token_type: %llu entries "
-                     "for %llu tokens", (unsigned long long)m,
-                     (unsigned long long)n);
+            nib_errf(err, err_size,
+                     "tokenizer.ggml.token_type: %llu entries "
+                     "for %llu tokens",
+                     (unsigned long long)m, (unsigned long long)n);
             r = NIB_EBADMODEL;
             goto fail;
         }
         for (uint64_t i = 0; i < n; i++) {
             int32_t t;
             memcpy(&t, (const char *)data + 4 * i, 4);
-            v->ttype[i] = t >= TT_NORMAL && t <= TT_BYTE ? (uint8_t)t
-                                                          : TT_UNDEFINED;
+            v->ttype[i] =
+                t >= TT_NORMAL && t <= TT_BYTE ? (uint8_t)t : TT_UNDEFINED;
         }
     }
 
@@ -1501,7 +1534,8 @@ int eng_vocab_load(const eng_gguf *g, eng_vocab **out, char *err,
         }
         if (!known)
             nib_log_warn("vocab: pre-tokenizer '%s' is unknown; using the "
-                         "default one, tokens may differ", v->pre_name);
+                         "default one, tokens may differ",
+                         v->pre_name);
         if (v->pre == PRE_LLAMA3) {
             v->ignore_merges = true;
             v->add_bos = true;
@@ -1590,8 +1624,7 @@ int eng_vocab_load(const eng_gguf *g, eng_vocab **out, char *err,
             v->text_at[i + 1] - v->text_at[i] > 1)
             v->st_cache[v->n_st_cache++] = i;
     }
-    qsort_r(v->st_cache, (size_t)v->n_st_cache, sizeof *v->st_cache, cmp_st,
-            v);
+    qsort_r(v->st_cache, (size_t)v->n_st_cache, sizeof *v->st_cache, cmp_st, v);
 
     /* Decoded pieces, built once so decoding is a copy. A byte-level
      * code point decodes to at most its own UTF-8 length. */
@@ -1653,8 +1686,8 @@ static void print_tok(const eng_vocab *v, FILE *f, const char *label,
 
 void eng_vocab_print_info(const eng_vocab *v, FILE *f) {
     static const char *const names[ENG_TOK_SPECIAL_COUNT] = {
-        "BOS", "EOS", "EOT", "PAD", "FIM PRE", "FIM SUF", "FIM MID",
-        "FIM PAD", "FIM REP", "FIM SEP"};
+        "BOS",     "EOS",     "EOT",     "PAD",     "FIM PRE",
+        "FIM SUF", "FIM MID", "FIM PAD", "FIM REP", "FIM SEP"};
     fprintf(f, "vocab type:      %s (%s)\n", v->model_name,
             v->kind == VOCAB_SPM ? "SentencePiece" : "byte-level BPE");
     fprintf(f, "vocab pre:       %s\n", v->pre_name);

@@ -109,7 +109,7 @@ static void check_round_trip(const eng_vocab *v, const char *s, size_t len) {
     nib_free(ids);
 }
 
-/* ---- llama.cpp's tokenizer test vectors ------------------------------------ */
+/* ---- llama.cpp's tokenizer test vectors ---------------------------------- */
 
 static int run_vectors(const char *name) {
     char rel[128];
@@ -173,17 +173,29 @@ static int run_vectors(const char *name) {
     return 0;
 }
 
-TEST_IMPL(vocab_vectors_qwen2) { return run_vectors("qwen2"); }
-TEST_IMPL(vocab_vectors_starcoder) { return run_vectors("starcoder"); }
+TEST_IMPL(vocab_vectors_qwen2) {
+    return run_vectors("qwen2");
+}
+TEST_IMPL(vocab_vectors_starcoder) {
+    return run_vectors("starcoder");
+}
 TEST_IMPL(vocab_vectors_deepseek_coder) {
     return run_vectors("deepseek-coder");
 }
-TEST_IMPL(vocab_vectors_refact) { return run_vectors("refact"); }
-TEST_IMPL(vocab_vectors_gpt2) { return run_vectors("gpt-2"); }
-TEST_IMPL(vocab_vectors_falcon) { return run_vectors("falcon"); }
-TEST_IMPL(vocab_vectors_llama_spm) { return run_vectors("llama-spm"); }
+TEST_IMPL(vocab_vectors_refact) {
+    return run_vectors("refact");
+}
+TEST_IMPL(vocab_vectors_gpt2) {
+    return run_vectors("gpt-2");
+}
+TEST_IMPL(vocab_vectors_falcon) {
+    return run_vectors("falcon");
+}
+TEST_IMPL(vocab_vectors_llama_spm) {
+    return run_vectors("llama-spm");
+}
 
-/* ---- golden prompts -------------------------------------------------------- */
+/* ---- golden prompts ------------------------------------------------------ */
 
 TEST_IMPL(vocab_golden_prompts) {
     const char *dir = test_shared_dir();
@@ -212,9 +224,9 @@ TEST_IMPL(vocab_golden_prompts) {
         ASSERT_MSG(mp != NULL, "%s names a missing model", f);
         eng_vocab *v = open_vocab(mp);
         int n;
-        int32_t *got = tokenize(
-            v, json_string_value(prompt), json_string_length(prompt),
-            ENG_TOKENIZE_ADD_SPECIAL | ENG_TOKENIZE_PARSE_SPECIAL, &n);
+        int32_t *got =
+            tokenize(v, json_string_value(prompt), json_string_length(prompt),
+                     ENG_TOKENIZE_ADD_SPECIAL | ENG_TOKENIZE_PARSE_SPECIAL, &n);
         int nw = (int)json_array_size(toks);
         int32_t *want = nib_malloc((size_t)(nw + 1) * sizeof *want);
         for (int i = 0; i < nw; i++)
@@ -236,7 +248,7 @@ TEST_IMPL(vocab_golden_prompts) {
     return 0;
 }
 
-/* ---- special ids, EOG, FIM parsing ------------------------------------------- */
+/* ---- special ids, EOG, FIM parsing --------------------------------------- */
 
 TEST_IMPL(vocab_special_ids) {
     const char *p = test_shared("vocab/ggml-vocab-starcoder.gguf");
@@ -314,8 +326,8 @@ TEST_IMPL(vocab_parse_special) {
     eng_vocab *v = open_vocab(p);
     static const char fim[] = "<|fim_prefix|>a<|fim_suffix|>b<|fim_middle|>";
     int n;
-    int32_t *ids = tokenize(v, fim, strlen(fim), ENG_TOKENIZE_PARSE_SPECIAL,
-                            &n);
+    int32_t *ids =
+        tokenize(v, fim, strlen(fim), ENG_TOKENIZE_PARSE_SPECIAL, &n);
     ASSERT_EQ(n, 5);
     ASSERT_EQ(ids[0], 151659);
     ASSERT_EQ(ids[2], 151661);
@@ -394,13 +406,24 @@ TEST_IMPL(vocab_parse_special) {
 /* ---- robustness and speed ------------------------------------------------ */
 
 TEST_IMPL(vocab_invalid_utf8) {
-    static const char *const names[] = {"qwen2", "starcoder",
-                                        "deepseek-coder", "falcon",
-                                        "gpt-2", "llama-spm", "refact"};
+    static const char *const names[] = {"qwen2",  "starcoder", "deepseek-coder",
+                                        "falcon", "gpt-2",     "llama-spm",
+                                        "refact"};
     static const char *const cases[] = {
-        "\xff", "\x80", "abc\xc3", "\xc3(", "\xe6\x97", "\xe6\x97\xa5\xe6",
-        "x\xf0\x9f\x9a", "\xed\xa0\x80", "\xc0\xaf overlong", "\xf8\x88\x80",
-        "\xf5\x80\x80\x80 big", " \xa0\xa0 ", "'\xff's", "\xfe\xfe\xfe\xfe",
+        "\xff",
+        "\x80",
+        "abc\xc3",
+        "\xc3(",
+        "\xe6\x97",
+        "\xe6\x97\xa5\xe6",
+        "x\xf0\x9f\x9a",
+        "\xed\xa0\x80",
+        "\xc0\xaf overlong",
+        "\xf8\x88\x80",
+        "\xf5\x80\x80\x80 big",
+        " \xa0\xa0 ",
+        "'\xff's",
+        "\xfe\xfe\xfe\xfe",
     };
     if (!test_shared("vocab/ggml-vocab-qwen2.gguf"))
         TEST_SKIP("../shared/vocab absent");
@@ -418,9 +441,9 @@ TEST_IMPL(vocab_invalid_utf8) {
             for (size_t i = 0; i < len; i++) {
                 seed = seed * 6364136223846793005ull + 1442695040888963407ull;
                 unsigned x = (unsigned)(seed >> 33);
-                buf[i] = (char)(x % 3 == 0 ? 0x80 + x % 0x80
-                                           : x % 3 == 1 ? 0xC0 + x % 0x40
-                                                        : x % 0x80);
+                buf[i] = (char)(x % 3 == 0   ? 0x80 + x % 0x80
+                                : x % 3 == 1 ? 0xC0 + x % 0x40
+                                             : x % 0x80);
             }
             check_round_trip(v, buf, len);
         }
@@ -477,24 +500,24 @@ TEST_IMPL(vocab_unicode_classes) {
     ASSERT(eng_uni_flags('_') & ENG_UNI_PUNCT);
     ASSERT(eng_uni_flags('$') & ENG_UNI_SYMBOL);
     ASSERT(eng_uni_flags('~') & ENG_UNI_SYMBOL);
-    ASSERT(eng_uni_flags(0x00A0) & ENG_UNI_WHITESPACE); /* NBSP */
-    ASSERT(eng_uni_flags(0x3000) & ENG_UNI_WHITESPACE); /* ideographic sp */
-    ASSERT(eng_uni_flags(0x0085) & ENG_UNI_WHITESPACE); /* NEL */
+    ASSERT(eng_uni_flags(0x00A0) & ENG_UNI_WHITESPACE);    /* NBSP */
+    ASSERT(eng_uni_flags(0x3000) & ENG_UNI_WHITESPACE);    /* ideographic sp */
+    ASSERT(eng_uni_flags(0x0085) & ENG_UNI_WHITESPACE);    /* NEL */
     ASSERT(!(eng_uni_flags(0x200B) & ENG_UNI_WHITESPACE)); /* ZWSP: Cf */
-    ASSERT(eng_uni_flags(0x00E9) & ENG_UNI_LETTER);     /* é */
-    ASSERT(eng_uni_flags(0x65E5) & ENG_UNI_LETTER);     /* 日 */
-    ASSERT(eng_uni_flags(0x4E00) & ENG_UNI_LETTER);     /* CJK range start */
-    ASSERT(eng_uni_flags(0xAC00) & ENG_UNI_LETTER);     /* 가 */
-    ASSERT(eng_uni_flags(0x0663) & ENG_UNI_NUMBER);     /* ٣ */
-    ASSERT(eng_uni_flags(0x00BD) & ENG_UNI_NUMBER);     /* ½ */
-    ASSERT(eng_uni_flags(0x2167) & ENG_UNI_NUMBER);     /* Ⅷ (Nl) */
-    ASSERT(eng_uni_flags(0x1F680) & ENG_UNI_SYMBOL);    /* 🚀 */
-    ASSERT(eng_uni_flags(0x0301) & ENG_UNI_MARK);       /* combining acute */
-    ASSERT(eng_uni_flags(0x00BF) & ENG_UNI_PUNCT);      /* ¿ */
-    ASSERT(eng_uni_flags(0x2014) & ENG_UNI_PUNCT);      /* — */
+    ASSERT(eng_uni_flags(0x00E9) & ENG_UNI_LETTER);        /* é */
+    ASSERT(eng_uni_flags(0x65E5) & ENG_UNI_LETTER);        /* 日 */
+    ASSERT(eng_uni_flags(0x4E00) & ENG_UNI_LETTER);        /* CJK range start */
+    ASSERT(eng_uni_flags(0xAC00) & ENG_UNI_LETTER);        /* 가 */
+    ASSERT(eng_uni_flags(0x0663) & ENG_UNI_NUMBER);        /* ٣ */
+    ASSERT(eng_uni_flags(0x00BD) & ENG_UNI_NUMBER);        /* ½ */
+    ASSERT(eng_uni_flags(0x2167) & ENG_UNI_NUMBER);        /* Ⅷ (Nl) */
+    ASSERT(eng_uni_flags(0x1F680) & ENG_UNI_SYMBOL);       /* 🚀 */
+    ASSERT(eng_uni_flags(0x0301) & ENG_UNI_MARK);          /* combining acute */
+    ASSERT(eng_uni_flags(0x00BF) & ENG_UNI_PUNCT);         /* ¿ */
+    ASSERT(eng_uni_flags(0x2014) & ENG_UNI_PUNCT);         /* — */
     ASSERT(eng_uni_flags(0xFFFD) & ENG_UNI_SYMBOL);
-    ASSERT(eng_uni_flags(0xE000) & ENG_UNI_CONTROL);    /* private use */
-    ASSERT(eng_uni_flags(0x0378) & ENG_UNI_UNDEFINED);  /* unassigned */
+    ASSERT(eng_uni_flags(0xE000) & ENG_UNI_CONTROL);   /* private use */
+    ASSERT(eng_uni_flags(0x0378) & ENG_UNI_UNDEFINED); /* unassigned */
     ASSERT(eng_uni_flags(0x10FFFF) & ENG_UNI_UNDEFINED);
     ASSERT_EQ(eng_uni_flags(0x110000), 0);
     return 0;
@@ -513,8 +536,7 @@ TEST_IMPL(vocab_utf8_and_bytes) {
     ASSERT_EQ(n, 1);
     ASSERT_EQ(eng_utf8_decode("\xc3(", 2, &n), ENG_UNI_REPLACEMENT);
     ASSERT_EQ(n, 1);
-    ASSERT_EQ(eng_utf8_decode("\xff\x80\x80\x80", 4, &n),
-              ENG_UNI_REPLACEMENT);
+    ASSERT_EQ(eng_utf8_decode("\xff\x80\x80\x80", 4, &n), ENG_UNI_REPLACEMENT);
     ASSERT_EQ(n, 1);
     char buf[4];
     ASSERT_EQ(eng_utf8_encode(0x1F680, buf), 4);
@@ -538,13 +560,14 @@ TEST_IMPL(vocab_deepseek_fim) {
     eng_vocab *v = open_vocab(p);
     /* The FIM tokens are user-defined in the file; llama.cpp finds them by
      * text and makes them control tokens, so they are special-only. */
-    static const char fim[] = "<\xef\xbd\x9c" "fim\xe2\x96\x81" "begin"
+    static const char fim[] = "<\xef\xbd\x9c"
+                              "fim\xe2\x96\x81"
+                              "begin"
                               "\xef\xbd\x9c>x";
     int n;
-    int32_t *ids = tokenize(v, fim, strlen(fim),
-                            ENG_TOKENIZE_ADD_SPECIAL |
-                                ENG_TOKENIZE_PARSE_SPECIAL,
-                            &n);
+    int32_t *ids =
+        tokenize(v, fim, strlen(fim),
+                 ENG_TOKENIZE_ADD_SPECIAL | ENG_TOKENIZE_PARSE_SPECIAL, &n);
     ASSERT_EQ(n, 3);
     ASSERT_EQ(ids[0], 32013); /* BOS: add_bos_token is true */
     ASSERT_EQ(ids[1], 32016);
@@ -583,8 +606,8 @@ typedef struct {
 static void *tokenize_thread(void *arg) {
     thread_job *j = arg;
     for (int it = 0; it < 20; it++) {
-        int n = eng_tokenize(j->v, j->text, j->len,
-                             ENG_TOKENIZE_PARSE_SPECIAL, j->ids, j->n);
+        int n = eng_tokenize(j->v, j->text, j->len, ENG_TOKENIZE_PARSE_SPECIAL,
+                             j->ids, j->n);
         if (n != j->n)
             j->n = -1;
     }

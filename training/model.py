@@ -140,6 +140,64 @@ class Model(nn.Module):
         x = self.norm(x)
         return x @ self.embed.weight.t().to(x.dtype)
 
+    # -- inference with a KV cache (eval, parity checks) ----------------------
+    @torch.no_grad()
+    def step(self, idx, cache):
+        """Run tokens idx [1, T] after the cache's positions; returns logits [T, V].
+
+        cache: a list (one entry per layer) of (k, v), grown in place; start
+        with []. Plain float32, no autocast, as a reference for nib.
+        """
+        cfg = self.cfg
+        T = idx.shape[1]
+        pos0 = cache[0][0].shape[2] if cache else 0
+        cos, sin = rope_tables(cfg, pos0 + T, idx.device)
+        cos, sin = cos[pos0:], sin[pos0:]
+        x = self.embed(idx)
+        hd = cfg.head_dim
+        rep = cfg.n_heads // cfg.n_kv_heads
+        for li, b in enumerate(self.blocks):
+            h = b.attn_norm(x)
+            q = b.wq(h).view(1, T, cfg.n_heads, hd).transpose(1, 2)
+            k = b.wk(h).view(1, T, cfg.n_kv_heads, hd).transpose(1, 2)
+            v = b.wv(h).view(1, T, cfg.n_kv_heads, hd).transpose(1, 2)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            if len(cache) <= li:
+                cache.append((k, v))
+            else:
+                pk, pv = cache[li]
+                cache[li] = (torch.cat([pk, k], 2), torch.cat([pv, v], 2))
+            K, V = cache[li]
+            if rep > 1:
+                K = K.repeat_interleave(rep, dim=1)
+                V = V.repeat_interleave(rep, dim=1)
+            att = (q @ K.transpose(-1, -2)) * (1.0 / math.sqrt(hd))
+            S = K.shape[2]
+            mask = torch.ones(T, S, dtype=torch.bool).triu(S - T + 1)
+            att = att.masked_fill(mask, float("-inf")).softmax(-1)
+            y = (att @ V).transpose(1, 2).reshape(1, T, cfg.n_heads * hd)
+            x = x + b.wo(y)
+            h = b.ffn_norm(x)
+            x = x + b.w_down(F.silu(b.w_gate(h)) * b.w_up(h))
+        return (self.norm(x) @ self.embed.weight.t())[0]
+
+    @torch.no_grad()
+    def greedy(self, ids, n, stop=(), stop_fn=None):
+        """Greedy continuation of ids (list) for up to n tokens; stops after a
+        token in `stop` (not included) or when stop_fn(generated) is true."""
+        cache = []
+        logits = self.step(torch.tensor([ids]), cache)[-1]
+        out = []
+        for _ in range(n):
+            t = int(torch.argmax(logits))
+            if t in stop:
+                break
+            out.append(t)
+            if stop_fn and stop_fn(out):
+                break
+            logits = self.step(torch.tensor([[t]]), cache)[-1]
+        return out
+
     def n_params(self):
         return sum(p.numel() for p in self.parameters())
 

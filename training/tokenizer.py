@@ -218,6 +218,45 @@ class Tokenizer:
         return cls(d["merges"], d["specials"])
 
 
+class VocabBPE:
+    """BPE over an arbitrary GGUF gpt2-style vocabulary (token strings + merges).
+
+    Used by tests to check this module's pre-tokenizer and merge order against
+    llama.cpp's test vectors for the real Qwen2 vocabulary.
+    """
+
+    def __init__(self, tokens, merges):
+        self.tok2id = {t: i for i, t in enumerate(tokens)}
+        self.rank = {tuple(m.split(" ", 1)): i for i, m in enumerate(merges)}
+
+    def _bpe(self, sym):
+        while len(sym) > 1:
+            best, bi = None, -1
+            for i in range(len(sym) - 1):
+                r = self.rank.get((sym[i], sym[i + 1]))
+                if r is not None and (best is None or r < best):
+                    best, bi = r, i
+            if best is None:
+                break
+            a, b = sym[bi], sym[bi + 1]
+            out, i = [], 0
+            while i < len(sym):
+                if i + 1 < len(sym) and sym[i] == a and sym[i + 1] == b:
+                    out.append(a + b)
+                    i += 2
+                else:
+                    out.append(sym[i])
+                    i += 1
+            sym = out
+        return [self.tok2id[s] for s in sym]
+
+    def encode(self, text):
+        out = []
+        for w in PAT.findall(text):
+            out.extend(self._bpe([B2U[c] for c in w.encode("utf-8")]))
+        return out
+
+
 def sample_text(train_jsonl, mb, seed=0):
     """A language-stratified sample of about `mb` megabytes of training files."""
     by_lang = collections.defaultdict(list)

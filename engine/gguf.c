@@ -37,18 +37,18 @@
  * left: a KV is a key length (8), a value type (4) and at least a 1-byte
  * value; a tensor info is a name length (8), n_dims (4), one dim (8), a type
  * (4) and an offset (8); a string in an array is at least its length. */
-#define MIN_KV_BYTES 13
+#define MIN_KV_BYTES          13
 #define MIN_TENSOR_INFO_BYTES 32
-#define MIN_ARR_STR_BYTES 8
+#define MIN_ARR_STR_BYTES     8
 
 /* Hash slots hold index + 1 in a uint32_t, and 0 means empty. */
 #define MAX_ENTRIES (UINT32_MAX / 4)
 
 static const uint8_t value_size[GGUF_TYPE_COUNT] = {
-    [GGUF_TYPE_UINT8] = 1,   [GGUF_TYPE_INT8] = 1,    [GGUF_TYPE_UINT16] = 2,
-    [GGUF_TYPE_INT16] = 2,   [GGUF_TYPE_UINT32] = 4,  [GGUF_TYPE_INT32] = 4,
-    [GGUF_TYPE_FLOAT32] = 4, [GGUF_TYPE_BOOL] = 1,    [GGUF_TYPE_STRING] = 0,
-    [GGUF_TYPE_ARRAY] = 0,   [GGUF_TYPE_UINT64] = 8,  [GGUF_TYPE_INT64] = 8,
+    [GGUF_TYPE_UINT8] = 1,   [GGUF_TYPE_INT8] = 1,   [GGUF_TYPE_UINT16] = 2,
+    [GGUF_TYPE_INT16] = 2,   [GGUF_TYPE_UINT32] = 4, [GGUF_TYPE_INT32] = 4,
+    [GGUF_TYPE_FLOAT32] = 4, [GGUF_TYPE_BOOL] = 1,   [GGUF_TYPE_STRING] = 0,
+    [GGUF_TYPE_ARRAY] = 0,   [GGUF_TYPE_UINT64] = 8, [GGUF_TYPE_INT64] = 8,
     [GGUF_TYPE_FLOAT64] = 8,
 };
 
@@ -136,7 +136,7 @@ static int64_t index_find(const eng_gguf *g, const uint32_t *slots,
     return -1;
 }
 
-/* ---- cursor ---------------------------------------------------------------- */
+/* ---- cursor -------------------------------------------------------------- */
 
 typedef struct {
     const uint8_t *base;
@@ -292,8 +292,7 @@ static int parse_kv(cursor *c, eng_gguf *g, uint64_t i) {
             return bad(c,
                        "array of %llu %s values at offset %zu runs past end "
                        "of file (%zu bytes left)",
-                       (unsigned long long)n, type_names[et], c->pos,
-                       left(c));
+                       (unsigned long long)n, type_names[et], c->pos, left(c));
         c->pos += n * value_size[et];
         return 0;
     }
@@ -308,11 +307,21 @@ static int parse_kv(cursor *c, eng_gguf *g, uint64_t i) {
                  kv->key_z, (unsigned long long)n);
         return NIB_ENOMEM;
     }
+    /* This loop runs once per vocab token and merge (300k times for
+     * Qwen2), so it checks inline and formats messages only on failure. */
     for (uint64_t j = 0; j < n; j++) {
-        char field[48];
-        snprintf(field, sizeof field, "string #%llu", (unsigned long long)j);
-        if ((r = rd_str(c, &kv->strs[j], field)))
-            return r;
+        uint64_t len = UINT64_MAX;
+        if (left(c) >= 8)
+            memcpy(&len, c->base + c->pos, 8);
+        if (left(c) < 8 || len > left(c) - 8) {
+            char field[48];
+            snprintf(field, sizeof field, "string #%llu",
+                     (unsigned long long)j);
+            return rd_str(c, &kv->strs[j], field);
+        }
+        kv->strs[j].ptr = (const char *)c->base + c->pos + 8;
+        kv->strs[j].len = len;
+        c->pos += 8 + len;
     }
     return 0;
 }
@@ -403,7 +412,7 @@ static int parse_alignment(cursor *c, eng_gguf *g) {
     return 0;
 }
 
-/* ---- tensor infos ---------------------------------------------------------- */
+/* ---- tensor infos -------------------------------------------------------- */
 
 static int parse_tensor_info(cursor *c, eng_gguf *g, uint64_t i) {
     eng_gguf_tensor *t = &g->tensors[i];
@@ -454,8 +463,9 @@ static int parse_tensor_info(cursor *c, eng_gguf *g, uint64_t i) {
         return bad(c, "unknown tensor type %u", t->type);
     const eng_type_traits_t *tt = &eng_type_traits[t->type];
     if (t->ne[0] % (uint64_t)tt->blck_size != 0)
-        return bad(c, "row length %llu is not a multiple of the %s block size "
-                      "%lld",
+        return bad(c,
+                   "row length %llu is not a multiple of the %s block size "
+                   "%lld",
                    (unsigned long long)t->ne[0], tt->name,
                    (long long)tt->blck_size);
     if ((r = rd_u64(c, &t->offset, "data offset")))
@@ -469,8 +479,9 @@ static int place_tensor(cursor *c, eng_gguf *g, uint64_t i) {
     set_what(c, "tensor %s", t->name);
     const eng_type_traits_t *tt = &eng_type_traits[t->type];
     if (t->offset % g->alignment != 0)
-        return bad(c, "data offset %llu is not a multiple of the alignment "
-                      "%llu",
+        return bad(c,
+                   "data offset %llu is not a multiple of the alignment "
+                   "%llu",
                    (unsigned long long)t->offset,
                    (unsigned long long)g->alignment);
     uint64_t blocks = t->ne[0] / (uint64_t)tt->blck_size;
@@ -483,12 +494,14 @@ static int place_tensor(cursor *c, eng_gguf *g, uint64_t i) {
     t->n_bytes = row * rows;
     uint64_t avail = g->size - g->data_offset;
     if (t->offset > avail)
-        return bad(c, "data starts past end of file (offset %llu, data "
-                      "section holds %llu bytes)",
+        return bad(c,
+                   "data starts past end of file (offset %llu, data "
+                   "section holds %llu bytes)",
                    (unsigned long long)t->offset, (unsigned long long)avail);
     if (t->n_bytes > avail - t->offset)
-        return bad(c, "data ends past end of file (%llu bytes at offset %llu, "
-                      "data section holds %llu bytes)",
+        return bad(c,
+                   "data ends past end of file (%llu bytes at offset %llu, "
+                   "data section holds %llu bytes)",
                    (unsigned long long)t->n_bytes,
                    (unsigned long long)t->offset, (unsigned long long)avail);
     t->data = (const uint8_t *)g->map + g->data_offset + t->offset;
@@ -515,8 +528,7 @@ static int parse_header(cursor *c, eng_gguf *g) {
         uint32_t sw = __builtin_bswap32(g->version);
         if (sw >= 1 && sw <= 3)
             return bad(c, "big-endian GGUF files are not supported");
-        return bad(c, "unsupported GGUF version %u (only 2 and 3)",
-                   g->version);
+        return bad(c, "unsupported GGUF version %u (only 2 and 3)", g->version);
     }
     if ((r = rd_u64(c, &g->n_tensors, "tensor count")))
         return r;
@@ -526,13 +538,15 @@ static int parse_header(cursor *c, eng_gguf *g) {
     /* Bound both counts before allocating anything for them. Tensor infos
      * come after the KVs, so the two share what is left. */
     if (g->n_kv > left(c) / MIN_KV_BYTES || g->n_kv > MAX_ENTRIES)
-        return bad(c, "header claims %llu keys but the file has only %zu "
-                      "bytes left",
+        return bad(c,
+                   "header claims %llu keys but the file has only %zu "
+                   "bytes left",
                    (unsigned long long)g->n_kv, left(c));
     if (g->n_tensors > left(c) / MIN_TENSOR_INFO_BYTES ||
         g->n_tensors > MAX_ENTRIES)
-        return bad(c, "header claims %llu tensors but the file has only %zu "
-                      "bytes left",
+        return bad(c,
+                   "header claims %llu tensors but the file has only %zu "
+                   "bytes left",
                    (unsigned long long)g->n_tensors, left(c));
     return 0;
 }
@@ -557,8 +571,7 @@ static int parse_all(cursor *c, eng_gguf *g) {
     for (uint64_t i = 0; i < g->n_kv; i++) {
         if ((r = parse_kv(c, g, i)))
             return r;
-        if (index_insert(g, g->kv_slots, g->kv_mask, kv_name, (uint32_t)i) >=
-            0)
+        if (index_insert(g, g->kv_slots, g->kv_mask, kv_name, (uint32_t)i) >= 0)
             return bad(c, "duplicate key");
     }
     c->what[0] = 0;
@@ -569,11 +582,12 @@ static int parse_all(cursor *c, eng_gguf *g) {
      * again by what is left now. */
     set_what(c, "header");
     if (g->n_tensors > left(c) / MIN_TENSOR_INFO_BYTES)
-        return bad(c, "claims %llu tensors but only %zu bytes are left after "
-                      "the metadata",
+        return bad(c,
+                   "claims %llu tensors but only %zu bytes are left after "
+                   "the metadata",
                    (unsigned long long)g->n_tensors, left(c));
-    g->tensors =
-        nib_try_calloc(g->n_tensors ? g->n_tensors : 1, sizeof(eng_gguf_tensor));
+    g->tensors = nib_try_calloc(g->n_tensors ? g->n_tensors : 1,
+                                sizeof(eng_gguf_tensor));
     if (!g->tensors)
         return out_of_memory(c, "the tensor table");
     g->tensor_mask = index_mask_for(g->n_tensors);
@@ -595,8 +609,9 @@ static int parse_all(cursor *c, eng_gguf *g) {
     c->what[0] = 0;
     if (pad > left(c)) {
         if (g->n_tensors > 0)
-            return bad(c, "file truncated: data section would start at "
-                          "offset %llu, past end of file (%zu bytes)",
+            return bad(c,
+                       "file truncated: data section would start at "
+                       "offset %llu, past end of file (%zu bytes)",
                        (unsigned long long)(c->pos + pad), c->size);
         pad = left(c);
     }
@@ -634,7 +649,9 @@ int eng_gguf_parse(const void *data, size_t size, eng_gguf **out, char *err,
     }
     g->map = (void *)data;
     g->size = size;
-    cursor c = {.base = data, .size = data ? size : 0, .err = err,
+    cursor c = {.base = data,
+                .size = data ? size : 0,
+                .err = err,
                 .err_size = err_size};
     int r = parse_all(&c, g);
     if (r) {

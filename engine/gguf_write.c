@@ -345,7 +345,7 @@ int eng_gguf_w_remove(eng_gguf_w *w, const char *key) {
     return 0;
 }
 
-/* ---- tensors -------------------------------------------------------------- */
+/* ---- tensors ------------------------------------------------------------- */
 
 int64_t eng_gguf_w_add_tensor(eng_gguf_w *w, const char *name, eng_type type,
                               uint32_t n_dims, const uint64_t *ne) {
@@ -356,15 +356,15 @@ int64_t eng_gguf_w_add_tensor(eng_gguf_w *w, const char *name, eng_type type,
         return fail(w, NIB_EINVAL, "empty tensor name");
     if (strlen(name) > GGUF_W_MAX_NAME)
         return fail(w, NIB_EINVAL,
-                    "tensor %s: name longer than %d bytes (ggml's limit)",
-                    name, GGUF_W_MAX_NAME);
+                    "tensor %s: name longer than %d bytes (ggml's limit)", name,
+                    GGUF_W_MAX_NAME);
     if ((unsigned)type >= ENG_TYPE_COUNT ||
         eng_type_traits[type].type_size == 0)
         return fail(w, NIB_EINVAL, "tensor %s: unknown tensor type %d", name,
                     (int)type);
     if (n_dims < 1 || n_dims > GGUF_MAX_DIMS)
-        return fail(w, NIB_EINVAL, "tensor %s: n_dims %u is not in 1..%d",
-                    name, n_dims, GGUF_MAX_DIMS);
+        return fail(w, NIB_EINVAL, "tensor %s: n_dims %u is not in 1..%d", name,
+                    n_dims, GGUF_MAX_DIMS);
     for (uint64_t i = 0; i < w->n_t; i++)
         if (strcmp(w->t[i].name, name) == 0)
             return fail(w, NIB_EINVAL, "tensor %s: duplicate name", name);
@@ -405,7 +405,7 @@ int64_t eng_gguf_w_add_tensor(eng_gguf_w *w, const char *name, eng_type type,
     return (int64_t)w->n_t++;
 }
 
-/* ---- output ----------------------------------------------------------------- */
+/* ---- output -------------------------------------------------------------- */
 
 static int write_bytes(eng_gguf_w *w, FILE *f, const void *p, size_t n) {
     if (n && fwrite(p, 1, n, f) != n)
@@ -496,11 +496,11 @@ int eng_gguf_w_write_header(eng_gguf_w *w, FILE *f) {
     return 0;
 }
 
-int eng_gguf_w_write_data(eng_gguf_w *w, FILE *f, const void *data,
-                          size_t n) {
+int eng_gguf_w_write_data(eng_gguf_w *w, FILE *f, const void *data, size_t n) {
     if (w->state != W_DATA)
-        return fail(w, NIB_ESTATE, "tensor data written before the header "
-                                   "or after finish");
+        return fail(w, NIB_ESTATE,
+                    "tensor data written before the header "
+                    "or after finish");
     const uint8_t *p = data;
     while (n) {
         if (w->cur >= w->n_t)
@@ -528,8 +528,9 @@ int eng_gguf_w_write_data(eng_gguf_w *w, FILE *f, const void *data,
 int eng_gguf_w_write_tensor_data(eng_gguf_w *w, FILE *f, int64_t idx,
                                  const void *data) {
     if (w->state != W_DATA)
-        return fail(w, NIB_ESTATE, "tensor data written before the header "
-                                   "or after finish");
+        return fail(w, NIB_ESTATE,
+                    "tensor data written before the header "
+                    "or after finish");
     if (idx < 0 || (uint64_t)idx != w->cur || w->cur_done != 0)
         return fail(w, NIB_ESTATE,
                     "tensor #%lld written out of order (next is #%llu%s)",

@@ -93,7 +93,7 @@ int64_t eng_gguf_w_copy_kvs(eng_gguf_w *w, const eng_gguf *g,
 int eng_gguf_w_remove(eng_gguf_w *w, const char *key);
 uint64_t eng_gguf_w_n_kv(const eng_gguf_w *w);
 
-/* ---- tensors -------------------------------------------------------------- */
+/* ---- tensors ------------------------------------------------------------- */
 
 /* Declare a tensor: ne[0..n_dims) with ne[0] the row length. Returns its
  * index (>= 0; data is written in index order) or NIB_EINVAL (empty, too

@@ -69,7 +69,7 @@ static void assert_kv_equal(const eng_gguf_kv *a, const eng_gguf_kv *b) {
     }
 }
 
-/* ---- round trip ------------------------------------------------------------ */
+/* ---- round trip ---------------------------------------------------------- */
 
 typedef struct {
     const char *name;
@@ -251,9 +251,8 @@ static void check_specs(const eng_gguf *g, void **data, uint64_t align) {
             n_el *= want;
         }
         ASSERT_EQ(t->n_elements, n_el);
-        ASSERT_EQ(t->n_bytes,
-                  eng_row_size(specs[i].type, specs[i].ne[0]) *
-                      (n_el / specs[i].ne[0]));
+        ASSERT_EQ(t->n_bytes, eng_row_size(specs[i].type, specs[i].ne[0]) *
+                                  (n_el / specs[i].ne[0]));
         ASSERT_EQ(t->offset, expect_off);
         ASSERT_MEM_EQ(t->data, data[i], t->n_bytes);
         /* Padding after each tensor is zero. */
@@ -294,8 +293,7 @@ TEST_IMPL(gguf_write_roundtrip) {
     ASSERT_EQ(eng_gguf_w_copy_kvs(w2, g, NULL), (int64_t)g->n_kv);
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         const eng_gguf_tensor *t = &g->tensors[i];
-        ASSERT_EQ(eng_gguf_w_add_tensor(w2, t->name, t->type, t->n_dims,
-                                        t->ne),
+        ASSERT_EQ(eng_gguf_w_add_tensor(w2, t->name, t->type, t->n_dims, t->ne),
                   (int64_t)i);
     }
     const char *path2 = tmp_path("roundtrip2.gguf");
@@ -395,8 +393,7 @@ TEST_IMPL(gguf_write_errors) {
     uint64_t zero[2] = {32, 0};
     ASSERT_EQ(eng_gguf_w_add_tensor(w, "x", ENG_TYPE_F32, 2, zero), NIB_EINVAL);
     uint64_t huge[3] = {1ull << 32, 1ull << 32, 2};
-    ASSERT_EQ(eng_gguf_w_add_tensor(w, "x", ENG_TYPE_F32, 3, huge),
-              NIB_EINVAL);
+    ASSERT_EQ(eng_gguf_w_add_tensor(w, "x", ENG_TYPE_F32, 3, huge), NIB_EINVAL);
     ASSERT(strstr(eng_gguf_w_error(w), "overflows"));
     uint64_t big_bytes[2] = {1ull << 40, 1ull << 22};
     ASSERT_EQ(eng_gguf_w_add_tensor(w, "x", ENG_TYPE_F64, 2, big_bytes),
@@ -406,8 +403,7 @@ TEST_IMPL(gguf_write_errors) {
     ASSERT_EQ(eng_gguf_w_set_u32(w, "", 1), NIB_EINVAL);
     ASSERT_EQ(eng_gguf_w_set_arr(w, "k", GGUF_TYPE_STRING, NULL, 0),
               NIB_EINVAL);
-    ASSERT_EQ(eng_gguf_w_set_arr(w, "k", GGUF_TYPE_ARRAY, NULL, 0),
-              NIB_EINVAL);
+    ASSERT_EQ(eng_gguf_w_set_arr(w, "k", GGUF_TYPE_ARRAY, NULL, 0), NIB_EINVAL);
     ASSERT_EQ(eng_gguf_w_set_arr(w, "k", GGUF_TYPE_BOOL, "\x02", 1),
               NIB_EINVAL);
     ASSERT_EQ(eng_gguf_w_set_alignment(w, 0), NIB_EINVAL);
@@ -466,14 +462,13 @@ TEST_IMPL(gguf_write_errors) {
     }
     eng_gguf_w_delete(w);
     w = eng_gguf_w_new();
-    ASSERT_EQ(eng_gguf_w_write_file(w, "/nonexistent/dir/x.gguf", d),
-              NIB_EIO);
+    ASSERT_EQ(eng_gguf_w_write_file(w, "/nonexistent/dir/x.gguf", d), NIB_EIO);
     ASSERT(strstr(eng_gguf_w_error(w), "/nonexistent/dir/x.gguf"));
     eng_gguf_w_delete(w);
     return 0;
 }
 
-/* ---- with the shared files ------------------------------------------------- */
+/* ---- with the shared files ----------------------------------------------- */
 
 static const char *const vocab_names[] = {
     "qwen2", "starcoder", "deepseek-coder", "refact",
@@ -503,9 +498,9 @@ TEST_IMPL(gguf_write_copy_tokenizer) {
         int64_t n_tok = eng_gguf_w_copy_kvs(w, src, "tokenizer.");
         ASSERT(n_tok >= 3);
         uint64_t ne[2] = {32, 4};
-        ASSERT_EQ(eng_gguf_w_add_tensor(w, "token_embd.weight", ENG_TYPE_F32,
-                                        2, ne),
-                  0);
+        ASSERT_EQ(
+            eng_gguf_w_add_tensor(w, "token_embd.weight", ENG_TYPE_F32, 2, ne),
+            0);
         float *emb = rnd_bytes(32 * 4 * sizeof(float));
         const void *d[1] = {emb};
         const char *path = tmp_path("vocab-copy.gguf");
@@ -572,9 +567,9 @@ TEST_IMPL(gguf_write_rewrite_models) {
         ASSERT(d);
         for (uint64_t i = 0; i < src->n_tensors; i++) {
             const eng_gguf_tensor *t = &src->tensors[i];
-            ASSERT_EQ(eng_gguf_w_add_tensor(w, t->name, t->type, t->n_dims,
-                                            t->ne),
-                      (int64_t)i);
+            ASSERT_EQ(
+                eng_gguf_w_add_tensor(w, t->name, t->type, t->n_dims, t->ne),
+                (int64_t)i);
             d[i] = t->data;
         }
         const char *path = tmp_path("rewrite.gguf");
@@ -585,8 +580,7 @@ TEST_IMPL(gguf_write_rewrite_models) {
         char *bytes;
         size_t n;
         ASSERT_OK(nib_read_file(path, &bytes, &n));
-        ASSERT_MSG(n == src->size, "%s: %zu bytes vs %zu", rel, n,
-                   src->size);
+        ASSERT_MSG(n == src->size, "%s: %zu bytes vs %zu", rel, n, src->size);
         for (size_t i = 0; i < n; i++)
             if (bytes[i] != ((const char *)src->map)[i])
                 ASSERT_MSG(0, "%s: first difference at byte %zu", rel, i);

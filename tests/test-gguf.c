@@ -11,6 +11,7 @@
 
 #include "common/nib.h"
 #include "engine/gguf.h"
+#include "engine/gguf_write.h"
 #include "engine/quant.h"
 #include "test.h"
 
@@ -33,9 +34,15 @@ static void gb_put(gb *b, const void *src, size_t n) {
     memcpy(b->p + b->n, src, n);
     b->n += n;
 }
-static void gb_u8(gb *b, uint8_t v) { gb_put(b, &v, 1); }
-static void gb_u32(gb *b, uint32_t v) { gb_put(b, &v, 4); }
-static void gb_u64(gb *b, uint64_t v) { gb_put(b, &v, 8); }
+static void gb_u8(gb *b, uint8_t v) {
+    gb_put(b, &v, 1);
+}
+static void gb_u32(gb *b, uint32_t v) {
+    gb_put(b, &v, 4);
+}
+static void gb_u64(gb *b, uint64_t v) {
+    gb_put(b, &v, 8);
+}
 static void gb_str(gb *b, const char *s) {
     gb_u64(b, strlen(s));
     gb_put(b, s, strlen(s));
@@ -103,8 +110,8 @@ static void check_invariants(const eng_gguf *g) {
         ASSERT(eng_gguf_find_tensor(g, t->name) == t);
         ASSERT(t->n_dims >= 1 && t->n_dims <= GGUF_MAX_DIMS);
         ASSERT_EQ(t->n_elements, t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
-        ASSERT_EQ(t->n_bytes, eng_row_size(t->type, t->ne[0]) *
-                                  (t->n_elements / t->ne[0]));
+        ASSERT_EQ(t->n_bytes,
+                  eng_row_size(t->type, t->ne[0]) * (t->n_elements / t->ne[0]));
         ASSERT_EQ(t->offset % g->alignment, 0);
         const uint8_t *d = t->data, *base = g->map;
         ASSERT(d == base + g->data_offset + t->offset);
@@ -141,8 +148,8 @@ TEST_IMPL(gguf_shared_models) {
         ASSERT_MSG(eng_str_eq(arch, e->arch), "%s: arch %.*s", e->file,
                    (int)arch.len, arch.ptr);
 
-        const eng_gguf_tensor *emb = eng_gguf_find_tensor(g,
-                                                          "token_embd.weight");
+        const eng_gguf_tensor *emb =
+            eng_gguf_find_tensor(g, "token_embd.weight");
         ASSERT(emb);
         ASSERT_EQ(emb->n_dims, 2);
         ASSERT_EQ(emb->ne[0], e->n_embd);
@@ -153,8 +160,8 @@ TEST_IMPL(gguf_shared_models) {
 
         uint64_t n_tok;
         const eng_str *toks;
-        ASSERT_OK(eng_gguf_get_str_arr(g, "tokenizer.ggml.tokens", &n_tok,
-                                       &toks));
+        ASSERT_OK(
+            eng_gguf_get_str_arr(g, "tokenizer.ggml.tokens", &n_tok, &toks));
         ASSERT_EQ(n_tok, e->n_vocab);
         uint64_t n_tt;
         const void *tt;
@@ -188,8 +195,8 @@ TEST_IMPL(gguf_shared_models) {
 
         /* The F32 norm weights hold finite values: the data pointer really
          * is where the tensor lives. */
-        const eng_gguf_tensor *on = eng_gguf_find_tensor(g,
-                                                         "output_norm.weight");
+        const eng_gguf_tensor *on =
+            eng_gguf_find_tensor(g, "output_norm.weight");
         ASSERT(on && on->type == ENG_TYPE_F32);
         for (uint64_t i = 0; i < on->ne[0]; i++) {
             float v;
@@ -234,8 +241,8 @@ TEST_IMPL(gguf_shared_vocab) {
         uint64_t n_tok, n_tt;
         const eng_str *toks;
         const void *tt;
-        ASSERT_OK(eng_gguf_get_str_arr(g, "tokenizer.ggml.tokens", &n_tok,
-                                       &toks));
+        ASSERT_OK(
+            eng_gguf_get_str_arr(g, "tokenizer.ggml.tokens", &n_tok, &toks));
         ASSERT(n_tok > 1000);
         ASSERT_OK(eng_gguf_get_arr(g, "tokenizer.ggml.token_type",
                                    GGUF_TYPE_INT32, &n_tt, &tt));
@@ -253,8 +260,8 @@ TEST_IMPL(gguf_shared_vocab) {
             ASSERT_EQ(n_tok, 151936);
             ASSERT(eng_str_eq(toks[0], "!"));
             uint32_t fim;
-            ASSERT_OK(eng_gguf_get_u32(g, "tokenizer.ggml.fim_pre_token_id",
-                                       &fim));
+            ASSERT_OK(
+                eng_gguf_get_u32(g, "tokenizer.ggml.fim_pre_token_id", &fim));
             ASSERT(fim < n_tok);
             ASSERT(eng_str_eq(toks[fim], "<|fim_prefix|>"));
         }
@@ -273,7 +280,7 @@ TEST_IMPL(gguf_shared_vocab) {
     return 0;
 }
 
-/* ---- typed getters -------------------------------------------------------- */
+/* ---- typed getters ------------------------------------------------------- */
 
 static void build_all_types(gb *b, uint32_t version) {
     uint8_t u8 = 200;
@@ -428,11 +435,10 @@ TEST_IMPL(gguf_getters) {
                   NIB_EINVAL);
         ASSERT_EQ(eng_gguf_get_arr(g, "nope", GGUF_TYPE_UINT8, &n, &data),
                   NIB_ENOENT);
-        ASSERT_OK(eng_gguf_get_arr(g, "arr.empty", GGUF_TYPE_FLOAT32, &n,
-                                   &data));
+        ASSERT_OK(
+            eng_gguf_get_arr(g, "arr.empty", GGUF_TYPE_FLOAT32, &n, &data));
         ASSERT_EQ(n, 0);
-        ASSERT_OK(eng_gguf_get_arr(g, "arr.f64", GGUF_TYPE_FLOAT64, &n,
-                                   &data));
+        ASSERT_OK(eng_gguf_get_arr(g, "arr.f64", GGUF_TYPE_FLOAT64, &n, &data));
         double af[2];
         memcpy(af, data, sizeof af);
         ASSERT(n == 2 && af[0] == 1.0 && af[1] == -2.0);
@@ -442,8 +448,7 @@ TEST_IMPL(gguf_getters) {
         ASSERT(eng_str_eq(strs[0], "a"));
         ASSERT(eng_str_eq(strs[1], ""));
         ASSERT(eng_str_eq(strs[2], "ccc"));
-        ASSERT_EQ(eng_gguf_get_str_arr(g, "arr.i16", &n, &strs),
-                  NIB_EBADMODEL);
+        ASSERT_EQ(eng_gguf_get_str_arr(g, "arr.i16", &n, &strs), NIB_EBADMODEL);
         ASSERT_EQ(eng_gguf_get_str_arr(g, "str", &n, &strs), NIB_EBADMODEL);
         ASSERT_OK(eng_gguf_get_u64(g, "tail.u8", &u64));
         ASSERT_EQ(u64, 200);
@@ -544,5 +549,706 @@ TEST_IMPL(gguf_open_errors) {
     ASSERT_EQ(eng_gguf_parse("GGUF", 4, &g, err, 0), NIB_EBADMODEL);
     ASSERT_EQ(eng_gguf_parse(NULL, 0, &g, err, sizeof err), NIB_EBADMODEL);
     unlink(path);
+    return 0;
+}
+
+/* ---- corrupt files ----------------------------------------------------------
+ * Every case parses a modified in-memory copy with eng_gguf_parse and must
+ * get NIB_EBADMODEL with a non-empty message (or, for the few mutations that
+ * can leave a valid file, success); none may crash or read out of bounds.
+ * Truncated images are heap copies of exactly the truncated length so that
+ * AddressSanitizer catches any over-read. The fields to patch are found by
+ * walking the valid file here, independently of the reader. */
+
+typedef struct {
+    size_t key_len; /* offset of the key's length */
+    uint64_t key_n; /* key length */
+    size_t type;    /* offset of the value type */
+    uint32_t t;     /* value type */
+    size_t value;   /* offset of the value (string: its length) */
+    uint32_t at;    /* array element type */
+    size_t arr_n;   /* offset of the array count */
+    uint64_t n;     /* array count */
+} kv_at;
+
+typedef struct {
+    size_t name_len; /* offset of the name's length */
+    uint64_t name_n;
+    size_t n_dims;
+    uint32_t dims;
+    size_t ne[GGUF_MAX_DIMS];
+    size_t type;
+    size_t offset;
+} tensor_at;
+
+typedef struct {
+    uint64_t n_kv, n_tensors;
+    kv_at *kv;
+    tensor_at *ti;
+    size_t kv_end;   /* end of the metadata = start of tensor infos */
+    size_t ti_end;   /* end of the tensor infos */
+    size_t required; /* bytes the file cannot do without */
+    uint64_t alignment;
+} layout;
+
+static uint64_t ld_u64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static uint32_t ld_u32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static size_t skip_value(const uint8_t *p, size_t at, uint32_t t) {
+    if (t == GGUF_TYPE_STRING)
+        return at + 8 + ld_u64(p + at);
+    return at + gguf_type_size(t);
+}
+
+static void walk(const uint8_t *p, size_t size, layout *L) {
+    memset(L, 0, sizeof *L);
+    ASSERT(size >= 24 && memcmp(p, "GGUF", 4) == 0);
+    L->n_tensors = ld_u64(p + 8);
+    L->n_kv = ld_u64(p + 16);
+    L->kv = calloc(L->n_kv + 1, sizeof *L->kv);
+    L->ti = calloc(L->n_tensors + 1, sizeof *L->ti);
+    L->alignment = GGUF_DEFAULT_ALIGNMENT;
+    size_t at = 24;
+    for (uint64_t i = 0; i < L->n_kv; i++) {
+        kv_at *k = &L->kv[i];
+        k->key_len = at;
+        k->key_n = ld_u64(p + at);
+        at += 8 + k->key_n;
+        k->type = at;
+        k->t = ld_u32(p + at);
+        at += 4;
+        k->value = at;
+        if (k->t == GGUF_TYPE_ARRAY) {
+            k->at = ld_u32(p + at);
+            k->arr_n = at + 4;
+            k->n = ld_u64(p + at + 4);
+            at += 12;
+            for (uint64_t j = 0; j < k->n; j++)
+                at = skip_value(p, at, k->at);
+        } else {
+            at = skip_value(p, at, k->t);
+        }
+        if (k->t == GGUF_TYPE_UINT32 && k->key_n == 17 &&
+            memcmp(p + k->key_len + 8, "general.alignment", 17) == 0)
+            L->alignment = ld_u32(p + k->value);
+        ASSERT(at <= size);
+    }
+    L->kv_end = at;
+    for (uint64_t i = 0; i < L->n_tensors; i++) {
+        tensor_at *t = &L->ti[i];
+        t->name_len = at;
+        t->name_n = ld_u64(p + at);
+        at += 8 + t->name_n;
+        t->n_dims = at;
+        t->dims = ld_u32(p + at);
+        at += 4;
+        for (uint32_t d = 0; d < t->dims; d++, at += 8)
+            t->ne[d] = at;
+        t->type = at;
+        t->offset = at + 4;
+        at += 12;
+        ASSERT(at <= size);
+    }
+    L->ti_end = at;
+    /* The reader must agree with the walk on the good file. */
+    eng_gguf *g;
+    char err[256];
+    int r = eng_gguf_parse(p, size, &g, err, sizeof err);
+    ASSERT_MSG(r == 0, "%s", err);
+    ASSERT_EQ(g->alignment, L->alignment);
+    ASSERT(g->data_offset >= L->ti_end);
+    ASSERT(g->data_offset - L->ti_end < L->alignment);
+    L->required = g->n_tensors ? g->data_offset : L->ti_end;
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const eng_gguf_tensor *t = &g->tensors[i];
+        ASSERT_EQ(ld_u64(p + L->ti[i].offset), t->offset);
+        L->required = NIB_MAX(
+            L->required, (size_t)(g->data_offset + t->offset + t->n_bytes));
+    }
+    eng_gguf_close(g);
+}
+
+static void layout_free(layout *L) {
+    free(L->kv);
+    free(L->ti);
+}
+
+typedef struct {
+    uint8_t *buf; /* writable copy of the good file */
+    size_t size;
+    /* Truncated images are copied to the end of this allocation (as big
+     * as the file), so a read past a truncated end is a read past the end
+     * of a heap block, which AddressSanitizer reports, without a multi-MB
+     * malloc per case. */
+    uint8_t *tail;
+    const char *label;
+    int n_cases;
+    int level;
+} corrupt_ctx;
+
+/* How much of the suite a file gets. The shared files are large and their
+ * headers repeat one another (five rq-star files share one vocab), so only
+ * a few get the sampled run, the rest a light one; small files get all. */
+enum {
+    /* every tensor, every field boundary, dense spreads */
+    LEVEL_FULL,
+    /* first two, middle and last two tensors; key starts only */
+    LEVEL_SAMPLED,
+    /* first, middle and last tensor; the first 4 KiB and the section ends
+     * for truncation; key fields only for tensorless (vocab) files */
+    LEVEL_LIGHT,
+};
+
+static bool sampled_out(const corrupt_ctx *c, uint64_t i, uint64_t n) {
+    if (c->level == LEVEL_FULL)
+        return false;
+    if (c->level == LEVEL_SAMPLED)
+        return i >= 2 && i + 2 < n && i != n / 2;
+    return i != 0 && i + 1 != n && i != n / 2;
+}
+
+/* Sentinel for "success is allowed too". */
+static const char MAY_PASS[] = "";
+
+/* Parse buf as it is now and check the outcome. expect: NULL = must fail,
+ * MAY_PASS = must not crash, else a substring the message must contain. */
+static void check_parse(corrupt_ctx *c, const uint8_t *buf, size_t size,
+                        const char *expect, const char *what) {
+    eng_gguf *g = NULL;
+    char err[512];
+    memset(err, 0, sizeof err);
+    int r = eng_gguf_parse(buf, size, &g, err, sizeof err);
+    c->n_cases++;
+    if (r == 0) {
+        ASSERT_MSG(expect == MAY_PASS, "%s: %s: parsed although corrupt",
+                   c->label, what);
+        ASSERT(g != NULL);
+        eng_gguf_close(g);
+        return;
+    }
+    ASSERT_MSG(r == NIB_EBADMODEL, "%s: %s: returned %d (%s)", c->label, what,
+               r, err);
+    ASSERT(g == NULL);
+    ASSERT_MSG(err[0] != 0, "%s: %s: empty message", c->label, what);
+    if (expect && expect != MAY_PASS)
+        ASSERT_MSG(strstr(err, expect) != NULL,
+                   "%s: %s: message \"%s\" lacks \"%s\"", c->label, what, err,
+                   expect);
+}
+
+static void try_patch(corrupt_ctx *c, size_t off, const void *v, size_t n,
+                      const char *expect, const char *what) {
+    ASSERT(off + n <= c->size);
+    uint8_t save[8];
+    memcpy(save, c->buf + off, n);
+    memcpy(c->buf + off, v, n);
+    check_parse(c, c->buf, c->size, expect, what);
+    memcpy(c->buf + off, save, n);
+}
+
+static void try_u32(corrupt_ctx *c, size_t off, uint32_t v, const char *expect,
+                    const char *what) {
+    try_patch(c, off, &v, 4, expect, what);
+}
+
+static void try_u64(corrupt_ctx *c, size_t off, uint64_t v, const char *expect,
+                    const char *what) {
+    try_patch(c, off, &v, 8, expect, what);
+}
+
+static void try_truncated(corrupt_ctx *c, const layout *L, size_t len) {
+    if (len >= c->size)
+        return;
+    uint8_t *copy = c->tail + (c->size - len);
+    memcpy(copy, c->buf, len);
+    char what[64];
+    snprintf(what, sizeof what, "truncated to %zu bytes", len);
+    check_parse(c, copy, len, len < L->required ? NULL : MAY_PASS, what);
+}
+
+static void truncations(corrupt_ctx *c, const layout *L) {
+    /* Every length through the first 4 KiB of the header. */
+    size_t dense = NIB_MIN(c->size, (size_t)4096);
+    for (size_t len = 0; len < dense; len++)
+        try_truncated(c, L, len);
+    /* Every field boundary (and one byte either side) after that. */
+    for (uint64_t i = 0; i < L->n_kv && c->level != LEVEL_LIGHT; i++) {
+        const kv_at *k = &L->kv[i];
+        size_t at[] = {k->key_len, k->type, k->value, k->arr_n};
+        size_t n_at = c->level == LEVEL_FULL ? NIB_ARRAY_LEN(at) : 1;
+        for (size_t j = 0; j < n_at; j++)
+            for (int d = -1; d <= 1; d++)
+                if (at[j] >= dense)
+                    try_truncated(c, L, at[j] + d);
+    }
+    for (uint64_t i = 0; i < L->n_tensors; i++) {
+        if (sampled_out(c, i, L->n_tensors))
+            continue;
+        const tensor_at *t = &L->ti[i];
+        size_t at[] = {t->name_len, t->n_dims, t->ne[0], t->type, t->offset};
+        for (size_t j = 0; j < NIB_ARRAY_LEN(at); j++)
+            for (int d = -1; d <= 1; d++)
+                if (at[j] >= dense)
+                    try_truncated(c, L, at[j] + d);
+    }
+    /* A spread through the metadata (the big tokenizer arrays), the tensor
+     * infos and the data. */
+    int spread = c->level == LEVEL_FULL ? 48 : 12;
+    if (c->level == LEVEL_LIGHT)
+        spread = 1;
+    for (int k = 1; k < spread; k++)
+        try_truncated(c, L, dense + (L->kv_end - dense) / spread * k);
+    try_truncated(c, L, L->kv_end - 1);
+    try_truncated(c, L, L->ti_end - 1);
+    try_truncated(c, L, L->ti_end);
+    spread = c->level == LEVEL_FULL ? 16 : c->level == LEVEL_SAMPLED ? 4 : 1;
+    for (int k = 0; k < spread; k++)
+        try_truncated(c, L, L->ti_end + (c->size - L->ti_end) / spread * k);
+    try_truncated(c, L, L->required - 1);
+    try_truncated(c, L, c->size - 1);
+}
+
+static void header_fields(corrupt_ctx *c, const layout *L) {
+    try_patch(c, 0, "GGUX", 4, "not a GGUF file", "bad magic");
+    try_patch(c, 0, "\0\0\0\0", 4, "not a GGUF file", "zero magic");
+    try_u32(c, 4, 1, "GGUF version 1 is not supported", "version 1");
+    try_u32(c, 4, 99, "unsupported GGUF version 99", "version 99");
+    try_u32(c, 4, 0, "unsupported GGUF version 0", "version 0");
+    try_u32(c, 4, 0x03000000, "big-endian", "byte-swapped version");
+    uint64_t huge[] = {UINT64_MAX, 1ull << 63, 1ull << 40, c->size};
+    for (size_t i = 0; i < NIB_ARRAY_LEN(huge); i++) {
+        try_u64(c, 16, huge[i], "keys", "huge n_kv");
+        try_u64(c, 8, huge[i], "tensors", "huge n_tensors");
+    }
+    /* Off by one: the parse runs into the next section. These may in
+     * principle land on something valid, but must not crash. */
+    try_u64(c, 16, L->n_kv + 1, MAY_PASS, "n_kv + 1");
+    try_u64(c, 8, L->n_tensors + 1, MAY_PASS, "n_tensors + 1");
+    if (L->n_kv)
+        try_u64(c, 16, L->n_kv - 1, MAY_PASS, "n_kv - 1");
+    if (L->n_tensors)
+        try_u64(c, 8, L->n_tensors - 1, MAY_PASS, "n_tensors - 1");
+}
+
+static void kv_fields(corrupt_ctx *c, const layout *L) {
+    if (c->level == LEVEL_LIGHT && L->n_tensors)
+        return;
+    for (uint64_t i = 0; i < L->n_kv; i++) {
+        const kv_at *k = &L->kv[i];
+        char what[96];
+        snprintf(what, sizeof what, "key #%llu", (unsigned long long)i);
+        uint64_t left = c->size - k->key_len - 8;
+        try_u64(c, k->key_len, UINT64_MAX, "runs past end of file", what);
+        try_u64(c, k->key_len, 1ull << 63, "runs past end of file", what);
+        try_u64(c, k->key_len, left + 1, "runs past end of file", what);
+        try_u64(c, k->key_len, 0, MAY_PASS, what);
+        try_u64(c, k->key_len, k->key_n + 1, MAY_PASS, what);
+        try_u32(c, k->type, GGUF_TYPE_COUNT, "unknown value type 13", what);
+        try_u32(c, k->type, UINT32_MAX, "unknown value type", what);
+        if (k->t == GGUF_TYPE_STRING) {
+            try_u64(c, k->value, UINT64_MAX, "runs past end of file", what);
+            try_u64(c, k->value, c->size - k->value - 8 + 1,
+                    "runs past end of file", what);
+        }
+        if (k->t != GGUF_TYPE_ARRAY)
+            continue;
+        try_u32(c, k->value, GGUF_TYPE_ARRAY, "nested arrays", what);
+        try_u32(c, k->value, GGUF_TYPE_COUNT, "unknown array element type",
+                what);
+        /* Counts whose byte size wraps around 2^64 when multiplied by the
+         * element size must still be caught. */
+        uint64_t counts[] = {UINT64_MAX, 1ull << 63, 1ull << 62, 1ull << 61,
+                             (c->size - k->arr_n) + 1};
+        for (size_t j = 0; j < NIB_ARRAY_LEN(counts); j++)
+            try_u64(c, k->arr_n, counts[j], NULL, what);
+        if (k->at == GGUF_TYPE_STRING && k->n > 0) {
+            size_t first = k->arr_n + 8;
+            try_u64(c, first, UINT64_MAX, "string #0", what);
+            try_u64(c, first, c->size, "string #0", what);
+        }
+    }
+}
+
+static void tensor_fields(corrupt_ctx *c, const layout *L) {
+    for (uint64_t i = 0; i < L->n_tensors; i++) {
+        if (sampled_out(c, i, L->n_tensors))
+            continue;
+        const tensor_at *t = &L->ti[i];
+        char name[128], what[160], msg[256];
+        snprintf(name, sizeof name, "%.*s", (int)NIB_MIN(t->name_n, 100),
+                 (const char *)c->buf + t->name_len + 8);
+        snprintf(what, sizeof what, "tensor %s", name);
+        try_u64(c, t->name_len, UINT64_MAX, "runs past end of file", what);
+        try_u64(c, t->name_len, c->size, "runs past end of file", what);
+        try_u64(c, t->name_len, 0, "empty name", what);
+        try_patch(c, t->name_len + 8, "\0", 1, "NUL byte", what);
+        try_u32(c, t->n_dims, 0, "n_dims 0 is not in 1..4", what);
+        try_u32(c, t->n_dims, 5, "n_dims 5 is not in 1..4", what);
+        try_u32(c, t->n_dims, UINT32_MAX, "is not in 1..4", what);
+        for (uint32_t d = 0; d < t->dims; d++) {
+            snprintf(msg, sizeof msg, "%s: dimension %u is zero", what, d);
+            try_u64(c, t->ne[d], 0, msg, what);
+            try_u64(c, t->ne[d], UINT64_MAX, "element count overflows", what);
+            try_u64(c, t->ne[d], 1ull << 63, "element count overflows", what);
+        }
+        if (t->dims >= 2) {
+            /* Each dim fits, their product does not. */
+            uint64_t half = 1ull << 32;
+            uint8_t save[16];
+            memcpy(save, c->buf + t->ne[0], 16);
+            memcpy(c->buf + t->ne[0], &half, 8);
+            memcpy(c->buf + t->ne[0] + 8, &half, 8);
+            check_parse(c, c->buf, c->size, "element count overflows", what);
+            memcpy(c->buf + t->ne[0], save, 16);
+        }
+        /* A larger last dimension pushes the data past the end. */
+        uint64_t last = ld_u64(c->buf + t->ne[t->dims - 1]);
+        snprintf(msg, sizeof msg, "%s: data ends past end of file", what);
+        try_u64(c, t->ne[t->dims - 1], last * (c->size + 1), msg, what);
+        snprintf(msg, sizeof msg, "%s: unknown tensor type 99", what);
+        try_u32(c, t->type, 99, msg, what);
+        try_u32(c, t->type, 4, "unknown tensor type 4", what);
+        try_u32(c, t->type, ENG_TYPE_COUNT, "unknown tensor type 40", what);
+        try_u32(c, t->type, UINT32_MAX, "unknown tensor type", what);
+        /* A row length that is not a whole number of blocks. */
+        {
+            uint8_t save_t[4], save_ne[8];
+            memcpy(save_t, c->buf + t->type, 4);
+            memcpy(save_ne, c->buf + t->ne[0], 8);
+            uint32_t q8 = ENG_TYPE_Q8_0;
+            uint64_t one = 1;
+            memcpy(c->buf + t->type, &q8, 4);
+            memcpy(c->buf + t->ne[0], &one, 8);
+            snprintf(msg, sizeof msg,
+                     "%s: row length 1 is not a multiple of the Q8_0 block "
+                     "size 32",
+                     what);
+            check_parse(c, c->buf, c->size, msg, what);
+            memcpy(c->buf + t->type, save_t, 4);
+            memcpy(c->buf + t->ne[0], save_ne, 8);
+        }
+        uint64_t off = ld_u64(c->buf + t->offset);
+        if (L->alignment > 1) {
+            snprintf(msg, sizeof msg,
+                     "%s: data offset %llu is not a multiple of the "
+                     "alignment %llu",
+                     what, (unsigned long long)(off + 1),
+                     (unsigned long long)L->alignment);
+            try_u64(c, t->offset, off + 1, msg, what);
+        }
+        uint64_t far = (UINT64_MAX / L->alignment) * L->alignment;
+        try_u64(c, t->offset, far, "data starts past end of file", what);
+        uint64_t past = (c->size / L->alignment + 1) * L->alignment;
+        try_u64(c, t->offset, past, "data starts past end of file", what);
+        /* Pointing at another tensor's data overlaps but stays in bounds. */
+        if (i > 0)
+            try_u64(c, t->offset, ld_u64(c->buf + L->ti[0].offset), MAY_PASS,
+                    what);
+    }
+}
+
+/* Give two entries the same name, where two names of equal length exist. */
+static void duplicates(corrupt_ctx *c, const layout *L) {
+    for (uint64_t i = 0; i < L->n_tensors; i++)
+        for (uint64_t j = i + 1; j < L->n_tensors; j++) {
+            const tensor_at *a = &L->ti[i], *b = &L->ti[j];
+            if (a->name_n != b->name_n || a->name_n > 128)
+                continue;
+            uint8_t save[128];
+            memcpy(save, c->buf + b->name_len + 8, b->name_n);
+            memcpy(c->buf + b->name_len + 8, c->buf + a->name_len + 8,
+                   a->name_n);
+            check_parse(c, c->buf, c->size, "duplicate tensor name",
+                        "duplicate tensor");
+            memcpy(c->buf + b->name_len + 8, save, b->name_n);
+            i = j = L->n_tensors; /* one pair is enough */
+        }
+    for (uint64_t i = 0; i < L->n_kv; i++)
+        for (uint64_t j = i + 1; j < L->n_kv; j++) {
+            const kv_at *a = &L->kv[i], *b = &L->kv[j];
+            if (a->key_n != b->key_n || a->key_n > 128)
+                continue;
+            uint8_t save[128];
+            memcpy(save, c->buf + b->key_len + 8, b->key_n);
+            memcpy(c->buf + b->key_len + 8, c->buf + a->key_len + 8, a->key_n);
+            check_parse(c, c->buf, c->size, "duplicate key", "duplicate key");
+            memcpy(c->buf + b->key_len + 8, save, b->key_n);
+            i = j = L->n_kv;
+        }
+}
+
+/* Single random byte changes in the header: anything may happen except a
+ * crash, an over-read or a wrong error code. */
+static void random_flips(corrupt_ctx *c, const layout *L, int n) {
+    uint64_t s = 0x243f6a8885a308d3ull ^ c->size;
+    for (int k = 0; k < n; k++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        size_t off = (size_t)(s % L->ti_end);
+        uint8_t save = c->buf[off];
+        c->buf[off] ^= (uint8_t)(1u << (s >> 60 & 7)) | (uint8_t)(s >> 40);
+        if (c->buf[off] == save)
+            c->buf[off] ^= 0xff;
+        check_parse(c, c->buf, c->size, MAY_PASS, "random flip");
+        c->buf[off] = save;
+    }
+}
+
+static int corrupt_suite(const uint8_t *file, size_t size, const char *label,
+                         int level, int n_flips) {
+    corrupt_ctx c = {.size = size, .label = label, .level = level};
+    c.buf = malloc(size);
+    c.tail = malloc(size);
+    ASSERT(c.buf && c.tail);
+    memcpy(c.buf, file, size);
+    layout L;
+    walk(c.buf, size, &L);
+    truncations(&c, &L);
+    header_fields(&c, &L);
+    kv_fields(&c, &L);
+    tensor_fields(&c, &L);
+    duplicates(&c, &L);
+    random_flips(&c, &L, n_flips);
+    /* The copy was restored after every patch. */
+    ASSERT_MEM_EQ(c.buf, file, size);
+    layout_free(&L);
+    free(c.buf);
+    free(c.tail);
+    return c.n_cases;
+}
+
+/* A small file written with the writer: every kind of field the suite
+ * patches, so this part runs without ../shared. Returns heap bytes. */
+static uint8_t *small_model(size_t *size, uint32_t alignment) {
+    eng_gguf_w *w = eng_gguf_w_new();
+    ASSERT_OK(eng_gguf_w_set_str(w, "general.architecture", "llama"));
+    if (alignment)
+        ASSERT_OK(eng_gguf_w_set_alignment(w, alignment));
+    ASSERT_OK(eng_gguf_w_set_u32(w, "llama.block_count", 1));
+    ASSERT_OK(eng_gguf_w_set_u32(w, "llama.context_len", 64)); /* same len */
+    ASSERT_OK(eng_gguf_w_set_f32(w, "llama.rope.freq_base", 10000.0f));
+    const char *toks[] = {"<s>", "</s>", "a", "bc", "def"};
+    ASSERT_OK(eng_gguf_w_set_str_arr(w, "tokenizer.ggml.tokens", toks, 5));
+    float scores[5] = {0, 0, -1, -2, -3};
+    ASSERT_OK(eng_gguf_w_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32,
+                                 scores, 5));
+    ASSERT_OK(eng_gguf_w_set_bool(w, "tokenizer.ggml.add_bos_token", true));
+    struct {
+        const char *name;
+        eng_type type;
+        uint32_t n_dims;
+        uint64_t ne[4];
+    } ts[] = {
+        {"output_norm.weight", ENG_TYPE_F32, 1, {64}},
+        {"token_embd.weight", ENG_TYPE_Q8_0, 2, {64, 5}},
+        {"blk.0.attn_q.weight", ENG_TYPE_Q4_K, 3, {256, 2, 1}},
+        {"blk.0.attn_k.weight", ENG_TYPE_F16, 4, {8, 2, 3, 1}},
+    };
+    void *data[4];
+    for (int i = 0; i < 4; i++) {
+        int64_t idx = eng_gguf_w_add_tensor(w, ts[i].name, ts[i].type,
+                                            ts[i].n_dims, ts[i].ne);
+        ASSERT_EQ(idx, i);
+        size_t n = eng_gguf_w_tensor_bytes(w, idx);
+        data[i] = malloc(n);
+        for (size_t k = 0; k < n; k++)
+            ((uint8_t *)data[i])[k] = (uint8_t)(k * 7 + i);
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s/small-%u.gguf", test_tmpdir(), alignment);
+    ASSERT_OK(eng_gguf_w_write_file(w, path, (const void *const *)data));
+    eng_gguf_w_delete(w);
+    for (int i = 0; i < 4; i++)
+        free(data[i]);
+    char *bytes;
+    ASSERT_OK(nib_read_file(path, &bytes, size));
+    unlink(path);
+    uint8_t *out = malloc(*size);
+    memcpy(out, bytes, *size);
+    nib_free(bytes);
+    return out;
+}
+
+TEST_IMPL(gguf_corrupt_own) {
+    /* Default alignment (no key) and alignment 64 (with the key). */
+    for (uint32_t align = 0; align <= 64; align += 64) {
+        size_t size;
+        uint8_t *file = small_model(&size, align);
+        char label[32];
+        snprintf(label, sizeof label, "small-%u", align);
+        int n = corrupt_suite(file, size, label, LEVEL_FULL, 20000);
+        ASSERT(n > 20000);
+        free(file);
+    }
+    return 0;
+}
+
+/* Exact messages for a few cases, and the alignment key. */
+TEST_IMPL(gguf_corrupt_messages) {
+    size_t size;
+    uint8_t *file = small_model(&size, 64);
+    layout L;
+    walk(file, size, &L);
+    eng_gguf *g;
+    char err[256];
+    uint32_t v = 99;
+    const tensor_at *q = &L.ti[2]; /* blk.0.attn_q.weight */
+    memcpy(file + q->type, &v, 4);
+    ASSERT_EQ(eng_gguf_parse(file, size, &g, err, sizeof err), NIB_EBADMODEL);
+    ASSERT_STR_EQ(err, "tensor blk.0.attn_q.weight: unknown tensor type 99");
+    v = ENG_TYPE_Q4_K;
+    memcpy(file + q->type, &v, 4);
+
+    uint64_t ne2 = 1000;
+    memcpy(file + q->ne[2], &ne2, 8);
+    ASSERT_EQ(eng_gguf_parse(file, size, &g, err, sizeof err), NIB_EBADMODEL);
+    ASSERT(strncmp(err,
+                   "tensor blk.0.attn_q.weight: data ends past end of "
+                   "file",
+                   52) == 0);
+    ne2 = 1;
+    memcpy(file + q->ne[2], &ne2, 8);
+
+    v = 1;
+    memcpy(file + 4, &v, 4);
+    ASSERT_EQ(eng_gguf_parse(file, size, &g, err, sizeof err), NIB_EBADMODEL);
+    ASSERT_STR_EQ(err, "GGUF version 1 is not supported (only versions 2 and "
+                       "3; re-convert the model)");
+    v = 3;
+    memcpy(file + 4, &v, 4);
+
+    uint64_t n = 1ull << 62;
+    const kv_at *scores = &L.kv[6]; /* tokenizer.ggml.scores, float32 */
+    ASSERT_EQ(scores->at, GGUF_TYPE_FLOAT32);
+    memcpy(file + scores->arr_n, &n, 8);
+    ASSERT_EQ(eng_gguf_parse(file, size, &g, err, sizeof err), NIB_EBADMODEL);
+    ASSERT(strncmp(err,
+                   "key tokenizer.ggml.scores: array of 4611686018427387904 "
+                   "float32 values",
+                   69) == 0);
+    n = 5;
+    memcpy(file + scores->arr_n, &n, 8);
+
+    n = UINT64_MAX;
+    memcpy(file + 16, &n, 8);
+    ASSERT_EQ(eng_gguf_parse(file, size, &g, err, sizeof err), NIB_EBADMODEL);
+    ASSERT(strncmp(err, "header claims 18446744073709551615 keys", 39) == 0);
+    n = L.n_kv;
+    memcpy(file + 16, &n, 8);
+
+    /* general.alignment must be a non-zero power of two. */
+    const kv_at *al = &L.kv[1];
+    ASSERT_EQ(al->t, GGUF_TYPE_UINT32);
+    uint32_t bad_align[] = {0, 3, 48, UINT32_MAX};
+    for (size_t i = 0; i < NIB_ARRAY_LEN(bad_align); i++) {
+        memcpy(file + al->value, &bad_align[i], 4);
+        ASSERT_EQ(eng_gguf_parse(file, size, &g, err, sizeof err),
+                  NIB_EBADMODEL);
+        ASSERT(strncmp(err, "key general.alignment: ", 23) == 0);
+        ASSERT(strstr(err, "is not a power of two"));
+    }
+    /* A smaller power of two is consistent with the offsets; a huge one
+     * puts the data section past the end. */
+    v = 16;
+    memcpy(file + al->value, &v, 4);
+    ASSERT_OK(eng_gguf_parse(file, size, &g, err, sizeof err));
+    ASSERT_EQ(g->alignment, 16);
+    eng_gguf_close(g);
+    v = 1u << 31;
+    memcpy(file + al->value, &v, 4);
+    ASSERT_EQ(eng_gguf_parse(file, size, &g, err, sizeof err), NIB_EBADMODEL);
+    ASSERT(strstr(err, "data section would start at offset"));
+    v = 64;
+    memcpy(file + al->value, &v, 4);
+    /* The wrong type for the alignment key (a string of the same size is
+     * impossible, so make it a float32). */
+    v = GGUF_TYPE_FLOAT32;
+    memcpy(file + al->type, &v, 4);
+    ASSERT_EQ(eng_gguf_parse(file, size, &g, err, sizeof err), NIB_EBADMODEL);
+    ASSERT_STR_EQ(err, "key general.alignment: has type float32, expected an "
+                       "integer");
+    v = GGUF_TYPE_UINT32;
+    memcpy(file + al->type, &v, 4);
+
+    ASSERT_OK(eng_gguf_parse(file, size, &g, err, sizeof err));
+    eng_gguf_close(g);
+    layout_free(&L);
+    free(file);
+
+    /* Hand-built oddities the writer cannot produce. */
+    gb b = {0};
+    gb_header(&b, 3, 0, 1);
+    gb_str(&b, "nested");
+    gb_u32(&b, GGUF_TYPE_ARRAY);
+    gb_u32(&b, GGUF_TYPE_ARRAY);
+    gb_u64(&b, 1);
+    gb_u32(&b, GGUF_TYPE_UINT8);
+    gb_u64(&b, 1);
+    gb_u8(&b, 7);
+    ASSERT_EQ(gb_parse(&b, &g, err, sizeof err), NIB_EBADMODEL);
+    ASSERT_STR_EQ(err, "key nested: nested arrays are not supported");
+    free(b.p);
+    b = (gb){0};
+    gb_header(&b, 3, 0, 2);
+    uint8_t one = 1;
+    gb_kv(&b, "k", GGUF_TYPE_UINT8, &one, 1);
+    gb_kv(&b, "k", GGUF_TYPE_UINT8, &one, 1);
+    ASSERT_EQ(gb_parse(&b, &g, err, sizeof err), NIB_EBADMODEL);
+    ASSERT_STR_EQ(err, "key k: duplicate key");
+    free(b.p);
+    return 0;
+}
+
+static int corrupt_shared_file(const char *rel, int level, int n_flips) {
+    const char *path = test_shared(rel);
+    if (!path)
+        return 0;
+    char *bytes;
+    size_t size;
+    ASSERT_OK(nib_read_file(path, &bytes, &size));
+    int n = corrupt_suite((const uint8_t *)bytes, size, rel, level, n_flips);
+    nib_free(bytes);
+    return n;
+}
+
+TEST_IMPL(gguf_corrupt_shared) {
+    if (!test_shared_dir())
+        TEST_SKIP("../shared absent: corrupt-file suite ran only on the "
+                  "writer's own file (gguf_corrupt_own)");
+    int n = 0, files = 0;
+    for (size_t m = 0; m < NIB_ARRAY_LEN(models); m++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "models/%s", models[m].file);
+        /* stories260K is small: all of it, with many random flips. The
+         * K-quant mix and the DeepSeek file get a sample; the other rq-star
+         * files (same header but tensor types) and the 38 MB Qwen file
+         * (the Qwen2 vocab is also checked on its own below) a light run. */
+        const char *f = models[m].file;
+        int level = LEVEL_LIGHT, flips = 10;
+        if (strcmp(f, "stories260K.gguf") == 0)
+            level = LEVEL_FULL, flips = 3000;
+        else if (strcmp(f, "rq-star-q4_k_m.gguf") == 0 ||
+                 strcmp(f, "rl-dsc-q4_k_m.gguf") == 0)
+            level = LEVEL_SAMPLED, flips = 30;
+        int k = corrupt_shared_file(rel, level, flips);
+        n += k, files += k > 0;
+    }
+    for (size_t v = 0; v < NIB_ARRAY_LEN(vocab_files); v++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "vocab/ggml-vocab-%s.gguf", vocab_files[v]);
+        int k = corrupt_shared_file(rel, LEVEL_LIGHT, 10);
+        n += k, files += k > 0;
+    }
+    if (!files)
+        TEST_SKIP("no shared GGUF files found");
+    fprintf(stderr, "%d corrupt cases over %d files\n", n, files);
     return 0;
 }

@@ -31,7 +31,7 @@ done
 cd "$DATA/npm"
 npm pack --silent typescript@5.4.5 lodash@4.17.21 express@4.19.2 commander@12.0.0 \
   yargs@17.7.2 rxjs@7.8.1 immer@10.1.1 redux@5.0.1 preact@10.22.0 \
-  @types/node@20.12.12 axios@1.7.2 chalk@5.3.0 >/dev/null
+  axios@1.7.2 chalk@5.3.0 >/dev/null
 
 cd "$DATA/raw"
 for f in ../npm/*.tgz; do n=$(basename "$f" .tgz); mkdir -p "$n"; tar xzf "$f" -C "$n"; done

@@ -1102,18 +1102,23 @@ static bool force_scalar(void) {
     return e && *e && strcmp(e, "0") != 0;
 }
 
+/* Tables come slowest first and a faster ISA lists only the kernels where
+ * it wins, so installing them in order leaves each entry on the fastest
+ * implementation this CPU can run. */
 static void quant_init_once(void) {
     if (force_scalar())
         return;
-    const eng_arch_kernels *k = eng__arch_best();
-    if (!k)
-        return;
-    quant_isa = k->isa;
-    for (int t = 0; t < ENG_TYPE_COUNT; t++) {
-        if (k->vec_dot[t])
-            eng_type_traits[t].vec_dot = k->vec_dot[t];
-        if (k->from_float[t])
-            eng_type_traits[t].from_float = k->from_float[t];
+    const eng_arch_kernels *all[ENG_ARCH_MAX];
+    int na = eng__arch_available(all, ENG_ARCH_MAX);
+    for (int i = 0; i < na; i++) {
+        const eng_arch_kernels *k = all[i];
+        quant_isa = k->isa;
+        for (int t = 0; t < ENG_TYPE_COUNT; t++) {
+            if (k->vec_dot[t])
+                eng_type_traits[t].vec_dot = k->vec_dot[t];
+            if (k->from_float[t])
+                eng_type_traits[t].from_float = k->from_float[t];
+        }
     }
 }
 
@@ -1135,14 +1140,18 @@ int eng_quant_variants(eng_type t, eng_kernel_variant *out, int max) {
     };
     const eng_arch_kernels *all[ENG_ARCH_MAX];
     int na = eng__arch_available(all, ENG_ARCH_MAX);
+    eng_from_float_fn ff = eng_type_traits[vdt].from_float_ref;
     for (int i = 0; i < na && n < max; i++) {
+        /* An ISA without its own activation quantizer runs with the best
+         * one below it, as eng_quant_init would install. */
+        if (all[i]->from_float[vdt])
+            ff = all[i]->from_float[vdt];
         if (!all[i]->vec_dot[t])
             continue;
-        eng_from_float_fn ff = all[i]->from_float[vdt];
         out[n++] = (eng_kernel_variant){
             .isa = all[i]->isa,
             .vec_dot = all[i]->vec_dot[t],
-            .from_float = ff ? ff : eng_type_traits[vdt].from_float_ref,
+            .from_float = ff,
             .to_float = tt->to_float,
         };
     }

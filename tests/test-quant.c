@@ -488,3 +488,192 @@ TEST_IMPL(quant_dot_vs_float) {
     }
     return 0;
 }
+
+/* ---- SIMD variants against the scalar reference --------------------------- */
+
+static void lengths_for(eng_type t, int *lens, int *nlens) {
+    static const int f[] = {1, 7, 8, 31, 32, 33, 255, 1000, 4096};
+    static const int b32[] = {32, 64, 96, 256, 1024, 4096};
+    static const int bk[] = {256, 512, 768, 4096};
+    const int *src = f;
+    int n = (int)NIB_ARRAY_LEN(f);
+    if (eng_type_traits[t].blck_size == 32) {
+        src = b32;
+        n = (int)NIB_ARRAY_LEN(b32);
+    } else if (eng_type_traits[t].blck_size == QK_K) {
+        src = bk;
+        n = (int)NIB_ARRAY_LEN(bk);
+    }
+    memcpy(lens, src, (size_t)n * sizeof(int));
+    *nlens = n;
+}
+
+TEST_IMPL(quant_vec_dot_variants) {
+    enum { N = 4096 };
+    static float x[N], y[N], xd[N], yd[N];
+    static uint8_t qx[N * 4], qy[N * 4];
+    eng_quant_init();
+    int checked = 0;
+    for (size_t ti = 0; ti < NIB_ARRAY_LEN(run_types); ti++) {
+        eng_type t = run_types[ti];
+        const eng_type_traits_t *tt = &eng_type_traits[t];
+        const eng_type_traits_t *vt = &eng_type_traits[tt->vec_dot_type];
+        eng_kernel_variant var[8];
+        int nv = eng_quant_variants(t, var, 8);
+        ASSERT_GE(nv, 1);
+        ASSERT_STR_EQ(var[0].isa, "scalar");
+        ASSERT(var[0].vec_dot == tt->vec_dot_ref);
+        double tol = t == ENG_TYPE_BF16                      ? TOL_DOT_BF16_REL
+                     : t == ENG_TYPE_F32 || t == ENG_TYPE_F16 ? TOL_DOT_FLOAT_REL
+                                                             : TOL_DOT_QUANT_REL;
+        int lens[16], nl;
+        lengths_for(t, lens, &nl);
+        for (int li = 0; li < nl; li++) {
+            int n = lens[li];
+            for (int rep = 0; rep < 4; rep++) {
+                /* Offsets make Q4_1/Q5_1/K-quant mins non-trivial. */
+                fill_normal(x, n, 1.0f + rep, rep == 2 ? 1.5f : 0.0f);
+                fill_normal(y, n, 0.5f, rep == 3 ? -0.7f : 0.0f);
+                tt->from_float_ref(x, qx, n);
+                vt->from_float_ref(y, qy, n);
+                tt->to_float(qx, xd, n);
+                vt->to_float(qy, yd, n);
+                double norm = sqrt(dot_f64(xd, xd, n) * dot_f64(yd, yd, n));
+                float ref;
+                tt->vec_dot_ref(n, &ref, qx, qy);
+                for (int v = 1; v < nv; v++) {
+                    float got;
+                    var[v].vec_dot(n, &got, qx, qy);
+                    ASSERT_MSG(fabs(got - ref) <= tol * norm + 1e-30,
+                               "%s/%s n=%d: %.9g vs ref %.9g (norm %g)",
+                               tt->name, var[v].isa, n, got, ref, norm);
+                    checked++;
+                }
+            }
+        }
+    }
+    fprintf(stderr, "%d variant comparisons (isa %s)\n", checked,
+            eng_quant_isa());
+    return 0;
+}
+
+/* Activation quantizers: F16, BF16 and Q8_K variants are bit-exact with the
+ * reference (ggml uses the reference for Q8_K on x86). Q8_0 and Q8_1 follow
+ * ggml's SIMD path (127/amax, round half to even): d is identical and each
+ * quant is within one step of the reference's. */
+static void check_from_float(eng_type vdt, eng_from_float_fn ff,
+                             const char *isa, const float *x, int n) {
+    static uint8_t a[4096 * 4], b[4096 * 4];
+    const eng_type_traits_t *vt = &eng_type_traits[vdt];
+    size_t rs = eng_row_size(vdt, n);
+    memset(a, 0x5a, rs);
+    memset(b, 0xa5, rs);
+    vt->from_float_ref(x, a, n);
+    ff(x, b, n);
+    if (vdt == ENG_TYPE_Q8_0 || vdt == ENG_TYPE_Q8_1) {
+        for (int i = 0; i < n / 32; i++) {
+            const int8_t *qa, *qb;
+            if (vdt == ENG_TYPE_Q8_0) {
+                const block_q8_0 *ba = (const block_q8_0 *)a + i;
+                const block_q8_0 *bb = (const block_q8_0 *)b + i;
+                ASSERT_EQ(ba->d, bb->d);
+                qa = ba->qs;
+                qb = bb->qs;
+            } else {
+                const block_q8_1 *ba = (const block_q8_1 *)a + i;
+                const block_q8_1 *bb = (const block_q8_1 *)b + i;
+                ASSERT_EQ(ba->d, bb->d);
+                int sum = 0;
+                for (int j = 0; j < 32; j++)
+                    sum += bb->qs[j];
+                /* s = d * sum with the unrounded d = amax / 127. */
+                float amax = 0;
+                for (int j = 0; j < 32; j++)
+                    amax = fmaxf(amax, fabsf(x[32 * i + j]));
+                ASSERT_EQ(bb->s, eng_fp32_to_fp16(amax / 127.f * sum));
+                qa = ba->qs;
+                qb = bb->qs;
+            }
+            for (int j = 0; j < 32; j++)
+                ASSERT_MSG(abs(qa[j] - qb[j]) <= 1, "%s/%s block %d [%d]: %d vs %d",
+                           vt->name, isa, i, j, qa[j], qb[j]);
+        }
+    } else {
+        ASSERT_MSG(memcmp(a, b, rs) == 0, "%s/%s n=%d differs", vt->name, isa,
+                   n);
+    }
+}
+
+TEST_IMPL(quant_from_float_variants) {
+    enum { N = 4096 };
+    static float x[N];
+    eng_quant_init();
+    /* One weight type per activation format reaches each from_float. */
+    const eng_type via[] = {ENG_TYPE_F16, ENG_TYPE_BF16, ENG_TYPE_Q8_0,
+                            ENG_TYPE_Q4_1, ENG_TYPE_Q4_K};
+    int checked = 0;
+    for (size_t ti = 0; ti < NIB_ARRAY_LEN(via); ti++) {
+        eng_type vdt = eng_type_traits[via[ti]].vec_dot_type;
+        eng_kernel_variant var[8];
+        int nv = eng_quant_variants(via[ti], var, 8);
+        int lens[16], nl;
+        lengths_for(vdt, lens, &nl);
+        for (int v = 1; v < nv; v++) {
+            for (int li = 0; li < nl; li++) {
+                int n = lens[li];
+                for (int rep = 0; rep < 3; rep++) {
+                    fill_normal(x, n, rep == 1 ? 1e-3f : 2.0f, 0.0f);
+                    check_from_float(vdt, var[v].from_float, var[v].isa, x, n);
+                    checked++;
+                }
+                /* Exact ties: amax 127 makes x * id land on .5 exactly. */
+                for (int i = 0; i < n; i++)
+                    x[i] = (i % 32 == 0) ? 127.0f : (float)(i % 64) - 20.5f;
+                check_from_float(vdt, var[v].from_float, var[v].isa, x, n);
+                /* Zero blocks and a negative maximum first. */
+                memset(x, 0, sizeof(float) * (size_t)n);
+                if (n > 40) {
+                    x[3] = -5.0f;
+                    x[40] = 5.0f;
+                }
+                check_from_float(vdt, var[v].from_float, var[v].isa, x, n);
+                checked += 2;
+            }
+        }
+        /* Special values through the float converters. */
+        if (vdt == ENG_TYPE_F16 || vdt == ENG_TYPE_BF16) {
+            const float sp[16] = {0.0f,      -0.0f,    INFINITY, -INFINITY,
+                                  NAN,       1e-30f,   65519.0f, 65520.0f,
+                                  0x1p-25f,  0x1p-24f, 3e-5f,    -2.5e-6f,
+                                  3.4e38f,   1.0f,     -1.0f,    0.1f};
+            for (int v = 1; v < nv; v++)
+                check_from_float(vdt, var[v].from_float, var[v].isa, sp, 16);
+        }
+    }
+    fprintf(stderr, "%d from_float comparisons\n", checked);
+    return 0;
+}
+
+TEST_IMPL(quant_isa_selection) {
+    eng_quant_init();
+    const char *isa = eng_quant_isa();
+    const char *fs = getenv("NIB_FORCE_SCALAR");
+    fprintf(stderr, "isa: %s\n", isa);
+    if (fs && strcmp(fs, "1") == 0) {
+        ASSERT_STR_EQ(isa, "scalar");
+        for (size_t ti = 0; ti < NIB_ARRAY_LEN(run_types); ti++) {
+            const eng_type_traits_t *tt = &eng_type_traits[run_types[ti]];
+            ASSERT(tt->vec_dot == tt->vec_dot_ref);
+        }
+    }
+    /* The chosen kernel is one of the listed variants. */
+    for (size_t ti = 0; ti < NIB_ARRAY_LEN(run_types); ti++) {
+        eng_kernel_variant var[8];
+        int nv = eng_quant_variants(run_types[ti], var, 8);
+        bool found = false;
+        for (int v = 0; v < nv; v++)
+            found |= var[v].vec_dot == eng_type_traits[run_types[ti]].vec_dot;
+        ASSERT(found);
+    }
+    return 0;
+}

@@ -40,9 +40,3 @@ int eng__arch_available(const eng_arch_kernels **out, int max) {
     return 0;
 }
 #endif
-
-const eng_arch_kernels *eng__arch_best(void) {
-    const eng_arch_kernels *all[ENG_ARCH_MAX];
-    int n = eng__arch_available(all, ENG_ARCH_MAX);
-    return n ? all[n - 1] : NULL;
-}

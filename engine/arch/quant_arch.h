@@ -24,8 +24,6 @@ typedef struct {
 /* The kernel tables of the ISAs this CPU and OS support, slowest first.
  * Returns how many were written (<= max); 0 off x86-64. */
 int eng__arch_available(const eng_arch_kernels **out, int max);
-/* The fastest available table, or NULL for scalar only. */
-const eng_arch_kernels *eng__arch_best(void);
 
 #if defined(__x86_64__)
 extern const eng_arch_kernels eng__kernels_avx2;

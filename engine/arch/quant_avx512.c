@@ -1,11 +1,382 @@
 /*
  * quant_avx512.c — AVX-512 F/BW/DQ/VL + VNNI + BF16 kernels (compiled with
- * those -m flags; run only after cpu.c found them).
+ * those -m flags; run only after cpu.c found all of them).
+ *
+ * Only kernels that beat their AVX2 twin live here; eng_quant_init installs
+ * the AVX2 table first and this one over it. The int8 dots use VNNI's
+ * vpdpbusd (u8 x s8, four products summed into each int32 lane), which
+ * replaces AVX2's maddubs + madd pair and never saturates; 512-bit vectors
+ * take two 32-element blocks, or a Q4_K/Q5_K 64-element chunk, at once.
  */
 #include "quant_arch.h"
 
 #if defined(__x86_64__)
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "quant_x86.h"
+
+static inline float hsum_ps_512(__m512 v) { return _mm512_reduce_add_ps(v); }
+
+/* Two 256-bit halves into one 512-bit vector (lo in lanes 0-7). */
+static inline __m512i join256(__m256i lo, __m256i hi) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* [a x 8 | b x 8] */
+static inline __m512 two_scales(float a, float b) {
+    return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
+}
+
+/* 16 int32 sums of x * y (signed x signed) over 64 bytes: vpdpbusd wants an
+ * unsigned left side, so use |x| and give y the sign of x. */
+static inline __m512i dot_i8_512(__m512i x, __m512i y) {
+    __mmask64 neg = _mm512_movepi8_mask(x);
+    __m512i sy = _mm512_mask_sub_epi8(y, neg, _mm512_setzero_si512(), y);
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(x), sy);
+}
+
+/* ==== float types ========================================================== */
+
+void eng__vec_dot_f32_avx512(int n, float *restrict s,
+                             const void *restrict vx,
+                             const void *restrict vy) {
+    const float *x = vx, *y = vy;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i),
+                               acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16),
+                               _mm512_loadu_ps(y + i + 16), acc1);
+    }
+    for (; i + 16 <= n; i += 16)
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i),
+                               acc0);
+    if (i < n) {
+        /* Masked loads finish the row without a scalar loop. */
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i),
+                               _mm512_maskz_loadu_ps(m, y + i), acc1);
+    }
+    *s = hsum_ps_512(_mm512_add_ps(acc0, acc1));
+}
+
+void eng__vec_dot_f16_avx512(int n, float *restrict s,
+                             const void *restrict vx,
+                             const void *restrict vy) {
+    const eng_fp16 *x = vx, *y = vy;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        acc0 = _mm512_fmadd_ps(
+            _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))),
+            _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(y + i))),
+            acc0);
+        acc1 = _mm512_fmadd_ps(
+            _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i + 16))),
+            _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(y + i + 16))),
+            acc1);
+    }
+    if (i < n) {
+        for (; i + 16 <= n; i += 16)
+            acc0 = _mm512_fmadd_ps(
+                _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))),
+                _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(y + i))),
+                acc0);
+        if (i < n) {
+            __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+            acc1 = _mm512_fmadd_ps(
+                _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x + i)),
+                _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, y + i)), acc1);
+        }
+    }
+    *s = hsum_ps_512(_mm512_add_ps(acc0, acc1));
+}
+
+/* vdpbf16ps multiplies bf16 pairs exactly and adds both products to the
+ * fp32 lane, as ggml does on CPUs with AVX512_BF16. */
+void eng__vec_dot_bf16_avx512(int n, float *restrict s,
+                              const void *restrict vx,
+                              const void *restrict vy) {
+    const eng_bf16 *x = vx, *y = vy;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 64 <= n; i += 64) {
+        acc0 = _mm512_dpbf16_ps(
+            acc0, (__m512bh)_mm512_loadu_si512(x + i),
+            (__m512bh)_mm512_loadu_si512(y + i));
+        acc1 = _mm512_dpbf16_ps(
+            acc1, (__m512bh)_mm512_loadu_si512(x + i + 32),
+            (__m512bh)_mm512_loadu_si512(y + i + 32));
+    }
+    for (; i + 32 <= n; i += 32)
+        acc0 = _mm512_dpbf16_ps(acc0, (__m512bh)_mm512_loadu_si512(x + i),
+                                (__m512bh)_mm512_loadu_si512(y + i));
+    if (i < n) {
+        /* Zero-filled tail: the missing products add exactly 0. */
+        __mmask32 m = (__mmask32)((1ull << (n - i)) - 1);
+        acc1 = _mm512_dpbf16_ps(acc1,
+                                (__m512bh)_mm512_maskz_loadu_epi16(m, x + i),
+                                (__m512bh)_mm512_maskz_loadu_epi16(m, y + i));
+    }
+    *s = hsum_ps_512(_mm512_add_ps(acc0, acc1));
+}
+
+/* ==== 32-element blocks, two per vector ==================================== */
+
+void eng__vec_dot_q8_0_q8_0_avx512(int n, float *restrict s,
+                                   const void *restrict vx,
+                                   const void *restrict vy) {
+    const block_q8_0 *x = vx;
+    const block_q8_0 *y = vy;
+    const int nb = n / QK8_0;
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        /* Two independent chains of two blocks each hide FMA latency. */
+        for (int h = 0; h < 2; h++) {
+            const block_q8_0 *a = x + i + 2 * h, *b = y + i + 2 * h;
+            __m512i qx = join256(_mm256_loadu_si256((const __m256i *)a[0].qs),
+                                 _mm256_loadu_si256((const __m256i *)a[1].qs));
+            __m512i qy = join256(_mm256_loadu_si256((const __m256i *)b[0].qs),
+                                 _mm256_loadu_si256((const __m256i *)b[1].qs));
+            __m512 d = two_scales(
+                fp16_to_f32_f16c(a[0].d) * fp16_to_f32_f16c(b[0].d),
+                fp16_to_f32_f16c(a[1].d) * fp16_to_f32_f16c(b[1].d));
+            __m512 p = _mm512_cvtepi32_ps(dot_i8_512(qx, qy));
+            if (h == 0)
+                acc0 = _mm512_fmadd_ps(d, p, acc0);
+            else
+                acc1 = _mm512_fmadd_ps(d, p, acc1);
+        }
+    }
+    float sum = hsum_ps_512(_mm512_add_ps(acc0, acc1));
+    /* Fewer than four blocks left: the 256-bit VNNI form. */
+    for (; i < nb; i++) {
+        __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+                                        _mm256_sign_epi8(qx, qx),
+                                        _mm256_sign_epi8(qy, qx));
+        sum += fp16_to_f32_f16c(x[i].d) * fp16_to_f32_f16c(y[i].d) *
+               (float)hsum_i32_256(p);
+    }
+    *s = sum;
+}
+
+void eng__vec_dot_q4_0_q8_0_avx512(int n, float *restrict s,
+                                   const void *restrict vx,
+                                   const void *restrict vy) {
+    const block_q4_0 *x = vx;
+    const block_q8_0 *y = vy;
+    const int nb = n / QK8_0;
+    const __m512i off = _mm512_set1_epi8(8);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        for (int h = 0; h < 2; h++) {
+            const block_q4_0 *a = x + i + 2 * h;
+            const block_q8_0 *b = y + i + 2 * h;
+            __m512i qx = _mm512_sub_epi8(
+                join256(nibbles32(a[0].qs), nibbles32(a[1].qs)), off);
+            __m512i qy = join256(_mm256_loadu_si256((const __m256i *)b[0].qs),
+                                 _mm256_loadu_si256((const __m256i *)b[1].qs));
+            __m512 d = two_scales(
+                fp16_to_f32_f16c(a[0].d) * fp16_to_f32_f16c(b[0].d),
+                fp16_to_f32_f16c(a[1].d) * fp16_to_f32_f16c(b[1].d));
+            __m512 p = _mm512_cvtepi32_ps(dot_i8_512(qx, qy));
+            if (h == 0)
+                acc0 = _mm512_fmadd_ps(d, p, acc0);
+            else
+                acc1 = _mm512_fmadd_ps(d, p, acc1);
+        }
+    }
+    float sum = hsum_ps_512(_mm512_add_ps(acc0, acc1));
+    const __m256i off8 = _mm256_set1_epi8(8);
+    for (; i < nb; i++) {
+        __m256i qx = _mm256_sub_epi8(nibbles32(x[i].qs), off8);
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+                                        _mm256_sign_epi8(qx, qx),
+                                        _mm256_sign_epi8(qy, qx));
+        sum += fp16_to_f32_f16c(x[i].d) * fp16_to_f32_f16c(y[i].d) *
+               (float)hsum_i32_256(p);
+    }
+    *s = sum;
+}
+
+/* ==== K-quants ============================================================= */
+
+/* Sum over the 16 bsums of min[j/2] * bsum[j] (Q4_K/Q5_K mins term). */
+static inline __m256i mins_dot_bsums(const uint8_t mn[8],
+                                     const int16_t bsums[16]) {
+    __m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
+    __m256i m2 = _mm256_set_m128i(_mm_unpackhi_epi16(m, m),
+                                  _mm_unpacklo_epi16(m, m));
+    return _mm256_madd_epi16(m2, _mm256_loadu_si256((const __m256i *)bsums));
+}
+
+/* A 64-element chunk of Q4_K/Q5_K as [low nibbles | high nibbles] lines up
+ * with 64 consecutive activations, so one vpdpbusd covers two sub-blocks:
+ * lanes 0-7 belong to sub-block 2j, lanes 8-15 to 2j+1. */
+static inline __m512i k4_chunk_dot(__m512i q, const int8_t *q8, int sc_lo,
+                                   int sc_hi) {
+    __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q,
+                                    _mm512_loadu_si512(q8));
+    __m512i scv = _mm512_mask_set1_epi32(_mm512_set1_epi32(sc_lo),
+                                         (__mmask16)0xff00, sc_hi);
+    return _mm512_mullo_epi32(p, scv);
+}
+
+void eng__vec_dot_q4_K_q8_K_avx512(int n, float *restrict s,
+                                   const void *restrict vx,
+                                   const void *restrict vy) {
+    const block_q4_K *x = vx;
+    const block_q8_K *y = vy;
+    const __m256i m4 = _mm256_set1_epi8(0xf);
+    __m512 acc = _mm512_setzero_ps();
+    __m256 accm = _mm256_setzero_ps();
+    for (int i = 0; i < n / QK_K; i++) {
+        const float d = fp16_to_f32_f16c(x[i].d) * y[i].d;
+        const float dmin = fp16_to_f32_f16c(x[i].dmin) * y[i].d;
+        uint8_t sc[8], mn[8];
+        unpack_scales_k4_fast(x[i].scales, sc, mn);
+        accm = _mm256_fmadd_ps(
+            _mm256_set1_ps(dmin),
+            _mm256_cvtepi32_ps(mins_dot_bsums(mn, y[i].bsums)), accm);
+        __m512i sumi = _mm512_setzero_si512();
+        for (int j = 0; j < QK_K / 64; j++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+            __m512i qq = join256(_mm256_and_si256(q, m4),
+                                 _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
+            sumi = _mm512_add_epi32(
+                sumi,
+                k4_chunk_dot(qq, y[i].qs + 64 * j, sc[2 * j], sc[2 * j + 1]));
+        }
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+    }
+    *s = hsum_ps_512(acc) - hsum_ps_256(accm);
+}
+
+void eng__vec_dot_q5_K_q8_K_avx512(int n, float *restrict s,
+                                   const void *restrict vx,
+                                   const void *restrict vy) {
+    const block_q5_K *x = vx;
+    const block_q8_K *y = vy;
+    const __m256i m4 = _mm256_set1_epi8(0xf);
+    const __m512i one = _mm512_set1_epi8(1);
+    __m512 acc = _mm512_setzero_ps();
+    __m256 accm = _mm256_setzero_ps();
+    for (int i = 0; i < n / QK_K; i++) {
+        const float d = fp16_to_f32_f16c(x[i].d) * y[i].d;
+        const float dmin = fp16_to_f32_f16c(x[i].dmin) * y[i].d;
+        uint8_t sc[8], mn[8];
+        unpack_scales_k4_fast(x[i].scales, sc, mn);
+        accm = _mm256_fmadd_ps(
+            _mm256_set1_ps(dmin),
+            _mm256_cvtepi32_ps(mins_dot_bsums(mn, y[i].bsums)), accm);
+        /* [qh | qh >> 1]: bit 2j of each half is then the 5th bit of the
+         * low (first half) or high (second half) nibbles of chunk j. */
+        __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
+        __m512i hh = join256(qh, _mm256_srli_epi16(qh, 1));
+        __m512i sumi = _mm512_setzero_si512();
+        for (int j = 0; j < QK_K / 64; j++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+            __m512i qq = join256(_mm256_and_si256(q, m4),
+                                 _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
+            qq = _mm512_or_si512(
+                qq, _mm512_slli_epi16(_mm512_and_si512(hh, one), 4));
+            hh = _mm512_srli_epi16(hh, 2);
+            sumi = _mm512_add_epi32(
+                sumi,
+                k4_chunk_dot(qq, y[i].qs + 64 * j, sc[2 * j], sc[2 * j + 1]));
+        }
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+    }
+    *s = hsum_ps_512(acc) - hsum_ps_256(accm);
+}
+
+/* Q6_K: quants stored +32, so dot(q - 32, y) = dot(q, y) - 32 * bsum per
+ * 16-group. Two 32-byte quant rows form one 512-bit vector; lane k of the
+ * vpdpbusd result covers 4 elements, i.e. group k / 4 of the 64. */
+void eng__vec_dot_q6_K_q8_K_avx512(int n, float *restrict s,
+                                   const void *restrict vx,
+                                   const void *restrict vy) {
+    const block_q6_K *x = vx;
+    const block_q8_K *y = vy;
+    const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3);
+    /* Byte shuffle repeating each of 4 scales 4 times. */
+    const __m128i rep4 = _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3,
+                                       3, 3, 3);
+    __m512 acc = _mm512_setzero_ps();
+    for (int i = 0; i < n / QK_K; i++) {
+        const float d = fp16_to_f32_f16c(x[i].d) * y[i].d;
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        __m256i off = _mm256_slli_epi32(
+            _mm256_madd_epi16(sc16,
+                              _mm256_loadu_si256((const __m256i *)y[i].bsums)),
+            5);
+        __m512i sumi = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = x[i].ql + 64 * h, *qhp = x[i].qh + 32 * h;
+            const int8_t *q8 = y[i].qs + 128 * h;
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
+            __m256i q0 = _mm256_or_si256(
+                _mm256_and_si256(l0, m4),
+                _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+            __m256i q1 = _mm256_or_si256(
+                _mm256_and_si256(l1, m4),
+                _mm256_slli_epi16(
+                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+            __m256i q2 = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                _mm256_slli_epi16(
+                    _mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+            __m256i q3 = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                _mm256_slli_epi16(
+                    _mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+            __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                                             join256(q0, q1),
+                                             _mm512_loadu_si512(q8));
+            __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                                             join256(q2, q3),
+                                             _mm512_loadu_si512(q8 + 64));
+            /* Scales 8h..8h+3 for p0's four groups, 8h+4..8h+7 for p1's,
+             * each widened to the 4 lanes of its group. */
+            __m128i sh = h ? _mm_unpackhi_epi64(sc8, sc8) : sc8;
+            __m512i s0 = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(sh, rep4));
+            __m512i s1 = _mm512_cvtepi8_epi32(
+                _mm_shuffle_epi8(_mm_srli_si128(sh, 4), rep4));
+            sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p0, s0));
+            sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p1, s1));
+        }
+        __m512i tot = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(off));
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(tot), acc);
+    }
+    *s = hsum_ps_512(acc);
+}
+
+/* ==== table ================================================================ */
+
 const eng_arch_kernels eng__kernels_avx512 = {
     .isa = "avx512",
+    .vec_dot =
+        {
+            [ENG_TYPE_F32] = eng__vec_dot_f32_avx512,
+            [ENG_TYPE_F16] = eng__vec_dot_f16_avx512,
+            [ENG_TYPE_BF16] = eng__vec_dot_bf16_avx512,
+            [ENG_TYPE_Q8_0] = eng__vec_dot_q8_0_q8_0_avx512,
+            [ENG_TYPE_Q4_0] = eng__vec_dot_q4_0_q8_0_avx512,
+            [ENG_TYPE_Q4_K] = eng__vec_dot_q4_K_q8_K_avx512,
+            [ENG_TYPE_Q5_K] = eng__vec_dot_q5_K_q8_K_avx512,
+            [ENG_TYPE_Q6_K] = eng__vec_dot_q6_K_q8_K_avx512,
+        },
 };
+
 #endif

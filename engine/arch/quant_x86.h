@@ -1,0 +1,101 @@
+/*
+ * quant_x86.h — small AVX2 helpers shared by quant_avx2.c and
+ * quant_avx512.c. Static inline, so each ISA file gets its own copy built
+ * with its own -m flags; include only from files compiled with at least
+ * AVX2 + FMA + F16C.
+ */
+#ifndef NIB_ENGINE_ARCH_QUANT_X86_H
+#define NIB_ENGINE_ARCH_QUANT_X86_H
+
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+/* One fp16 scale to float with F16C: exact, and far cheaper than the
+ * portable eng_fp16_to_fp32 call on the 32-element block paths, where two
+ * scales per 34 bytes would otherwise dominate. */
+static inline float fp16_to_f32_f16c(uint16_t h) { return _cvtsh_ss(h); }
+
+static inline float hsum_ps_256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v),
+                          _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline float hmax_ps_256(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v),
+                          _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+static inline int32_t hsum_i32_256(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v),
+                              _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* 32 int32 in element order (a = 0..7, b = 8..15, ...) to 32 int8 with
+ * signed saturation. The packs work per 128-bit lane, which scrambles the
+ * dword order; the final permute restores it. */
+static inline __m256i pack_i32x32_to_i8(__m256i a, __m256i b, __m256i c,
+                                        __m256i d) {
+    __m256i ab = _mm256_packs_epi32(a, b);
+    __m256i cd = _mm256_packs_epi32(c, d);
+    __m256i abcd = _mm256_packs_epi16(ab, cd);
+    return _mm256_permutevar8x32_epi32(abcd,
+                                       _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+/* 16 bytes of packed nibbles to 32 bytes in element order: low nibbles are
+ * elements 0..15, high nibbles 16..31 (the Q4_0/Q4_1/Q5 layout). */
+static inline __m256i nibbles32(const uint8_t *qs) {
+    __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    const __m128i m4 = _mm_set1_epi8(0xf);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m4),
+                            _mm_and_si128(q, m4));
+}
+
+/* Byte j = 0xff where bit j of bits is set, else 0 (Q5 high bits). */
+static inline __m256i bits32_to_bytes(uint32_t bits) {
+    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1,
+                                          1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2,
+                                          3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i sel = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), shuf);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, sel), sel);
+}
+
+/* Eight int32 partial sums of x[i] * y[i] over 32 signed bytes each. */
+static inline __m256i dot_i8_avx2(__m256i x, __m256i y) {
+    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x),
+                                     _mm256_sign_epi8(y, x));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+/* Same for unsigned x (0..127 here, so maddubs never saturates). */
+static inline __m256i dot_u8i8_avx2(__m256i x, __m256i y) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1));
+}
+
+/* Q4_K/Q5_K 12-byte scales to 8 scales + 8 mins, with word operations:
+ * scales 0-3 and mins 0-3 are the low 6 bits of words 0 and 1; scales and
+ * mins 4-7 are the nibbles of word 2 plus the top 2 bits of words 0 / 1. */
+static inline void unpack_scales_k4_fast(const uint8_t *q, uint8_t sc[8],
+                                         uint8_t mn[8]) {
+    uint32_t u[3], o[4];
+    memcpy(u, q, 12);
+    o[0] = u[0] & 0x3f3f3f3fu;
+    o[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);
+    o[2] = u[1] & 0x3f3f3f3fu;
+    o[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
+    memcpy(sc, o, 8);
+    memcpy(mn, o + 2, 8);
+}
+
+#endif

@@ -8,6 +8,7 @@
 #include <math.h>
 
 #include "common/nib.h"
+#include "engine/gguf.h"
 #include "engine/quant.h"
 #include "test.h"
 
@@ -674,6 +675,76 @@ TEST_IMPL(quant_isa_selection) {
         for (int v = 0; v < nv; v++)
             found |= var[v].vec_dot == eng_type_traits[run_types[ti]].vec_dot;
         ASSERT(found);
+    }
+    return 0;
+}
+
+/* ---- bytes of llama.cpp's quantizer --------------------------------------- */
+
+/* The shared quantized models were written by llama.cpp's quantizer (no
+ * importance matrix) from the F16 model, so quantizing the F16 weights
+ * with the _ref algorithms must reproduce every block byte for byte. This
+ * is what makes `nib quantize` interchangeable with llama-quantize. */
+TEST_IMPL(quant_matches_llamacpp) {
+    const char *p = test_shared("models/rq-star-f16.gguf");
+    if (!p)
+        TEST_SKIP("../shared/models/rq-star-f16.gguf absent");
+    char src_path[1024];
+    snprintf(src_path, sizeof(src_path), "%s", p);
+    eng_gguf *src;
+    char err[256];
+    ASSERT_OK(eng_gguf_open(src_path, &src, err, sizeof(err)));
+    static const char *models[] = {"rq-star-q8_0.gguf", "rq-star-q4_0.gguf",
+                                   "rq-star-q4_k_m.gguf",
+                                   "rq-star-q5_k_m.gguf"};
+    int64_t blocks_by_type[ENG_TYPE_COUNT] = {0};
+    for (size_t mi = 0; mi < NIB_ARRAY_LEN(models); mi++) {
+        char rel[256];
+        snprintf(rel, sizeof(rel), "models/%s", models[mi]);
+        const char *mp = test_shared(rel);
+        ASSERT(mp != NULL);
+        eng_gguf *q;
+        ASSERT_OK(eng_gguf_open(mp, &q, err, sizeof(err)));
+        for (uint64_t ti = 0; ti < q->n_tensors; ti++) {
+            const eng_gguf_tensor *qt = &q->tensors[ti];
+            eng_type t = (eng_type)qt->type;
+            if (eng_type_traits[t].blck_size == 1)
+                continue; /* float tensors are copies */
+            ASSERT_MSG(eng_type_traits[t].supported, "%s: %s", qt->name,
+                       eng_type_traits[t].name);
+            const eng_gguf_tensor *st = eng_gguf_find_tensor(src, qt->name);
+            ASSERT(st && st->type == ENG_TYPE_F16);
+            ASSERT_EQ(st->n_elements, qt->n_elements);
+            const int64_t ne0 = (int64_t)qt->ne[0];
+            const int64_t nrows = (int64_t)(qt->n_elements / qt->ne[0]);
+            float *x = nib_malloc((size_t)ne0 * sizeof(float));
+            uint8_t *row = nib_malloc(eng_row_size(t, ne0));
+            const size_t rs = eng_row_size(t, ne0);
+            const size_t ts = eng_type_traits[t].type_size;
+            for (int64_t r = 0; r < nrows; r++) {
+                eng_type_traits[ENG_TYPE_F16].to_float(
+                    (const eng_fp16 *)st->data + r * ne0, x, ne0);
+                eng_quantize_rows(t, x, row, 1, ne0);
+                const uint8_t *want = (const uint8_t *)qt->data + r * rs;
+                for (size_t b = 0; b < rs / ts; b++)
+                    ASSERT_MSG(memcmp(row + b * ts, want + b * ts, ts) == 0,
+                               "%s %s (%s) row %" PRId64 " block %zu differs",
+                               models[mi], qt->name, eng_type_traits[t].name,
+                               r, b);
+                blocks_by_type[t] += (int64_t)(rs / ts);
+            }
+            nib_free(x);
+            nib_free(row);
+        }
+        eng_gguf_close(q);
+    }
+    eng_gguf_close(src);
+    const eng_type expect[] = {ENG_TYPE_Q8_0, ENG_TYPE_Q4_0, ENG_TYPE_Q4_K,
+                               ENG_TYPE_Q5_K, ENG_TYPE_Q6_K};
+    for (size_t i = 0; i < NIB_ARRAY_LEN(expect); i++) {
+        fprintf(stderr, "%-5s %" PRId64 " blocks identical\n",
+                eng_type_traits[expect[i]].name, blocks_by_type[expect[i]]);
+        ASSERT_GT(blocks_by_type[expect[i]], 0);
     }
     return 0;
 }

@@ -10,13 +10,14 @@
  *            each word's bytes are mapped to printable code points and
  *            merged by the rank of tokenizer.ggml.merges.
  *
- * The pre-tokenizers are hand-written matchers for the regexes llama.cpp
- * uses per tokenizer.ggml.pre. llama.cpp runs some of them with its own
- * custom code (the GPT-2 and Llama-3 patterns) and the others with
- * std::regex over a "collapsed" text in which every non-ASCII code point is
- * replaced by one byte standing for its category. Each matcher below
- * reproduces whichever of the two llama.cpp uses, including where they
- * differ from a textbook regex engine (noted at each one).
+ * The pre-tokenizers live in vocab_pre.c. Before either family runs, the
+ * text is cut at special tokens (control and user-defined texts), as
+ * llama.cpp partitions it.
+ *
+ * Where nib departs from llama.cpp, on invalid UTF-8 only: llama.cpp turns
+ * each invalid byte into U+FFFD; nib keeps the byte (classified as U+FFFD,
+ * so words are split the same) whenever the vocab has a token for it, so
+ * decoding gives the input back.
  *
  * Everything built at load time is immutable afterwards, and tokenizing
  * keeps its scratch on the call, so one vocab serves any number of threads.
@@ -30,6 +31,7 @@
 
 #include "common/nib.h"
 #include "unicode.h"
+#include "vocab_pre.h"
 
 /* ---- types ----------------------------------------------------------- */
 
@@ -46,17 +48,6 @@ enum {
 
 typedef enum { VOCAB_SPM, VOCAB_BPE } vocab_kind;
 
-/* Pre-tokenizer families: each names one list of regexes in llama.cpp. */
-typedef enum {
-    PRE_DEFAULT,   /* BPE without (or with an unknown) tokenizer.ggml.pre */
-    PRE_LLAMA3,    /* llama-bpe: contractions, letters, \p{N}{1,3}, ... */
-    PRE_QWEN2,     /* as LLAMA3 but single digits */
-    PRE_GPT2,      /* the original GPT-2 pattern */
-    PRE_STARCODER, /* single digits, then GPT-2 (also refact) */
-    PRE_DEEPSEEK_CODER,
-    PRE_FALCON,
-} pre_kind;
-
 typedef struct {
     uint64_t key;   /* left id << 32 | right id; 0 = empty slot */
     int32_t rank;   /* position in tokenizer.ggml.merges */
@@ -65,7 +56,7 @@ typedef struct {
 
 struct eng_vocab {
     vocab_kind kind;
-    pre_kind pre;
+    eng_pre_kind pre;
     char model_name[32]; /* tokenizer.ggml.model */
     char pre_name[64];   /* tokenizer.ggml.pre or "default" */
     int n_tokens;
@@ -203,405 +194,6 @@ static int vec_push(tok_vec *o, int32_t id) {
     if (grow((void **)&o->ids, &o->cap, o->n + 1, sizeof *o->ids) < 0)
         return NIB_ENOMEM;
     o->ids[o->n++] = id;
-    return 0;
-}
-
-/* ---- pre-tokenizer: code point units and chunks ------------------------ */
-
-/* The text being split, as code point units. An invalid UTF-8 byte is a
- * unit of its own, classified as U+FFFD like llama.cpp does, but its byte is
- * kept so that decoding gives the input back. */
-typedef struct {
-    const char *s;
-    size_t n;       /* units */
-    uint32_t *cp;   /* [n] */
-    uint16_t *fl;   /* [n] ENG_UNI_* */
-    uint32_t *boff; /* [n + 1] byte offset of each unit */
-    size_t cap;
-    uint32_t *ends; /* chunk ends (unit index), ascending */
-    size_t n_ends, cap_ends;
-    uint32_t *ends2; /* the next stage's output */
-    size_t n_ends2, cap_ends2;
-} units;
-
-static int units_decode(units *u, const char *s, size_t len) {
-    int r;
-    if ((r = grow((void **)&u->cp, &u->cap, len + 1, sizeof *u->cp)) < 0)
-        return r;
-    size_t cap = u->cap;
-    void *a = nib_try_realloc(u->fl, cap * sizeof *u->fl);
-    if (!a)
-        return NIB_ENOMEM;
-    u->fl = a;
-    void *b = nib_try_realloc(u->boff, cap * sizeof *u->boff);
-    if (!b)
-        return NIB_ENOMEM;
-    u->boff = b;
-    u->s = s;
-    size_t n = 0;
-    for (size_t i = 0; i < len;) {
-        int k;
-        uint32_t c = eng_utf8_decode(s + i, len - i, &k);
-        u->cp[n] = c;
-        u->fl[n] = (uint16_t)eng_uni_flags(c);
-        u->boff[n] = (uint32_t)i;
-        n++;
-        i += (size_t)k;
-    }
-    u->boff[n] = (uint32_t)len;
-    u->n = n;
-    return 0;
-}
-
-static inline unsigned fl_at(const units *u, size_t i, size_t end) {
-    return i < end ? u->fl[i] : 0;
-}
-
-static inline uint32_t cp_at(const units *u, size_t i, size_t end) {
-    return i < end ? u->cp[i] : UINT32_MAX;
-}
-
-static int emit_end(units *u, size_t end) {
-    if (grow((void **)&u->ends2, &u->cap_ends2, u->n_ends2 + 1,
-             sizeof *u->ends2) < 0)
-        return NIB_ENOMEM;
-    u->ends2[u->n_ends2++] = (uint32_t)end;
-    return 0;
-}
-
-/* A matcher returns the length of the match at unit i (0 = none), looking
- * no further than `end`, the end of the chunk. */
-typedef size_t (*match_fn)(const units *u, size_t i, size_t end);
-
-/* llama.cpp's std::regex split: in every chunk, each leftmost match and
- * each stretch between matches becomes a chunk of its own. All the
- * patterns split this way match at least one unit. */
-static int split_regex(units *u, match_fn m) {
-    u->n_ends2 = 0;
-    size_t start = 0;
-    for (size_t c = 0; c < u->n_ends; c++) {
-        size_t end = u->ends[c], gap = start;
-        for (size_t i = start; i < end;) {
-            size_t k = m(u, i, end);
-            if (k == 0) {
-                i++;
-                continue;
-            }
-            if (i > gap && emit_end(u, i) < 0)
-                return NIB_ENOMEM;
-            if (emit_end(u, i + k) < 0)
-                return NIB_ENOMEM;
-            i += k;
-            gap = i;
-        }
-        if (gap < end && emit_end(u, end) < 0)
-            return NIB_ENOMEM;
-        start = end;
-    }
-    return 0;
-}
-
-/* A segmenter returns the length (>= 1) of the next word at i. */
-typedef size_t (*seg_fn)(const units *u, size_t i, size_t end);
-
-static int split_segment(units *u, seg_fn f) {
-    u->n_ends2 = 0;
-    size_t start = 0;
-    for (size_t c = 0; c < u->n_ends; c++) {
-        size_t end = u->ends[c];
-        for (size_t i = start; i < end;) {
-            size_t k = f(u, i, end);
-            assert(k >= 1 && i + k <= end);
-            i += k;
-            if (emit_end(u, i) < 0)
-                return NIB_ENOMEM;
-        }
-        start = end;
-    }
-    return 0;
-}
-
-static void swap_ends(units *u) {
-    uint32_t *t = u->ends;
-    size_t tc = u->cap_ends;
-    u->ends = u->ends2;
-    u->cap_ends = u->cap_ends2;
-    u->n_ends = u->n_ends2;
-    u->ends2 = t;
-    u->cap_ends2 = tc;
-    u->n_ends2 = 0;
-}
-
-#define IS_WS(f) ((f)&ENG_UNI_WHITESPACE)
-#define IS_L(f)  ((f)&ENG_UNI_LETTER)
-#define IS_N(f)  ((f)&ENG_UNI_NUMBER)
-#define IS_P(f)  ((f)&ENG_UNI_PUNCT)
-
-static int ascii_lower(uint32_t c) {
-    return c >= 'A' && c <= 'Z' ? (int)(c + 32) : (int)c;
-}
-
-/* Contractions 's 't 're 've 'm 'll 'd at i: length or 0. */
-static size_t match_contraction(const units *u, size_t i, size_t end, bool ci) {
-    if (u->cp[i] != '\'' || i + 1 >= end)
-        return 0;
-    int a = (int)u->cp[i + 1], b = i + 2 < end ? (int)u->cp[i + 2] : -1;
-    if (ci) {
-        a = ascii_lower((uint32_t)a);
-        b = b < 0 ? b : ascii_lower((uint32_t)b);
-    }
-    if (a == 's' || a == 't' || a == 'm' || a == 'd')
-        return 2;
-    if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') ||
-        (a == 'l' && b == 'l'))
-        return 3;
-    return 0;
-}
-
-/* GPT-2: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|
- * \s+(?!\S). As llama.cpp's custom matcher: "no class" (past the chunk end)
- * stops every run, and a unit nothing matches is a word by itself. */
-static size_t seg_gpt2(const units *u, size_t i, size_t end) {
-    size_t k = match_contraction(u, i, end, false);
-    if (k)
-        return k;
-    uint32_t c = u->cp[i];
-    size_t p = i + (c == ' ');
-    unsigned f2 = c == ' ' ? fl_at(u, i + 1, end) : u->fl[i];
-    if (IS_L(f2)) {
-        while (IS_L(fl_at(u, p, end)))
-            p++;
-        return p - i;
-    }
-    if (IS_N(f2)) {
-        while (IS_N(fl_at(u, p, end)))
-            p++;
-        return p - i;
-    }
-    if (!(f2 & (ENG_UNI_WHITESPACE | ENG_UNI_LETTER | ENG_UNI_NUMBER)) && f2) {
-        for (;;) {
-            unsigned f = fl_at(u, p, end);
-            if ((f & (ENG_UNI_WHITESPACE | ENG_UNI_LETTER | ENG_UNI_NUMBER)) ||
-                !f)
-                break;
-            p++;
-        }
-        return p - i;
-    }
-    size_t nws = 0;
-    while (IS_WS(fl_at(u, i + nws, end)))
-        nws++;
-    /* \s+(?!\S): a run followed by more text gives back its last space,
-     * which then starts the next word (" world"). */
-    if (nws > 1 && i + nws < end)
-        return nws - 1;
-    if (nws > 0)
-        return nws;
-    return 1;
-}
-
-/* Llama-3 / Qwen2: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|
- * \p{N}{1,max}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+.
- * llama.cpp runs the {1,3} form with custom code and Qwen2's single-digit
- * form with std::regex; for these alternatives the two agree, so one
- * matcher serves both. */
-static size_t seg_llama3(const units *u, size_t i, size_t end,
-                         size_t max_digits) {
-    size_t k = match_contraction(u, i, end, true);
-    if (k)
-        return k;
-    uint32_t c = u->cp[i];
-    unsigned f = u->fl[i];
-    if (!(c == '\r' || c == '\n' || IS_N(f)) &&
-        (IS_L(f) || IS_L(fl_at(u, i + 1, end)))) {
-        size_t p = i + 1;
-        while (IS_L(fl_at(u, p, end)))
-            p++;
-        return p - i;
-    }
-    if (IS_N(f)) {
-        size_t p = i;
-        while (p - i < max_digits && IS_N(fl_at(u, p, end)))
-            p++;
-        return p - i;
-    }
-    unsigned f2 = c == ' ' ? fl_at(u, i + 1, end) : f;
-    if (!(f2 & (ENG_UNI_WHITESPACE | ENG_UNI_LETTER | ENG_UNI_NUMBER)) && f) {
-        size_t p = i + (c == ' ');
-        for (;;) {
-            unsigned g = fl_at(u, p, end);
-            if ((g & (ENG_UNI_WHITESPACE | ENG_UNI_LETTER | ENG_UNI_NUMBER)) ||
-                !g)
-                break;
-            p++;
-        }
-        while (cp_at(u, p, end) == '\r' || cp_at(u, p, end) == '\n')
-            p++;
-        return p - i;
-    }
-    size_t nws = 0, last_rn = 0;
-    while (IS_WS(fl_at(u, i + nws, end))) {
-        uint32_t c2 = u->cp[i + nws];
-        if (c2 == '\r' || c2 == '\n')
-            last_rn = nws + 1;
-        nws++;
-    }
-    /* \s*[\r\n]+ backtracks to the last newline of the run. */
-    if (last_rn > 0)
-        return last_rn;
-    if (nws > 1 && i + nws < end)
-        return nws - 1;
-    if (nws > 0)
-        return nws;
-    return 1;
-}
-
-static size_t seg_llama3_3(const units *u, size_t i, size_t end) {
-    return seg_llama3(u, i, end, 3);
-}
-
-static size_t seg_qwen2(const units *u, size_t i, size_t end) {
-    return seg_llama3(u, i, end, 1);
-}
-
-/* [\r\n] */
-static size_t m_newline(const units *u, size_t i, size_t end) {
-    (void)end;
-    return u->cp[i] == '\r' || u->cp[i] == '\n';
-}
-
-/* \s?\p{L}+ and \s?\p{P}+ */
-static size_t m_ws_class(const units *u, size_t i, size_t end, unsigned cls) {
-    size_t p = i;
-    if (IS_WS(u->fl[p]) && (fl_at(u, p + 1, end) & cls))
-        p++;
-    while (fl_at(u, p, end) & cls)
-        p++;
-    return p - i;
-}
-
-static size_t m_ws_letters(const units *u, size_t i, size_t end) {
-    return m_ws_class(u, i, end, ENG_UNI_LETTER);
-}
-
-static size_t m_ws_punct(const units *u, size_t i, size_t end) {
-    return m_ws_class(u, i, end, ENG_UNI_PUNCT);
-}
-
-/* DeepSeek-Coder's [一-龥ࠀ-一가-퟿]+, i.e. U+0800..U+9FA5 and
- * U+AC00..U+D7FF. llama.cpp matches it with std::wregex after replacing
- * every non-ASCII whitespace by U+000B, so U+3000 and friends inside the
- * range do not match. */
-static bool is_dsc_cjk(const units *u, size_t i) {
-    uint32_t c = u->cp[i];
-    if (IS_WS(u->fl[i]))
-        return false;
-    return (c >= 0x0800 && c <= 0x9FA5) || (c >= 0xAC00 && c <= 0xD7FF);
-}
-
-static size_t m_dsc_cjk(const units *u, size_t i, size_t end) {
-    size_t p = i;
-    while (p < end && is_dsc_cjk(u, p))
-        p++;
-    return p - i;
-}
-
-/* \p{N} */
-static size_t m_number(const units *u, size_t i, size_t end) {
-    (void)end;
-    return IS_N(u->fl[i]) ? 1 : 0;
-}
-
-/* \p{N}+ */
-static size_t m_numbers(const units *u, size_t i, size_t end) {
-    size_t p = i;
-    while (IS_N(fl_at(u, p, end)))
-        p++;
-    return p - i;
-}
-
-/* [\p{P}\$\+<=>\^~\|`]+ (Falcon; the default list has it without '`') */
-static size_t m_punct_sym(const units *u, size_t i, size_t end,
-                          const char *extra) {
-    size_t p = i;
-    while (p < end) {
-        uint32_t c = u->cp[p];
-        if (!IS_P(u->fl[p]) && !(c < 0x80 && c && strchr(extra, (int)c)))
-            break;
-        p++;
-    }
-    return p - i;
-}
-
-static size_t m_falcon_punct(const units *u, size_t i, size_t end) {
-    return m_punct_sym(u, i, end, "$+<=>^~|`");
-}
-
-static size_t m_default_punct(const units *u, size_t i, size_t end) {
-    return m_punct_sym(u, i, end, "$+<=>^~|");
-}
-
-/* [0-9][0-9][0-9] */
-static size_t m_digits3(const units *u, size_t i, size_t end) {
-    for (size_t k = 0; k < 3; k++) {
-        uint32_t c = cp_at(u, i + k, end);
-        if (c < '0' || c > '9')
-            return 0;
-    }
-    return 3;
-}
-
-/* Split u (one chunk: the whole fragment) into words with the vocab's
- * pre-tokenizer; the result is in u->ends. */
-static int pretokenize(const eng_vocab *v, units *u) {
-    u->n_ends = 0;
-    if (grow((void **)&u->ends, &u->cap_ends, 1, sizeof *u->ends) < 0)
-        return NIB_ENOMEM;
-    u->ends[u->n_ends++] = (uint32_t)u->n;
-    int r = 0;
-#define REGEX(m)                                                               \
-    if ((r = split_regex(u, m)) < 0)                                           \
-        return r;                                                              \
-    swap_ends(u);
-#define SEGMENT(f)                                                             \
-    if ((r = split_segment(u, f)) < 0)                                         \
-        return r;                                                              \
-    swap_ends(u);
-    switch (v->pre) {
-    case PRE_LLAMA3:
-        SEGMENT(seg_llama3_3);
-        break;
-    case PRE_QWEN2:
-        SEGMENT(seg_qwen2);
-        break;
-    case PRE_GPT2:
-        SEGMENT(seg_gpt2);
-        break;
-    case PRE_STARCODER:
-        REGEX(m_number);
-        SEGMENT(seg_gpt2);
-        break;
-    case PRE_DEEPSEEK_CODER:
-        REGEX(m_newline);
-        REGEX(m_ws_letters);
-        REGEX(m_ws_punct);
-        REGEX(m_dsc_cjk);
-        REGEX(m_number);
-        break;
-    case PRE_FALCON:
-        REGEX(m_falcon_punct);
-        SEGMENT(seg_gpt2);
-        REGEX(m_digits3);
-        break;
-    case PRE_DEFAULT:
-        REGEX(m_default_punct);
-        SEGMENT(seg_gpt2);
-        REGEX(m_numbers);
-        REGEX(m_digits3);
-        break;
-    }
-#undef REGEX
-#undef SEGMENT
     return 0;
 }
 
@@ -743,9 +335,9 @@ static int bpe_word(const eng_vocab *v, bpe_scratch *s, const char *w, size_t n,
  * (StarCoder's lacks C0, C1 and F5..FF) have none: there the byte becomes
  * U+FFFD, which is what llama.cpp does with every invalid byte. The word
  * is then rewritten into the scratch buffer and *w, *n point there. */
-static int substitute_invalid(const eng_vocab *v, const units *u, size_t i0,
-                              size_t i1, bpe_scratch *s, const char **w,
-                              size_t *n) {
+static int substitute_invalid(const eng_vocab *v, const eng_pre_units *u,
+                              size_t i0, size_t i1, bpe_scratch *s,
+                              const char **w, size_t *n) {
     size_t extra = 0;
     for (size_t i = i0; i < i1; i++)
         if (u->cp[i] == ENG_UNI_REPLACEMENT &&
@@ -1013,7 +605,7 @@ int eng_tokenize(const eng_vocab *v, const char *text, size_t len, int flags,
 
     tok_vec o = {0};
     frag_list fl = {0};
-    units u = {0};
+    eng_pre_units u = {0};
     bpe_scratch bs = {0};
     spm_scratch ss = {0};
     int r = 0;
@@ -1043,8 +635,8 @@ int eng_tokenize(const eng_vocab *v, const char *text, size_t len, int flags,
             prev_special = false;
             continue;
         }
-        if ((r = units_decode(&u, text + fr->off, fr->len)) < 0 ||
-            (r = pretokenize(v, &u)) < 0)
+        if ((r = eng__pre_decode(&u, text + fr->off, fr->len)) < 0 ||
+            (r = eng__pre_split(&u, v->pre)) < 0)
             goto done;
         size_t start = 0;
         for (size_t w = 0; w < u.n_ends; w++) {
@@ -1073,11 +665,7 @@ done:
     nib_free(o.ids);
     nib_free(fl.f);
     nib_free(fl.g);
-    nib_free(u.cp);
-    nib_free(u.fl);
-    nib_free(u.boff);
-    nib_free(u.ends);
-    nib_free(u.ends2);
+    eng__pre_free(&u);
     nib_free(bs.sym);
     nib_free(bs.heap);
     nib_free(bs.enc);
@@ -1192,30 +780,30 @@ const char *eng_vocab_pre(const eng_vocab *v) {
 
 static const struct {
     const char *name;
-    pre_kind pre;
+    eng_pre_kind pre;
 } pre_names[] = {
-    {"default", PRE_DEFAULT},
-    {"llama3", PRE_LLAMA3},
-    {"llama-v3", PRE_LLAMA3},
-    {"llama-bpe", PRE_LLAMA3},
-    {"qwen2", PRE_QWEN2},
-    {"deepseek-r1-qwen", PRE_QWEN2},
-    {"megrez", PRE_QWEN2},
-    {"stablelm2", PRE_QWEN2},
-    {"gpt-2", PRE_GPT2},
-    {"phi-2", PRE_GPT2},
-    {"mpt", PRE_GPT2},
-    {"olmo", PRE_GPT2},
-    {"jais", PRE_GPT2},
-    {"starcoder", PRE_STARCODER},
-    {"refact", PRE_STARCODER},
-    {"command-r", PRE_STARCODER},
-    {"smollm", PRE_STARCODER},
-    {"codeshell", PRE_STARCODER},
-    {"exaone", PRE_STARCODER},
-    {"minerva-7b", PRE_STARCODER},
-    {"deepseek-coder", PRE_DEEPSEEK_CODER},
-    {"falcon", PRE_FALCON},
+    {"default", ENG_PRE_DEFAULT},
+    {"llama3", ENG_PRE_LLAMA3},
+    {"llama-v3", ENG_PRE_LLAMA3},
+    {"llama-bpe", ENG_PRE_LLAMA3},
+    {"qwen2", ENG_PRE_QWEN2},
+    {"deepseek-r1-qwen", ENG_PRE_QWEN2},
+    {"megrez", ENG_PRE_QWEN2},
+    {"stablelm2", ENG_PRE_QWEN2},
+    {"gpt-2", ENG_PRE_GPT2},
+    {"phi-2", ENG_PRE_GPT2},
+    {"mpt", ENG_PRE_GPT2},
+    {"olmo", ENG_PRE_GPT2},
+    {"jais", ENG_PRE_GPT2},
+    {"starcoder", ENG_PRE_STARCODER},
+    {"refact", ENG_PRE_STARCODER},
+    {"command-r", ENG_PRE_STARCODER},
+    {"smollm", ENG_PRE_STARCODER},
+    {"codeshell", ENG_PRE_STARCODER},
+    {"exaone", ENG_PRE_STARCODER},
+    {"minerva-7b", ENG_PRE_STARCODER},
+    {"deepseek-coder", ENG_PRE_DEEPSEEK_CODER},
+    {"falcon", ENG_PRE_FALCON},
 };
 
 /* The metadata keys of each special id; the second and third are the
@@ -1524,7 +1112,7 @@ int eng_vocab_load(const eng_gguf *g, eng_vocab **out, char *err,
                      (int)NIB_MIN(pre.len, sizeof v->pre_name - 1), pre.ptr);
         else
             snprintf(v->pre_name, sizeof v->pre_name, "default");
-        v->pre = PRE_DEFAULT;
+        v->pre = ENG_PRE_DEFAULT;
         bool known = false;
         for (size_t i = 0; i < NIB_ARRAY_LEN(pre_names); i++) {
             if (strcmp(v->pre_name, pre_names[i].name) == 0) {
@@ -1536,7 +1124,7 @@ int eng_vocab_load(const eng_gguf *g, eng_vocab **out, char *err,
             nib_log_warn("vocab: pre-tokenizer '%s' is unknown; using the "
                          "default one, tokens may differ",
                          v->pre_name);
-        if (v->pre == PRE_LLAMA3) {
+        if (v->pre == ENG_PRE_LLAMA3) {
             v->ignore_merges = true;
             v->add_bos = true;
         }

@@ -691,8 +691,8 @@ int eng_token_piece(const eng_vocab *v, int32_t tok, bool special, char *buf,
 }
 
 /* The bytes a token stands for in text, as llama.cpp's token_to_piece with
- * special = true (the caller hides control tokens). Writes into p (at least
- * 4 * text length + 4 bytes) and returns the length. */
+ * special = true (the caller hides control tokens). Writes into p (room for
+ * the token text's length: no piece is longer) and returns the length. */
 static size_t build_piece(const eng_vocab *v, int32_t id, char *p) {
     size_t n;
     const char *t = tok_text(v, id, &n);

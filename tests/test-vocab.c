@@ -644,3 +644,49 @@ TEST_IMPL(vocab_threads) {
     eng_vocab_delete(v);
     return 0;
 }
+
+/* ---- pre-tokenizers without a test vocab ------------------------------ */
+
+#include "engine/vocab_pre.h"
+
+/* Llama-3 (llama-bpe) and the default list have no vocab in ../shared;
+ * the expected words come from the same regexes run by Python's `regex`
+ * module (words joined by '|'). */
+TEST_IMPL(vocab_pre_split) {
+    static const struct {
+        eng_pre_kind kind;
+        const char *text, *words;
+    } cases[] = {
+        {ENG_PRE_LLAMA3, "x = 1234567; y='DON'T'  \n\n  z",
+         "x| =| |123|456|7|;| y|='|DON|'T|'|  \n\n| | z"},
+        {ENG_PRE_LLAMA3, "Hello, world!!  \t 日本語 ٣٤٥٦ ½",
+         "Hello|,| world|!!|  \t| 日本語| |٣٤٥|٦| |½"},
+        {ENG_PRE_LLAMA3, "a+=b<=c `d` 12345", "a|+=|b|<=|c| `|d|`| |123|45"},
+        {ENG_PRE_DEFAULT, "x = 1234567; y='DON'T'  \n\n  z",
+         "x| |=| |123|456|7|;| y|='|DON|'|T|'|  \n\n | z"},
+        {ENG_PRE_DEFAULT, "Hello, world!!  \t 日本語 ٣٤٥٦ ½",
+         "Hello|,| world|!!|  \t| 日本語| |٣٤٥٦| |½"},
+        {ENG_PRE_DEFAULT, "a+=b<=c `d` 12345", "a|+=|b|<=|c| `|d|`| |123|45"},
+    };
+    eng_pre_units u = {0};
+    for (size_t i = 0; i < NIB_ARRAY_LEN(cases); i++) {
+        const char *t = cases[i].text;
+        ASSERT_OK(eng__pre_decode(&u, t, strlen(t)));
+        ASSERT_OK(eng__pre_split(&u, cases[i].kind));
+        char got[256];
+        size_t k = 0, start = 0;
+        for (size_t w = 0; w < u.n_ends; w++) {
+            if (w)
+                got[k++] = '|';
+            size_t b0 = u.boff[start], b1 = u.boff[u.ends[w]];
+            ASSERT_LT(k + (b1 - b0), sizeof got);
+            memcpy(got + k, t + b0, b1 - b0);
+            k += b1 - b0;
+            start = u.ends[w];
+        }
+        got[k] = 0;
+        ASSERT_STR_EQ(got, cases[i].words);
+    }
+    eng__pre_free(&u);
+    return 0;
+}

@@ -989,6 +989,38 @@ static void vec_dot_q6_K_q8_K(int n, float *restrict s,
     *s = sum;
 }
 
+/* ==== batched dots ========================================================= */
+
+/* The scalar batched dot is nrc reference dots; the default fast one loops
+ * over whatever vec_dot eng_quant_init installed, for types whose ISA file
+ * has no kernel that shares weight decoding across columns. */
+#define NRC_WRAPPERS(T, REF)                                                   \
+    static void nrc_ref_##T(int n, int nrc, float *restrict s,                 \
+                            const void *restrict vx, const void *restrict vy,  \
+                            size_t st) {                                       \
+        for (int c = 0; c < nrc; c++)                                          \
+            REF(n, &s[c], vx, (const char *)vy + (size_t)c * st);              \
+    }                                                                          \
+    static void nrc_loop_##T(int n, int nrc, float *restrict s,                \
+                             const void *restrict vx, const void *restrict vy, \
+                             size_t st) {                                      \
+        eng_vec_dot_fn f = eng_type_traits[ENG_TYPE_##T].vec_dot;              \
+        for (int c = 0; c < nrc; c++)                                          \
+            f(n, &s[c], vx, (const char *)vy + (size_t)c * st);                \
+    }
+
+NRC_WRAPPERS(F32, vec_dot_f32)
+NRC_WRAPPERS(F16, vec_dot_f16)
+NRC_WRAPPERS(BF16, vec_dot_bf16)
+NRC_WRAPPERS(Q4_0, vec_dot_q4_0_q8_0)
+NRC_WRAPPERS(Q4_1, vec_dot_q4_1_q8_1)
+NRC_WRAPPERS(Q5_0, vec_dot_q5_0_q8_0)
+NRC_WRAPPERS(Q5_1, vec_dot_q5_1_q8_1)
+NRC_WRAPPERS(Q8_0, vec_dot_q8_0_q8_0)
+NRC_WRAPPERS(Q4_K, vec_dot_q4_K_q8_K)
+NRC_WRAPPERS(Q5_K, vec_dot_q5_K_q8_K)
+NRC_WRAPPERS(Q6_K, vec_dot_q6_K_q8_K)
+
 /* ==== the table ============================================================ */
 
 #define FLOAT_T(nm, bs, ts) {.name = nm, .blck_size = bs, .type_size = ts}
@@ -996,7 +1028,9 @@ static void vec_dot_q6_K_q8_K(int n, float *restrict s,
 
 /* A type nib runs: every entry starts on the scalar code. */
 #define RUN_T(nm, bs, ts, tof, fromf, dot, vdt)                                \
-    {.name = nm,                                                               \
+    {.name = #nm,                                                              \
+     .vec_dot_nrc_ref = nrc_ref_##nm,                                          \
+     .vec_dot_nrc = nrc_loop_##nm,                                             \
      .blck_size = bs,                                                          \
      .type_size = ts,                                                          \
      .supported = true,                                                        \
@@ -1021,37 +1055,37 @@ static void vec_dot_q6_K_q8_K(int n, float *restrict s,
 /* Ids that ggml has retired keep type_size 0 so the GGUF reader rejects
  * them as unknown. Known types nib cannot run keep supported = false. */
 eng_type_traits_t eng_type_traits[ENG_TYPE_COUNT] = {
-    [ENG_TYPE_F32] = RUN_T("F32", 1, 4, to_float_f32, copy_row_f32,
+    [ENG_TYPE_F32] = RUN_T(F32, 1, 4, to_float_f32, copy_row_f32,
                            vec_dot_f32, ENG_TYPE_F32),
-    [ENG_TYPE_F16] = RUN_T("F16", 1, 2, to_float_f16, from_float_f16,
+    [ENG_TYPE_F16] = RUN_T(F16, 1, 2, to_float_f16, from_float_f16,
                            vec_dot_f16, ENG_TYPE_F16),
     [ENG_TYPE_Q4_0] =
-        RUN_T("Q4_0", QK4_0, sizeof(block_q4_0), dequantize_row_q4_0,
+        RUN_T(Q4_0, QK4_0, sizeof(block_q4_0), dequantize_row_q4_0,
               quantize_row_q4_0_ref, vec_dot_q4_0_q8_0, ENG_TYPE_Q8_0),
     [ENG_TYPE_Q4_1] =
-        RUN_T("Q4_1", QK4_1, sizeof(block_q4_1), dequantize_row_q4_1,
+        RUN_T(Q4_1, QK4_1, sizeof(block_q4_1), dequantize_row_q4_1,
               quantize_row_q4_1_ref, vec_dot_q4_1_q8_1, ENG_TYPE_Q8_1),
     [ENG_TYPE_Q5_0] =
-        RUN_T("Q5_0", QK5_0, sizeof(block_q5_0), dequantize_row_q5_0,
+        RUN_T(Q5_0, QK5_0, sizeof(block_q5_0), dequantize_row_q5_0,
               quantize_row_q5_0_ref, vec_dot_q5_0_q8_0, ENG_TYPE_Q8_0),
     [ENG_TYPE_Q5_1] =
-        RUN_T("Q5_1", QK5_1, sizeof(block_q5_1), dequantize_row_q5_1,
+        RUN_T(Q5_1, QK5_1, sizeof(block_q5_1), dequantize_row_q5_1,
               quantize_row_q5_1_ref, vec_dot_q5_1_q8_1, ENG_TYPE_Q8_1),
     [ENG_TYPE_Q8_0] =
-        RUN_T("Q8_0", QK8_0, sizeof(block_q8_0), dequantize_row_q8_0,
+        RUN_T(Q8_0, QK8_0, sizeof(block_q8_0), dequantize_row_q8_0,
               quantize_row_q8_0_ref, vec_dot_q8_0_q8_0, ENG_TYPE_Q8_0),
     [ENG_TYPE_Q8_1] = ACT_T("Q8_1", QK8_1, sizeof(block_q8_1),
                             dequantize_row_q8_1, quantize_row_q8_1_ref),
     [ENG_TYPE_Q2_K] = QUANT_T("Q2_K", QK_K, sizeof(block_q2_K)),
     [ENG_TYPE_Q3_K] = QUANT_T("Q3_K", QK_K, sizeof(block_q3_K)),
     [ENG_TYPE_Q4_K] =
-        RUN_T("Q4_K", QK_K, sizeof(block_q4_K), dequantize_row_q4_K,
+        RUN_T(Q4_K, QK_K, sizeof(block_q4_K), dequantize_row_q4_K,
               quantize_row_q4_K_ref, vec_dot_q4_K_q8_K, ENG_TYPE_Q8_K),
     [ENG_TYPE_Q5_K] =
-        RUN_T("Q5_K", QK_K, sizeof(block_q5_K), dequantize_row_q5_K,
+        RUN_T(Q5_K, QK_K, sizeof(block_q5_K), dequantize_row_q5_K,
               quantize_row_q5_K_ref, vec_dot_q5_K_q8_K, ENG_TYPE_Q8_K),
     [ENG_TYPE_Q6_K] =
-        RUN_T("Q6_K", QK_K, sizeof(block_q6_K), dequantize_row_q6_K,
+        RUN_T(Q6_K, QK_K, sizeof(block_q6_K), dequantize_row_q6_K,
               quantize_row_q6_K_ref, vec_dot_q6_K_q8_K, ENG_TYPE_Q8_K),
     [ENG_TYPE_Q8_K] = ACT_T("Q8_K", QK_K, sizeof(block_q8_K),
                             dequantize_row_q8_K, quantize_row_q8_K_ref),
@@ -1069,7 +1103,7 @@ eng_type_traits_t eng_type_traits[ENG_TYPE_COUNT] = {
     [ENG_TYPE_I64] = FLOAT_T("I64", 1, 8),
     [ENG_TYPE_F64] = FLOAT_T("F64", 1, 8),
     [ENG_TYPE_IQ1_M] = QUANT_T("IQ1_M", QK_K, 56),
-    [ENG_TYPE_BF16] = RUN_T("BF16", 1, 2, to_float_bf16, from_float_bf16,
+    [ENG_TYPE_BF16] = RUN_T(BF16, 1, 2, to_float_bf16, from_float_bf16,
                             vec_dot_bf16, ENG_TYPE_BF16),
     [ENG_TYPE_TQ1_0] = QUANT_T("TQ1_0", QK_K, 54),
     [ENG_TYPE_TQ2_0] = QUANT_T("TQ2_0", QK_K, 66),
@@ -1116,6 +1150,8 @@ static void quant_init_once(void) {
         for (int t = 0; t < ENG_TYPE_COUNT; t++) {
             if (k->vec_dot[t])
                 eng_type_traits[t].vec_dot = k->vec_dot[t];
+            if (k->vec_dot_nrc[t])
+                eng_type_traits[t].vec_dot_nrc = k->vec_dot_nrc[t];
             if (k->from_float[t])
                 eng_type_traits[t].from_float = k->from_float[t];
         }
@@ -1137,6 +1173,7 @@ int eng_quant_variants(eng_type t, eng_kernel_variant *out, int max) {
         .vec_dot = tt->vec_dot_ref,
         .from_float = eng_type_traits[vdt].from_float_ref,
         .to_float = tt->to_float,
+        .vec_dot_nrc = tt->vec_dot_nrc_ref,
     };
     const eng_arch_kernels *all[ENG_ARCH_MAX];
     int na = eng__arch_available(all, ENG_ARCH_MAX);
@@ -1153,6 +1190,7 @@ int eng_quant_variants(eng_type t, eng_kernel_variant *out, int max) {
             .vec_dot = all[i]->vec_dot[t],
             .from_float = ff,
             .to_float = tt->to_float,
+            .vec_dot_nrc = all[i]->vec_dot_nrc[t], /* NULL: none */
         };
     }
     return n;

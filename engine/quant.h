@@ -169,6 +169,18 @@ typedef void (*eng_vec_dot_fn)(int n, float *restrict s,
                                const void *restrict vx,
                                const void *restrict vy);
 
+/* Batched dot: s[c] = dot(vx, vy + c * vy_stride) for c in [0, nrc), one
+ * weight row against nrc activation rows (1 <= nrc <= ENG_NRC_MAX) of
+ * vec_dot_type, vy_stride bytes apart. Each weight block is read and
+ * decoded once for all nrc columns, so a prompt batch or a speculative
+ * verify of nrc tokens costs little more memory traffic than one token.
+ * Results equal nrc calls of vec_dot up to float summation order. */
+#define ENG_NRC_MAX 8
+typedef void (*eng_vec_dot_nrc_fn)(int n, int nrc, float *restrict s,
+                                   const void *restrict vx,
+                                   const void *restrict vy,
+                                   size_t vy_stride);
+
 typedef struct {
     const char *name;      /* "Q4_K" */
     int64_t blck_size;     /* elements per block (1 for float types) */
@@ -185,6 +197,9 @@ typedef struct {
     eng_vec_dot_fn vec_dot;            /* fastest dot for this CPU */
     eng_type vec_dot_type; /* what activations are converted to;
                               ENG_TYPE_COUNT for activation-only types */
+    eng_vec_dot_nrc_fn vec_dot_nrc_ref; /* scalar: nrc x vec_dot_ref */
+    eng_vec_dot_nrc_fn vec_dot_nrc;     /* fastest batched dot (a loop over
+                                           vec_dot where no ISA has one) */
 } eng_type_traits_t;
 
 /* A matmul row W (type t) times activations x (float):
@@ -213,6 +228,7 @@ typedef struct {
     eng_vec_dot_fn vec_dot;
     eng_from_float_fn from_float; /* quantize of vec_dot_type for that ISA */
     eng_to_float_fn to_float;     /* dequantize (may equal the reference) */
+    eng_vec_dot_nrc_fn vec_dot_nrc; /* batched dot for that ISA */
 } eng_kernel_variant;
 int eng_quant_variants(eng_type t, eng_kernel_variant *out, int max);
 

@@ -679,6 +679,73 @@ TEST_IMPL(quant_isa_selection) {
     return 0;
 }
 
+/* ---- batched dots ------------------------------------------------------ */
+
+/* Every batched kernel (and the installed default) against nrc scalar
+ * reference dots, for every column count and odd strides between columns. */
+TEST_IMPL(quant_vec_dot_nrc) {
+    enum { N = 1024, STRIDE_PAD = 40 };
+    static float x[N], y[N];
+    static uint8_t qx[N * 4], qy[ENG_NRC_MAX * (N * 4 + STRIDE_PAD)];
+    static float xd[N], yd[N];
+    eng_quant_init();
+    int checked = 0;
+    for (size_t ti = 0; ti < NIB_ARRAY_LEN(run_types); ti++) {
+        eng_type t = run_types[ti];
+        const eng_type_traits_t *tt = &eng_type_traits[t];
+        const eng_type vdt = tt->vec_dot_type;
+        const eng_type_traits_t *vt = &eng_type_traits[vdt];
+        ASSERT(tt->vec_dot_nrc_ref && tt->vec_dot_nrc);
+        eng_kernel_variant var[8];
+        int nv = eng_quant_variants(t, var, 8);
+        ASSERT(var[0].vec_dot_nrc == tt->vec_dot_nrc_ref);
+        double tol = t == ENG_TYPE_BF16                      ? TOL_DOT_BF16_REL
+                     : t == ENG_TYPE_F32 || t == ENG_TYPE_F16 ? TOL_DOT_FLOAT_REL
+                                                             : TOL_DOT_QUANT_REL;
+        int lens[16], nl;
+        lengths_for(t, lens, &nl);
+        for (int li = 0; li < nl; li++) {
+            int n = lens[li];
+            if (n > N)
+                continue;
+            size_t st = eng_row_size(vdt, n) + (size_t)(li % 2) * STRIDE_PAD;
+            fill_normal(x, n, 1.0f, li % 2 ? 0.4f : 0.0f);
+            tt->from_float_ref(x, qx, n);
+            tt->to_float(qx, xd, n);
+            double xx = dot_f64(xd, xd, n), norm[ENG_NRC_MAX];
+            float ref[ENG_NRC_MAX];
+            for (int c = 0; c < ENG_NRC_MAX; c++) {
+                fill_normal(y, n, 1.0f + c, c == 3 ? 0.5f : 0.0f);
+                vt->from_float_ref(y, qy + c * st, n);
+                vt->to_float(qy + c * st, yd, n);
+                norm[c] = sqrt(xx * dot_f64(yd, yd, n));
+                tt->vec_dot_ref(n, &ref[c], qx, qy + c * st);
+            }
+            for (int v = 0; v <= nv; v++) {
+                /* v == nv: the kernel eng_quant_init installed. */
+                eng_vec_dot_nrc_fn f =
+                    v < nv ? var[v].vec_dot_nrc : tt->vec_dot_nrc;
+                const char *isa = v < nv ? var[v].isa : "installed";
+                if (!f)
+                    continue;
+                for (int nrc = 1; nrc <= ENG_NRC_MAX; nrc++) {
+                    float got[ENG_NRC_MAX + 1];
+                    got[nrc] = 12345.0f; /* must stay untouched */
+                    f(n, nrc, got, qx, qy, st);
+                    ASSERT(got[nrc] == 12345.0f);
+                    for (int c = 0; c < nrc; c++)
+                        ASSERT_MSG(fabs(got[c] - ref[c]) <= tol * norm[c],
+                                   "%s/%s n=%d nrc=%d col %d: %.9g vs %.9g",
+                                   tt->name, isa, n, nrc, c, got[c], ref[c]);
+                    checked++;
+                }
+            }
+        }
+    }
+    fprintf(stderr, "%d batched comparisons\n", checked);
+    return 0;
+}
+
 /* ---- bytes of llama.cpp's quantizer --------------------------------------- */
 
 /* The shared quantized models were written by llama.cpp's quantizer (no

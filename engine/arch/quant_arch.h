@@ -17,6 +17,7 @@ typedef struct {
     const char *isa;                                /* "avx2", "avx512" */
     eng_vec_dot_fn vec_dot[ENG_TYPE_COUNT];         /* by weight type */
     eng_from_float_fn from_float[ENG_TYPE_COUNT];   /* by destination type */
+    eng_vec_dot_nrc_fn vec_dot_nrc[ENG_TYPE_COUNT]; /* by weight type */
 } eng_arch_kernels;
 
 #define ENG_ARCH_MAX 4

@@ -362,6 +362,318 @@ void eng__vec_dot_q6_K_q8_K_avx512(int n, float *restrict s,
     *s = hsum_ps_512(acc);
 }
 
+/* ==== batched dots (one weight row, nrc activation rows) =================== */
+
+/* Each kernel decodes a weight block into registers once and then runs the
+ * cheap per-column part nrc times. The *_impl functions are always inlined
+ * into a switch on nrc so that every column count gets its accumulators in
+ * registers (a run-time bound would spill them to the stack). */
+#define NRC_DISPATCH(name, impl)                                               \
+    void name(int n, int nrc, float *restrict s, const void *restrict vx,     \
+              const void *restrict vy, size_t st) {                           \
+        switch (nrc) {                                                         \
+        case 1: impl(n, 1, s, vx, vy, st); break;                              \
+        case 2: impl(n, 2, s, vx, vy, st); break;                              \
+        case 3: impl(n, 3, s, vx, vy, st); break;                              \
+        case 4: impl(n, 4, s, vx, vy, st); break;                              \
+        case 5: impl(n, 5, s, vx, vy, st); break;                              \
+        case 6: impl(n, 6, s, vx, vy, st); break;                              \
+        case 7: impl(n, 7, s, vx, vy, st); break;                              \
+        default: impl(n, 8, s, vx, vy, st); break;                             \
+        }                                                                      \
+    }
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+ALWAYS_INLINE const void *col(const void *vy, int c, size_t st) {
+    return (const char *)vy + (size_t)c * st;
+}
+
+/* F16 rows: two vectors of x per step and two accumulators per column,
+ * so the FMA chains stay independent even for nrc = 1. (The same kernel
+ * for F32 and BF16 measured no faster than nrc vec_dot calls, since those
+ * are bound by reading the activations, so they keep the default loop.) */
+ALWAYS_INLINE __m512 load_f16x16(const eng_fp16 *p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+
+ALWAYS_INLINE void f16_nrc_impl(int n, const int nrc, float *restrict s,
+                                const void *restrict vx,
+                                const void *restrict vy, size_t st) {
+    const eng_fp16 *x = vx;
+    __m512 acc0[ENG_NRC_MAX], acc1[ENG_NRC_MAX];
+    for (int c = 0; c < nrc; c++)
+        acc0[c] = acc1[c] = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 x0 = load_f16x16(x + i), x1 = load_f16x16(x + i + 16);
+        for (int c = 0; c < nrc; c++) {
+            const eng_fp16 *y = (const eng_fp16 *)col(vy, c, st) + i;
+            acc0[c] = _mm512_fmadd_ps(x0, load_f16x16(y), acc0[c]);
+            acc1[c] = _mm512_fmadd_ps(x1, load_f16x16(y + 16), acc1[c]);
+        }
+    }
+    for (; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff
+                                  : (__mmask16)((1u << (n - i)) - 1);
+        __m512 xv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x + i));
+        for (int c = 0; c < nrc; c++) {
+            const eng_fp16 *y = col(vy, c, st);
+            acc0[c] = _mm512_fmadd_ps(
+                xv, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, y + i)),
+                acc0[c]);
+        }
+    }
+    for (int c = 0; c < nrc; c++)
+        s[c] = hsum_ps_512(_mm512_add_ps(acc0[c], acc1[c]));
+}
+NRC_DISPATCH(eng__vec_dot_f16_nrc_avx512, f16_nrc_impl)
+
+/* Q8_0 and Q4_0 weights against Q8_0 columns, two blocks per vector: the
+ * weights' |x| and sign mask are computed once, each column then costs a
+ * masked negate, one vpdpbusd and one FMA. The odd last block (n/32 odd)
+ * is zero-padded: a zero weight vector adds nothing. */
+ALWAYS_INLINE void q8_0_pair_columns(const int nrc, __m512i qx, float dx0,
+                                     float dx1, int i, const void *vy,
+                                     size_t st, bool two, __m512 *acc) {
+    const __mmask64 neg = _mm512_movepi8_mask(qx);
+    const __m512i ax = _mm512_abs_epi8(qx);
+    for (int c = 0; c < nrc; c++) {
+        const block_q8_0 *y = (const block_q8_0 *)col(vy, c, st) + i;
+        __m512i qy = two ? join256(_mm256_loadu_si256((const __m256i *)y[0].qs),
+                                   _mm256_loadu_si256((const __m256i *)y[1].qs))
+                         : _mm512_castsi256_si512(
+                               _mm256_loadu_si256((const __m256i *)y[0].qs));
+        __m512i sy = _mm512_mask_sub_epi8(qy, neg, _mm512_setzero_si512(), qy);
+        __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax, sy);
+        __m512 d = two_scales(dx0 * fp16_to_f32_f16c(y[0].d),
+                              two ? dx1 * fp16_to_f32_f16c(y[1].d) : 0.0f);
+        acc[c] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc[c]);
+    }
+}
+
+ALWAYS_INLINE void q8_0_nrc_impl(int n, const int nrc, float *restrict s,
+                                 const void *restrict vx,
+                                 const void *restrict vy, size_t st) {
+    const block_q8_0 *x = vx;
+    const int nb = n / QK8_0;
+    __m512 acc[ENG_NRC_MAX];
+    for (int c = 0; c < nrc; c++)
+        acc[c] = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        __m512i qx = join256(_mm256_loadu_si256((const __m256i *)x[i].qs),
+                             _mm256_loadu_si256((const __m256i *)x[i + 1].qs));
+        q8_0_pair_columns(nrc, qx, fp16_to_f32_f16c(x[i].d),
+                          fp16_to_f32_f16c(x[i + 1].d), i, vy, st, true, acc);
+    }
+    if (i < nb) {
+        __m512i qx = _mm512_zextsi256_si512(
+            _mm256_loadu_si256((const __m256i *)x[i].qs));
+        q8_0_pair_columns(nrc, qx, fp16_to_f32_f16c(x[i].d), 0.0f, i, vy, st,
+                          false, acc);
+    }
+    for (int c = 0; c < nrc; c++)
+        s[c] = hsum_ps_512(acc[c]);
+}
+NRC_DISPATCH(eng__vec_dot_q8_0_nrc_avx512, q8_0_nrc_impl)
+
+ALWAYS_INLINE void q4_0_nrc_impl(int n, const int nrc, float *restrict s,
+                                 const void *restrict vx,
+                                 const void *restrict vy, size_t st) {
+    const block_q4_0 *x = vx;
+    const int nb = n / QK8_0;
+    const __m512i off = _mm512_set1_epi8(8);
+    __m512 acc[ENG_NRC_MAX];
+    for (int c = 0; c < nrc; c++)
+        acc[c] = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        __m512i qx = _mm512_sub_epi8(
+            join256(nibbles32(x[i].qs), nibbles32(x[i + 1].qs)), off);
+        q8_0_pair_columns(nrc, qx, fp16_to_f32_f16c(x[i].d),
+                          fp16_to_f32_f16c(x[i + 1].d), i, vy, st, true, acc);
+    }
+    if (i < nb) {
+        __m512i qx = _mm512_zextsi256_si512(
+            _mm256_sub_epi8(nibbles32(x[i].qs), _mm256_set1_epi8(8)));
+        q8_0_pair_columns(nrc, qx, fp16_to_f32_f16c(x[i].d), 0.0f, i, vy, st,
+                          false, acc);
+    }
+    for (int c = 0; c < nrc; c++)
+        s[c] = hsum_ps_512(acc[c]);
+}
+NRC_DISPATCH(eng__vec_dot_q4_0_nrc_avx512, q4_0_nrc_impl)
+
+/* Q4_K / Q5_K: a block decodes to four [low | high] 64-byte chunks, their
+ * per-lane sub-block scales and the duplicated mins; per column the work
+ * is four vpdpbusd + vpmulld and the bsums madd. */
+typedef struct {
+    __m512i q[4];
+    __m512i sc[4];
+    __m256i mins;
+    float d, dmin;
+} k4_decoded;
+
+ALWAYS_INLINE void k4_decode_scales(const uint8_t *scales, eng_fp16 d,
+                                    eng_fp16 dmin, k4_decoded *k) {
+    uint8_t sc[8], mn[8];
+    unpack_scales_k4_fast(scales, sc, mn);
+    for (int j = 0; j < 4; j++)
+        k->sc[j] = _mm512_mask_set1_epi32(_mm512_set1_epi32(sc[2 * j]),
+                                          (__mmask16)0xff00, sc[2 * j + 1]);
+    __m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
+    k->mins = _mm256_set_m128i(_mm_unpackhi_epi16(m, m),
+                               _mm_unpacklo_epi16(m, m));
+    k->d = fp16_to_f32_f16c(d);
+    k->dmin = fp16_to_f32_f16c(dmin);
+}
+
+ALWAYS_INLINE void k4_columns(const int nrc, const k4_decoded *k, int i,
+                              const void *vy, size_t st, __m512 *acc,
+                              __m256 *accm) {
+    for (int c = 0; c < nrc; c++) {
+        const block_q8_K *y = (const block_q8_K *)col(vy, c, st) + i;
+        __m512i sumi = _mm512_setzero_si512();
+        for (int j = 0; j < 4; j++) {
+            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), k->q[j],
+                                            _mm512_loadu_si512(y->qs + 64 * j));
+            sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, k->sc[j]));
+        }
+        acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(k->d * y->d),
+                                 _mm512_cvtepi32_ps(sumi), acc[c]);
+        __m256i mm = _mm256_madd_epi16(
+            k->mins, _mm256_loadu_si256((const __m256i *)y->bsums));
+        accm[c] = _mm256_fmadd_ps(_mm256_set1_ps(k->dmin * y->d),
+                                  _mm256_cvtepi32_ps(mm), accm[c]);
+    }
+}
+
+ALWAYS_INLINE void q4_K_nrc_impl(int n, const int nrc, float *restrict s,
+                                 const void *restrict vx,
+                                 const void *restrict vy, size_t st) {
+    const block_q4_K *x = vx;
+    const __m256i m4 = _mm256_set1_epi8(0xf);
+    __m512 acc[ENG_NRC_MAX];
+    __m256 accm[ENG_NRC_MAX];
+    for (int c = 0; c < nrc; c++) {
+        acc[c] = _mm512_setzero_ps();
+        accm[c] = _mm256_setzero_ps();
+    }
+    for (int i = 0; i < n / QK_K; i++) {
+        k4_decoded k;
+        k4_decode_scales(x[i].scales, x[i].d, x[i].dmin, &k);
+        for (int j = 0; j < 4; j++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+            k.q[j] = join256(_mm256_and_si256(q, m4),
+                             _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
+        }
+        k4_columns(nrc, &k, i, vy, st, acc, accm);
+    }
+    for (int c = 0; c < nrc; c++)
+        s[c] = hsum_ps_512(acc[c]) - hsum_ps_256(accm[c]);
+}
+NRC_DISPATCH(eng__vec_dot_q4_K_nrc_avx512, q4_K_nrc_impl)
+
+ALWAYS_INLINE void q5_K_nrc_impl(int n, const int nrc, float *restrict s,
+                                 const void *restrict vx,
+                                 const void *restrict vy, size_t st) {
+    const block_q5_K *x = vx;
+    const __m256i m4 = _mm256_set1_epi8(0xf);
+    const __m512i one = _mm512_set1_epi8(1);
+    __m512 acc[ENG_NRC_MAX];
+    __m256 accm[ENG_NRC_MAX];
+    for (int c = 0; c < nrc; c++) {
+        acc[c] = _mm512_setzero_ps();
+        accm[c] = _mm256_setzero_ps();
+    }
+    for (int i = 0; i < n / QK_K; i++) {
+        k4_decoded k;
+        k4_decode_scales(x[i].scales, x[i].d, x[i].dmin, &k);
+        __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
+        __m512i hh = join256(qh, _mm256_srli_epi16(qh, 1));
+        for (int j = 0; j < 4; j++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+            __m512i qq = join256(_mm256_and_si256(q, m4),
+                                 _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
+            k.q[j] = _mm512_or_si512(
+                qq, _mm512_slli_epi16(_mm512_and_si512(hh, one), 4));
+            hh = _mm512_srli_epi16(hh, 2);
+        }
+        k4_columns(nrc, &k, i, vy, st, acc, accm);
+    }
+    for (int c = 0; c < nrc; c++)
+        s[c] = hsum_ps_512(acc[c]) - hsum_ps_256(accm[c]);
+}
+NRC_DISPATCH(eng__vec_dot_q5_K_nrc_avx512, q5_K_nrc_impl)
+
+ALWAYS_INLINE void q6_K_nrc_impl(int n, const int nrc, float *restrict s,
+                                 const void *restrict vx,
+                                 const void *restrict vy, size_t st) {
+    const block_q6_K *x = vx;
+    const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3);
+    const __m128i rep4 = _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3,
+                                       3, 3, 3);
+    __m512 acc[ENG_NRC_MAX];
+    for (int c = 0; c < nrc; c++)
+        acc[c] = _mm512_setzero_ps();
+    for (int i = 0; i < n / QK_K; i++) {
+        /* q[2h + p] holds quant rows (2p, 2p+1) of half h; sc[] their
+         * per-lane scales (see eng__vec_dot_q6_K_q8_K_avx512). */
+        __m512i q[4], sc[4];
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = x[i].ql + 64 * h, *qhp = x[i].qh + 32 * h;
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
+            __m256i q0 = _mm256_or_si256(
+                _mm256_and_si256(l0, m4),
+                _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+            __m256i q1 = _mm256_or_si256(
+                _mm256_and_si256(l1, m4),
+                _mm256_slli_epi16(
+                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+            __m256i q2 = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                _mm256_slli_epi16(
+                    _mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+            __m256i q3 = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                _mm256_slli_epi16(
+                    _mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+            q[2 * h] = join256(q0, q1);
+            q[2 * h + 1] = join256(q2, q3);
+            __m128i sh = h ? _mm_unpackhi_epi64(sc8, sc8) : sc8;
+            sc[2 * h] = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(sh, rep4));
+            sc[2 * h + 1] = _mm512_cvtepi8_epi32(
+                _mm_shuffle_epi8(_mm_srli_si128(sh, 4), rep4));
+        }
+        const float d = fp16_to_f32_f16c(x[i].d);
+        for (int c = 0; c < nrc; c++) {
+            const block_q8_K *y = (const block_q8_K *)col(vy, c, st) + i;
+            __m512i sumi = _mm512_setzero_si512();
+            for (int k = 0; k < 4; k++) {
+                __m512i p = _mm512_dpbusd_epi32(
+                    _mm512_setzero_si512(), q[k],
+                    _mm512_loadu_si512(y->qs + 64 * k));
+                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, sc[k]));
+            }
+            __m256i off = _mm256_slli_epi32(
+                _mm256_madd_epi16(
+                    sc16, _mm256_loadu_si256((const __m256i *)y->bsums)),
+                5);
+            sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(off));
+            acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(d * y->d),
+                                     _mm512_cvtepi32_ps(sumi), acc[c]);
+        }
+    }
+    for (int c = 0; c < nrc; c++)
+        s[c] = hsum_ps_512(acc[c]);
+}
+NRC_DISPATCH(eng__vec_dot_q6_K_nrc_avx512, q6_K_nrc_impl)
+
 /* ==== table ================================================================ */
 
 const eng_arch_kernels eng__kernels_avx512 = {
@@ -376,6 +688,15 @@ const eng_arch_kernels eng__kernels_avx512 = {
             [ENG_TYPE_Q4_K] = eng__vec_dot_q4_K_q8_K_avx512,
             [ENG_TYPE_Q5_K] = eng__vec_dot_q5_K_q8_K_avx512,
             [ENG_TYPE_Q6_K] = eng__vec_dot_q6_K_q8_K_avx512,
+        },
+    .vec_dot_nrc =
+        {
+            [ENG_TYPE_F16] = eng__vec_dot_f16_nrc_avx512,
+            [ENG_TYPE_Q8_0] = eng__vec_dot_q8_0_nrc_avx512,
+            [ENG_TYPE_Q4_0] = eng__vec_dot_q4_0_nrc_avx512,
+            [ENG_TYPE_Q4_K] = eng__vec_dot_q4_K_nrc_avx512,
+            [ENG_TYPE_Q5_K] = eng__vec_dot_q5_K_nrc_avx512,
+            [ENG_TYPE_Q6_K] = eng__vec_dot_q6_K_nrc_avx512,
         },
 };
 

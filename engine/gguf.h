@@ -16,7 +16,15 @@
  * The file is hostile input: every count, length, dimension, offset and
  * extent is checked against the file size before use, with overflow-checked
  * arithmetic. A bad file gives NIB_EBADMODEL and a message that names the
- * problem, never an out-of-bounds read.
+ * problem and the key or tensor ("tensor blk.0.attn_q.weight: unknown tensor
+ * type 99"), never an out-of-bounds read. Also rejected: version 1 (32-bit
+ * counts) and big-endian files, nested arrays, empty names or names with a
+ * NUL byte, duplicate keys or tensor names, n_dims outside 1..4, zero dims,
+ * element counts of 2^63 or more, ne[0] not a whole number of blocks, type
+ * ids without a type_size in eng_type_traits, general.alignment that is not
+ * an integer power of two, offsets not a multiple of the alignment, and data
+ * past the end of the file. A file without tensors (vocab-only) may end
+ * right after its metadata, without padding.
  */
 #ifndef NIB_ENGINE_GGUF_H
 #define NIB_ENGINE_GGUF_H
@@ -57,7 +65,8 @@ typedef struct {
     gguf_type type;      /* value type */
     gguf_type arr_type;  /* element type when type == ARRAY */
     uint64_t arr_n;      /* element count when type == ARRAY */
-    const uint8_t *data; /* start of the value (after type / array header) */
+    const uint8_t *data; /* start of the value (after type / array header);
+                            for STRING, its u64 length (use get_str) */
     eng_str *strs;       /* for string arrays: arr_n spans (owned) */
 } eng_gguf_kv;
 

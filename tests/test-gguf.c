@@ -1256,3 +1256,67 @@ TEST_IMPL(gguf_corrupt_shared) {
     fprintf(stderr, "%d corrupt cases over %d files\n", n, files);
     return 0;
 }
+
+/* ---- allocation failures ---------------------------------------------------
+ * Every allocation the reader makes is sized by the file, so each one may
+ * fail: failing the k-th allocation, for every k, must give NIB_ENOMEM (and
+ * a message) and leave nothing allocated. */
+
+static long oom_live;      /* allocations not yet freed */
+static long oom_countdown; /* fail when it reaches 0; negative: never */
+
+static void *oom_malloc(size_t n) {
+    if (oom_countdown >= 0 && oom_countdown-- == 0)
+        return NULL;
+    void *p = malloc(n);
+    if (p)
+        oom_live++;
+    return p;
+}
+
+static void *oom_realloc(void *ptr, size_t n) {
+    if (oom_countdown >= 0 && oom_countdown-- == 0)
+        return NULL;
+    void *p = realloc(ptr, n);
+    if (p && !ptr)
+        oom_live++;
+    return p;
+}
+
+static void oom_free(void *p) {
+    if (p)
+        oom_live--;
+    free(p);
+}
+
+TEST_IMPL(gguf_parse_oom) {
+    size_t size;
+    uint8_t *file = small_model(&size, 0);
+    static const nib_allocator counting = {oom_malloc, oom_realloc, oom_free};
+    nib_set_allocator(&counting);
+    int n_fail = 0;
+    for (long k = 0;; k++) {
+        oom_live = 0;
+        oom_countdown = k;
+        eng_gguf *g;
+        char err[256] = "";
+        int r = eng_gguf_parse(file, size, &g, err, sizeof err);
+        if (r == 0) {
+            ASSERT(oom_countdown >= 0); /* every allocation succeeded */
+            eng_gguf_close(g);
+            ASSERT_EQ(oom_live, 0);
+            break;
+        }
+        ASSERT_EQ(r, NIB_ENOMEM);
+        ASSERT(strstr(err, "out of memory"));
+        ASSERT(g == NULL);
+        ASSERT_EQ(oom_live, 0);
+        n_fail++;
+    }
+    nib_set_allocator(NULL);
+    /* g, two tables and two indexes, 7 key copies, 1 string table and 4
+     * tensor names. */
+    ASSERT_GE(n_fail, 15);
+    free(file);
+    return 0;
+}

@@ -430,7 +430,7 @@ TEST_IMPL(quant_quantize_edge_cases) {
 TEST_IMPL(quant_quantize_rows) {
     enum { ROWS = 3, COLS = 512 };
     static float x[ROWS * COLS];
-    static uint8_t a[ROWS * COLS * 2], b[ROWS * COLS * 2];
+    static uint8_t a[ROWS * COLS * 4], b[ROWS * COLS * 4];
     fill_normal(x, ROWS * COLS, 0.5f, 0.0f);
     for (size_t ti = 0; ti < NIB_ARRAY_LEN(run_types); ti++) {
         eng_type t = run_types[ti];

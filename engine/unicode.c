@@ -91,23 +91,24 @@ static int byte_is_printable(unsigned b) {
            (b >= 0xAE && b <= 0xFF);
 }
 
+/* The 68 others, in byte order: 0x00..0x20 (33), 0x7F..0xA0 (34), 0xAD. */
 uint32_t eng_byte_to_cpt(uint8_t b) {
     if (byte_is_printable(b))
         return b;
-    unsigned n = 0;
-    for (unsigned i = 0; i < b; i++)
-        n += !byte_is_printable(i);
-    return 0x100 + n;
+    if (b <= 0x20)
+        return 0x100 + b;
+    if (b >= 0x7F && b <= 0xA0)
+        return 0x100 + 33 + (b - 0x7F);
+    return 0x100 + 67; /* 0xAD */
 }
 
 int eng_cpt_to_byte(uint32_t cp) {
     if (cp < 0x100)
         return byte_is_printable(cp) ? (int)cp : -1;
-    if (cp >= 0x100 + 68)
-        return -1;
-    unsigned n = cp - 0x100;
-    for (unsigned b = 0; b < 256; b++)
-        if (!byte_is_printable(b) && n-- == 0)
-            return (int)b;
-    return -1;
+    uint32_t n = cp - 0x100;
+    if (n < 33)
+        return (int)n;
+    if (n < 67)
+        return (int)(0x7F + n - 33);
+    return n == 67 ? 0xAD : -1;
 }

@@ -237,6 +237,20 @@ TEST_IMPL(vocab_golden_prompts) {
             print_ids("got     ", got, n);
             ASSERT(0);
         }
+        /* llama.cpp stops its greedy run at end-of-generation tokens, so
+         * a full 32-token run holds none of ours either; every token
+         * decodes. */
+        json_t *greedy = json_object_get(root, "greedy");
+        size_t gi;
+        json_t *gt;
+        json_array_foreach(greedy, gi, gt) {
+            int32_t id = (int32_t)json_integer_value(gt);
+            ASSERT_GE(eng_token_piece(v, id, true, NULL, 0), 0);
+            if (json_array_size(greedy) == 32 ||
+                gi + 1 < json_array_size(greedy))
+                ASSERT_MSG(!eng_token_is_eog(v, id), "%s: greedy token %d", f,
+                           id);
+        }
         nib_free(want);
         nib_free(got);
         eng_vocab_delete(v);

@@ -1074,8 +1074,14 @@ int eng_vocab_load(const eng_gguf *g, eng_vocab **out, char *err,
     /* Scores and token types are optional per llama.cpp (0 and NORMAL). */
     uint64_t m;
     const void *data;
-    if (eng_gguf_get_arr(g, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, &m,
-                         &data) == 0) {
+    int ra = eng_gguf_get_arr(g, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32, &m,
+                              &data);
+    if (ra < 0 && ra != NIB_ENOENT) {
+        nib_errf(err, err_size, "tokenizer.ggml.scores: not a float32 array");
+        r = NIB_EBADMODEL;
+        goto fail;
+    }
+    if (ra == 0) {
         if (m != n) {
             nib_errf(err, err_size,
                      "tokenizer.ggml.scores: %llu entries for "
@@ -1087,8 +1093,15 @@ int eng_vocab_load(const eng_gguf *g, eng_vocab **out, char *err,
         memcpy(v->scores, data, (size_t)n * sizeof(float));
     }
     memset(v->ttype, TT_NORMAL, (size_t)n);
-    if (eng_gguf_get_arr(g, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, &m,
-                         &data) == 0) {
+    ra = eng_gguf_get_arr(g, "tokenizer.ggml.token_type", GGUF_TYPE_INT32, &m,
+                          &data);
+    if (ra < 0 && ra != NIB_ENOENT) {
+        nib_errf(err, err_size,
+                 "tokenizer.ggml.token_type: not an int32 array");
+        r = NIB_EBADMODEL;
+        goto fail;
+    }
+    if (ra == 0) {
         if (m != n) {
             nib_errf(err, err_size,
                      "tokenizer.ggml.token_type: %llu entries "

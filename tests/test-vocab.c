@@ -704,3 +704,118 @@ TEST_IMPL(vocab_pre_split) {
     eng__pre_free(&u);
     return 0;
 }
+
+/* ---- synthetic vocabs: metadata errors, Llama-3's ignore_merges --------- */
+
+#include "engine/gguf_write.h"
+#include "engine/vocab.h"
+
+/* A byte-level vocab: the 256 byte tokens (ids 0..255 in byte order), then
+ * `extra` texts; merges as given. */
+static eng_gguf_w *bpe_writer(const char *pre, const char *const *extra,
+                              int n_extra, const char *const *merges,
+                              int n_merges) {
+    eng_gguf_w *w = eng_gguf_w_new();
+    const char *toks[256 + 16];
+    char store[256][5];
+    for (int b = 0; b < 256; b++) {
+        int k = eng_utf8_encode(eng_byte_to_cpt((uint8_t)b), store[b]);
+        store[b][k] = 0;
+        toks[b] = store[b];
+    }
+    ASSERT_LE(n_extra, 16);
+    for (int i = 0; i < n_extra; i++)
+        toks[256 + i] = extra[i];
+    ASSERT_OK(eng_gguf_w_set_str(w, "tokenizer.ggml.model", "gpt2"));
+    ASSERT_OK(eng_gguf_w_set_str(w, "tokenizer.ggml.pre", pre));
+    ASSERT_OK(eng_gguf_w_set_str_arr(w, "tokenizer.ggml.tokens", toks,
+                                     (uint64_t)(256 + n_extra)));
+    ASSERT_OK(eng_gguf_w_set_str_arr(w, "tokenizer.ggml.merges", merges,
+                                     (uint64_t)n_merges));
+    return w;
+}
+
+/* Write w to a file, load its vocab; returns the error (0 with *out set). */
+static int load_written(eng_gguf_w *w, eng_vocab **out, char *err,
+                        size_t err_size) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/vocab.gguf", test_tmpdir());
+    FILE *f = fopen(path, "wb");
+    ASSERT(f != NULL);
+    ASSERT_OK(eng_gguf_w_write_header(w, f));
+    ASSERT_OK(eng_gguf_w_finish(w, f));
+    fclose(f);
+    eng_gguf_w_delete(w);
+    return eng_vocab_open(path, out, err, err_size);
+}
+
+TEST_IMPL(vocab_bad_metadata) {
+    static const char *const merges[] = {"a b"};
+    char err[256];
+    eng_vocab *v;
+
+    eng_gguf_w *w = bpe_writer("gpt-2", NULL, 0, merges, 1);
+    ASSERT_OK(eng_gguf_w_set_str(w, "tokenizer.ggml.model", "bert"));
+    ASSERT_EQ(load_written(w, &v, err, sizeof err), NIB_EUNSUPPORTED);
+    ASSERT(strstr(err, "bert") != NULL);
+
+    w = bpe_writer("gpt-2", NULL, 0, merges, 1);
+    ASSERT_OK(eng_gguf_w_remove(w, "tokenizer.ggml.merges"));
+    ASSERT_EQ(load_written(w, &v, err, sizeof err), NIB_EBADMODEL);
+    ASSERT(strstr(err, "merges") != NULL);
+
+    w = bpe_writer("gpt-2", NULL, 0, merges, 1);
+    float types[256] = {0};
+    ASSERT_OK(eng_gguf_w_set_arr(w, "tokenizer.ggml.token_type",
+                                 GGUF_TYPE_FLOAT32, types, 256));
+    ASSERT_EQ(load_written(w, &v, err, sizeof err), NIB_EBADMODEL);
+    ASSERT(strstr(err, "token_type") != NULL);
+
+    w = bpe_writer("gpt-2", NULL, 0, merges, 1);
+    ASSERT_OK(eng_gguf_w_set_arr(w, "tokenizer.ggml.scores", GGUF_TYPE_FLOAT32,
+                                 types, 10));
+    ASSERT_EQ(load_written(w, &v, err, sizeof err), NIB_EBADMODEL);
+    ASSERT(strstr(err, "scores") != NULL);
+
+    w = bpe_writer("gpt-2", NULL, 0, merges, 1);
+    ASSERT_OK(eng_gguf_w_remove(w, "tokenizer.ggml.tokens"));
+    ASSERT_EQ(load_written(w, &v, err, sizeof err), NIB_EBADMODEL);
+
+    /* An unknown pre-tokenizer falls back to the default one. */
+    w = bpe_writer("no-such-pre", NULL, 0, merges, 1);
+    ASSERT_OK(load_written(w, &v, err, sizeof err));
+    ASSERT_STR_EQ(eng_vocab_pre(v), "no-such-pre");
+    eng_vocab_delete(v);
+    return 0;
+}
+
+TEST_IMPL(vocab_llama3_ignore_merges) {
+    /* "abc" is a token the merges cannot build: Llama-3 takes a word that
+     * is a token whole; GPT-2 style merges "a b" and stops. */
+    static const char *const extra[] = {"ab", "abc", "<|begin_of_text|>"};
+    static const char *const merges[] = {"a b"};
+    char err[256];
+    eng_vocab *v;
+    int n;
+
+    eng_gguf_w *w = bpe_writer("llama-bpe", extra, 3, merges, 1);
+    ASSERT_OK(eng_gguf_w_set_u32(w, "tokenizer.ggml.bos_token_id", 258));
+    ASSERT_OK(load_written(w, &v, err, sizeof err));
+    int32_t *ids = tokenize(v, "abc", 3, ENG_TOKENIZE_ADD_SPECIAL, &n);
+    ASSERT_EQ(n, 2); /* llama-bpe adds BOS by default */
+    ASSERT_EQ(ids[0], 258);
+    ASSERT_EQ(ids[1], 257);
+    nib_free(ids);
+    eng_vocab_delete(v);
+
+    w = bpe_writer("gpt-2", extra, 3, merges, 1);
+    ASSERT_OK(eng_gguf_w_set_u32(w, "tokenizer.ggml.bos_token_id", 258));
+    ASSERT_OK(load_written(w, &v, err, sizeof err));
+    ids = tokenize(v, "abc", 3, ENG_TOKENIZE_ADD_SPECIAL, &n);
+    ASSERT_EQ(n, 2); /* no BOS: gpt2 vocabs add none by default */
+    ASSERT_EQ(ids[0], 256);
+    ASSERT_EQ(ids[1], 'c'); /* byte tokens are ids 0..255 */
+    nib_free(ids);
+    eng_vocab_delete(v);
+    return 0;
+}

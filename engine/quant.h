@@ -6,6 +6,11 @@
  * Each block struct is bit-exact with the GGUF format. Every quantized type
  * has scalar `_ref` code (quantize_row_X_ref, dequantize_row_X, and a scalar
  * vec_dot) that the SIMD variants in arch/ are tested against.
+ *
+ * Kernel files: quant.c (scalar, the whole path without SIMD), arch/cpu.c
+ * (CPUID), arch/quant_avx2.c (AVX2+FMA+F16C), arch/quant_avx512.c
+ * (F/BW/DQ/VL + VNNI + BF16, only where it beats AVX2). The quantizers
+ * reproduce llama.cpp's files byte for byte (test quant_matches_llamacpp).
  */
 #ifndef NIB_ENGINE_QUANT_H
 #define NIB_ENGINE_QUANT_H
@@ -215,20 +220,27 @@ typedef struct {
  * entries are replaced by eng_quant_init() from CPUID. */
 extern eng_type_traits_t eng_type_traits[ENG_TYPE_COUNT];
 
-/* Pick the fastest kernels for this CPU (idempotent, thread-safe). The
- * environment variable NIB_FORCE_SCALAR=1 keeps the scalar reference. */
+/* Pick the fastest kernels for this CPU (idempotent, thread-safe; call it
+ * before using vec_dot / from_float / vec_dot_nrc, which are the scalar
+ * code until then). The environment variable NIB_FORCE_SCALAR=1 (any value
+ * but "" and "0") keeps the scalar reference everywhere. */
 void eng_quant_init(void);
-/* "avx512", "avx2" or "scalar": what eng_quant_init chose. */
+/* "avx512", "avx2" or "scalar": the fastest ISA eng_quant_init installed
+ * (static string). */
 const char *eng_quant_isa(void);
 
 /* For tests: every available implementation of vec_dot for type t on this
- * CPU (the reference first). Returns how many were written (<= max). */
+ * CPU, the scalar reference first, then each ISA that has its own kernel
+ * for t. Returns how many were written (<= max); 0 for types without a
+ * vec_dot. */
 typedef struct {
     const char *isa;
     eng_vec_dot_fn vec_dot;
-    eng_from_float_fn from_float; /* quantize of vec_dot_type for that ISA */
+    eng_from_float_fn from_float; /* quantize of vec_dot_type for that ISA
+                                     (its own, or the best one below it) */
     eng_to_float_fn to_float;     /* dequantize (may equal the reference) */
-    eng_vec_dot_nrc_fn vec_dot_nrc; /* batched dot for that ISA */
+    eng_vec_dot_nrc_fn vec_dot_nrc; /* batched dot of that ISA; NULL when it
+                                       has none (loop over vec_dot) */
 } eng_kernel_variant;
 int eng_quant_variants(eng_type t, eng_kernel_variant *out, int max);
 

@@ -494,7 +494,7 @@ TEST_IMPL(quant_dot_vs_float) {
 
 static void lengths_for(eng_type t, int *lens, int *nlens) {
     static const int f[] = {1, 7, 8, 31, 32, 33, 255, 1000, 4096};
-    static const int b32[] = {32, 64, 96, 256, 1024, 4096};
+    static const int b32[] = {32, 64, 96, 160, 224, 256, 1024, 4096};
     static const int bk[] = {256, 512, 768, 4096};
     const int *src = f;
     int n = (int)NIB_ARRAY_LEN(f);

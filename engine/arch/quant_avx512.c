@@ -17,6 +17,8 @@
 
 #include "quant_x86.h"
 
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
 static inline float hsum_ps_512(__m512 v) { return _mm512_reduce_add_ps(v); }
 
 /* Two 256-bit halves into one 512-bit vector (lo in lanes 0-7). */
@@ -166,43 +168,144 @@ void eng__vec_dot_q8_0_q8_0_avx512(int n, float *restrict s,
     *s = sum;
 }
 
+/* Q4_0 and Q5_0 four blocks at a time. The 4 x 16 bytes of nibbles load
+ * as one vector; masking and shifting give [lo0 lo1 lo2 lo3] and
+ * [hi0 .. hi3], and one two-source permute per block pair restores the
+ * activation order [lo0 hi0 lo1 hi1]. The quants go into vpdpbusd unsigned
+ * (q + 8 resp. q + 16) and the offset comes off as off * sum(y), one more
+ * vpdpbusd. The eight fp16 scales convert in one vcvtph2ps. */
+ALWAYS_INLINE void nibbles_quad(const uint8_t *q0, const uint8_t *q1,
+                                const uint8_t *q2, const uint8_t *q3,
+                                __m512i *x0, __m512i *x1) {
+    const __m512i m4 = _mm512_set1_epi8(0xf);
+    const __m512i idx0 = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
+    const __m512i idx1 = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+    __m512i q = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)q0));
+    q = _mm512_inserti32x4(q, _mm_loadu_si128((const __m128i *)q1), 1);
+    q = _mm512_inserti32x4(q, _mm_loadu_si128((const __m128i *)q2), 2);
+    q = _mm512_inserti32x4(q, _mm_loadu_si128((const __m128i *)q3), 3);
+    __m512i lo = _mm512_and_si512(q, m4);
+    __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+    *x0 = _mm512_permutex2var_epi64(lo, idx0, hi);
+    *x1 = _mm512_permutex2var_epi64(lo, idx1, hi);
+}
+
+/* d[k] = fp16(a_k) * fp16(b_k) spread as [d0 x 8 | d1 x 8], [d2 | d3]. */
+ALWAYS_INLINE void scales_quad(const eng_fp16 a[4], const eng_fp16 b[4],
+                               __m512 *d01, __m512 *d23) {
+    const __m512i sel0 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1,
+                                           1, 1, 1, 1, 1);
+    const __m512i sel1 = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3,
+                                           3, 3, 3, 3, 3);
+    __m256 dd = _mm256_cvtph_ps(
+        _mm_setr_epi16((short)a[0], (short)a[1], (short)a[2], (short)a[3],
+                       (short)b[0], (short)b[1], (short)b[2], (short)b[3]));
+    __m512 d4 = _mm512_castps128_ps512(_mm_mul_ps(
+        _mm256_castps256_ps128(dd), _mm256_extractf128_ps(dd, 1)));
+    *d01 = _mm512_permutexvar_ps(sel0, d4);
+    *d23 = _mm512_permutexvar_ps(sel1, d4);
+}
+
+/* 16 int32 partial sums of (u - off) * y for unsigned u. */
+ALWAYS_INLINE __m512i dot_u8_off(__m512i u, __m512i y, __m512i off) {
+    return _mm512_sub_epi32(
+        _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, y),
+        _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, y));
+}
+
+ALWAYS_INLINE __m512i load_q8_pair(const block_q8_0 *b) {
+    return join256(_mm256_loadu_si256((const __m256i *)b[0].qs),
+                   _mm256_loadu_si256((const __m256i *)b[1].qs));
+}
+
+/* One leftover block the 256-bit way (signed x signed via |x|). */
+ALWAYS_INLINE float dot_block_i8(__m256i qx, const block_q8_0 *b, float dx) {
+    __m256i qy = _mm256_loadu_si256((const __m256i *)b->qs);
+    __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+                                    _mm256_sign_epi8(qx, qx),
+                                    _mm256_sign_epi8(qy, qx));
+    return dx * fp16_to_f32_f16c(b->d) * (float)hsum_i32_256(p);
+}
+
 void eng__vec_dot_q4_0_q8_0_avx512(int n, float *restrict s,
                                    const void *restrict vx,
                                    const void *restrict vy) {
     const block_q4_0 *x = vx;
     const block_q8_0 *y = vy;
     const int nb = n / QK8_0;
-    const __m512i off = _mm512_set1_epi8(8);
+    const __m512i eight = _mm512_set1_epi8(8);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     int i = 0;
     for (; i + 4 <= nb; i += 4) {
-        for (int h = 0; h < 2; h++) {
-            const block_q4_0 *a = x + i + 2 * h;
-            const block_q8_0 *b = y + i + 2 * h;
-            __m512i qx = _mm512_sub_epi8(
-                join256(nibbles32(a[0].qs), nibbles32(a[1].qs)), off);
-            __m512i qy = join256(_mm256_loadu_si256((const __m256i *)b[0].qs),
-                                 _mm256_loadu_si256((const __m256i *)b[1].qs));
-            __m512 d = two_scales(
-                fp16_to_f32_f16c(a[0].d) * fp16_to_f32_f16c(b[0].d),
-                fp16_to_f32_f16c(a[1].d) * fp16_to_f32_f16c(b[1].d));
-            __m512 p = _mm512_cvtepi32_ps(dot_i8_512(qx, qy));
-            if (h == 0)
-                acc0 = _mm512_fmadd_ps(d, p, acc0);
-            else
-                acc1 = _mm512_fmadd_ps(d, p, acc1);
-        }
+        const block_q4_0 *a = x + i;
+        const block_q8_0 *b = y + i;
+        __m512i x0, x1;
+        nibbles_quad(a[0].qs, a[1].qs, a[2].qs, a[3].qs, &x0, &x1);
+        const eng_fp16 da[4] = {a[0].d, a[1].d, a[2].d, a[3].d};
+        const eng_fp16 db[4] = {b[0].d, b[1].d, b[2].d, b[3].d};
+        __m512 d01, d23;
+        scales_quad(da, db, &d01, &d23);
+        acc0 = _mm512_fmadd_ps(
+            d01, _mm512_cvtepi32_ps(dot_u8_off(x0, load_q8_pair(b), eight)),
+            acc0);
+        acc1 = _mm512_fmadd_ps(
+            d23,
+            _mm512_cvtepi32_ps(dot_u8_off(x1, load_q8_pair(b + 2), eight)),
+            acc1);
     }
     float sum = hsum_ps_512(_mm512_add_ps(acc0, acc1));
-    const __m256i off8 = _mm256_set1_epi8(8);
+    for (; i < nb; i++)
+        sum += dot_block_i8(_mm256_sub_epi8(nibbles32(x[i].qs),
+                                            _mm256_set1_epi8(8)),
+                            y + i, fp16_to_f32_f16c(x[i].d));
+    *s = sum;
+}
+
+void eng__vec_dot_q5_0_q8_0_avx512(int n, float *restrict s,
+                                   const void *restrict vx,
+                                   const void *restrict vy) {
+    const block_q5_0 *x = vx;
+    const block_q8_0 *y = vy;
+    const int nb = n / QK8_0;
+    const __m512i sixteen = _mm512_set1_epi8(16);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        const block_q5_0 *a = x + i;
+        const block_q8_0 *b = y + i;
+        __m512i x0, x1;
+        nibbles_quad(a[0].qs, a[1].qs, a[2].qs, a[3].qs, &x0, &x1);
+        /* q + 16 = nibble | 5th bit << 4: set bits add 16 (bit j of a
+         * block's qh is its element j, which sits at byte j). */
+        uint32_t h[4];
+        for (int k = 0; k < 4; k++)
+            memcpy(&h[k], a[k].qh, 4);
+        x0 = _mm512_mask_add_epi8(
+            x0, (__mmask64)((uint64_t)h[0] | ((uint64_t)h[1] << 32)), x0,
+            sixteen);
+        x1 = _mm512_mask_add_epi8(
+            x1, (__mmask64)((uint64_t)h[2] | ((uint64_t)h[3] << 32)), x1,
+            sixteen);
+        const eng_fp16 da[4] = {a[0].d, a[1].d, a[2].d, a[3].d};
+        const eng_fp16 db[4] = {b[0].d, b[1].d, b[2].d, b[3].d};
+        __m512 d01, d23;
+        scales_quad(da, db, &d01, &d23);
+        acc0 = _mm512_fmadd_ps(
+            d01, _mm512_cvtepi32_ps(dot_u8_off(x0, load_q8_pair(b), sixteen)),
+            acc0);
+        acc1 = _mm512_fmadd_ps(
+            d23,
+            _mm512_cvtepi32_ps(dot_u8_off(x1, load_q8_pair(b + 2), sixteen)),
+            acc1);
+    }
+    float sum = hsum_ps_512(_mm512_add_ps(acc0, acc1));
     for (; i < nb; i++) {
-        __m256i qx = _mm256_sub_epi8(nibbles32(x[i].qs), off8);
-        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
-                                        _mm256_sign_epi8(qx, qx),
-                                        _mm256_sign_epi8(qy, qx));
-        sum += fp16_to_f32_f16c(x[i].d) * fp16_to_f32_f16c(y[i].d) *
-               (float)hsum_i32_256(p);
+        uint32_t qh;
+        memcpy(&qh, x[i].qh, 4);
+        __m256i h = _mm256_andnot_si256(bits32_to_bytes(qh),
+                                        _mm256_set1_epi8((char)0xf0));
+        sum += dot_block_i8(_mm256_or_si256(nibbles32(x[i].qs), h), y + i,
+                            fp16_to_f32_f16c(x[i].d));
     }
     *s = sum;
 }
@@ -383,8 +486,6 @@ void eng__vec_dot_q6_K_q8_K_avx512(int n, float *restrict s,
         }                                                                      \
     }
 
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-
 ALWAYS_INLINE const void *col(const void *vy, int c, size_t st) {
     return (const char *)vy + (size_t)c * st;
 }
@@ -547,11 +648,6 @@ ALWAYS_INLINE void q5_0_nrc_impl(int n, const int nrc, float *restrict s,
 }
 NRC_DISPATCH(eng__vec_dot_q5_0_nrc_avx512, q5_0_nrc_impl)
 
-void eng__vec_dot_q5_0_q8_0_avx512(int n, float *restrict s,
-                                   const void *restrict vx,
-                                   const void *restrict vy) {
-    q5_0_nrc_impl(n, 1, s, vx, vy, 0);
-}
 
 /* Q4_1 / Q5_1 against Q8_1: the weights are unsigned (0..15 / 0..31), so
  * vpdpbusd takes them as they are; the min enters through the

@@ -322,15 +322,25 @@ static inline __m256i mins_dot_bsums(const uint8_t mn[8],
 }
 
 /* A 64-element chunk of Q4_K/Q5_K as [low nibbles | high nibbles] lines up
- * with 64 consecutive activations, so one vpdpbusd covers two sub-blocks:
- * lanes 0-7 belong to sub-block 2j, lanes 8-15 to 2j+1. */
-static inline __m512i k4_chunk_dot(__m512i q, const int8_t *q8, int sc_lo,
-                                   int sc_hi) {
-    __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q,
-                                    _mm512_loadu_si512(q8));
-    __m512i scv = _mm512_mask_set1_epi32(_mm512_set1_epi32(sc_lo),
-                                         (__mmask16)0xff00, sc_hi);
-    return _mm512_mullo_epi32(p, scv);
+ * with 64 consecutive activations: int16 lanes 0-15 belong to sub-block
+ * 2j, lanes 16-31 to 2j+1. vpmaddubsw makes the int16 pair sums (at most
+ * 2 * 31 * 127, no saturation) and vpdpwssd multiplies them by the int16
+ * sub-block scales and accumulates, two instructions per chunk. */
+static inline void k4_scale_vectors(const uint8_t sc[8], __m512i scw[4]) {
+    __m512i s16 = _mm512_castsi128_si512(
+        _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
+    for (int j = 0; j < 4; j++) {
+        __m512i idx = _mm512_mask_set1_epi16(_mm512_set1_epi16((short)(2 * j)),
+                                             (__mmask32)0xffff0000u,
+                                             (short)(2 * j + 1));
+        scw[j] = _mm512_permutexvar_epi16(idx, s16);
+    }
+}
+
+static inline __m512i k4_chunk_dot(__m512i acc, __m512i q, const int8_t *q8,
+                                   __m512i scw) {
+    return _mm512_dpwssd_epi32(
+        acc, _mm512_maddubs_epi16(q, _mm512_loadu_si512(q8)), scw);
 }
 
 void eng__vec_dot_q4_K_q8_K_avx512(int n, float *restrict s,
@@ -349,14 +359,14 @@ void eng__vec_dot_q4_K_q8_K_avx512(int n, float *restrict s,
         accm = _mm256_fmadd_ps(
             _mm256_set1_ps(dmin),
             _mm256_cvtepi32_ps(mins_dot_bsums(mn, y[i].bsums)), accm);
+        __m512i scw[4];
+        k4_scale_vectors(sc, scw);
         __m512i sumi = _mm512_setzero_si512();
         for (int j = 0; j < QK_K / 64; j++) {
             __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
             __m512i qq = join256(_mm256_and_si256(q, m4),
                                  _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
-            sumi = _mm512_add_epi32(
-                sumi,
-                k4_chunk_dot(qq, y[i].qs + 64 * j, sc[2 * j], sc[2 * j + 1]));
+            sumi = k4_chunk_dot(sumi, qq, y[i].qs + 64 * j, scw[j]);
         }
         acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
     }
@@ -384,6 +394,8 @@ void eng__vec_dot_q5_K_q8_K_avx512(int n, float *restrict s,
          * low (first half) or high (second half) nibbles of chunk j. */
         __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
         __m512i hh = join256(qh, _mm256_srli_epi16(qh, 1));
+        __m512i scw[4];
+        k4_scale_vectors(sc, scw);
         __m512i sumi = _mm512_setzero_si512();
         for (int j = 0; j < QK_K / 64; j++) {
             __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
@@ -392,9 +404,7 @@ void eng__vec_dot_q5_K_q8_K_avx512(int n, float *restrict s,
             qq = _mm512_or_si512(
                 qq, _mm512_slli_epi16(_mm512_and_si512(hh, one), 4));
             hh = _mm512_srli_epi16(hh, 2);
-            sumi = _mm512_add_epi32(
-                sumi,
-                k4_chunk_dot(qq, y[i].qs + 64 * j, sc[2 * j], sc[2 * j + 1]));
+            sumi = k4_chunk_dot(sumi, qq, y[i].qs + 64 * j, scw[j]);
         }
         acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
     }
@@ -742,10 +752,10 @@ void eng__vec_dot_q5_1_q8_1_avx512(int n, float *restrict s,
 
 /* Q4_K / Q5_K: a block decodes to four [low | high] 64-byte chunks, their
  * per-lane sub-block scales and the duplicated mins; per column the work
- * is four vpdpbusd + vpmulld and the bsums madd. */
+ * is four vpmaddubsw + vpdpwssd and the bsums madd. */
 typedef struct {
     __m512i q[4];
-    __m512i sc[4];
+    __m512i sc[4]; /* int16 sub-block scales per chunk (k4_scale_vectors) */
     __m256i mins;
     float d, dmin;
 } k4_decoded;
@@ -754,9 +764,7 @@ ALWAYS_INLINE void k4_decode_scales(const uint8_t *scales, eng_fp16 d,
                                     eng_fp16 dmin, k4_decoded *k) {
     uint8_t sc[8], mn[8];
     unpack_scales_k4_fast(scales, sc, mn);
-    for (int j = 0; j < 4; j++)
-        k->sc[j] = _mm512_mask_set1_epi32(_mm512_set1_epi32(sc[2 * j]),
-                                          (__mmask16)0xff00, sc[2 * j + 1]);
+    k4_scale_vectors(sc, k->sc);
     __m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
     k->mins = _mm256_set_m128i(_mm_unpackhi_epi16(m, m),
                                _mm_unpacklo_epi16(m, m));
@@ -770,11 +778,8 @@ ALWAYS_INLINE void k4_columns(const int nrc, const k4_decoded *k, int i,
     for (int c = 0; c < nrc; c++) {
         const block_q8_K *y = (const block_q8_K *)col(vy, c, st) + i;
         __m512i sumi = _mm512_setzero_si512();
-        for (int j = 0; j < 4; j++) {
-            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), k->q[j],
-                                            _mm512_loadu_si512(y->qs + 64 * j));
-            sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, k->sc[j]));
-        }
+        for (int j = 0; j < 4; j++)
+            sumi = k4_chunk_dot(sumi, k->q[j], y->qs + 64 * j, k->sc[j]);
         acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(k->d * y->d),
                                  _mm512_cvtepi32_ps(sumi), acc[c]);
         __m256i mm = _mm256_madd_epi16(

@@ -18,7 +18,7 @@
 
 #include "arch/quant_arch.h"
 
-/* ==== scalar conversions =================================================== */
+/* ==== scalar conversions ================================================== */
 
 static inline uint32_t f32_bits(float f) {
     uint32_t u;
@@ -75,7 +75,9 @@ eng_fp16 eng_fp32_to_fp16(float f) {
     return sign | (uint16_t)q;
 }
 
-float eng_bf16_to_fp32(eng_bf16 h) { return f32_from_bits((uint32_t)h << 16); }
+float eng_bf16_to_fp32(eng_bf16 h) {
+    return f32_from_bits((uint32_t)h << 16);
+}
 
 eng_bf16 eng_fp32_to_bf16(float f) {
     uint32_t u = f32_bits(f);
@@ -98,15 +100,13 @@ static inline int nearest_int(float f) {
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
 
-/* ==== float formats ======================================================== */
+/* ==== float formats ======================================================= */
 
-static void copy_row_f32(const float *restrict x, void *restrict y,
-                         int64_t k) {
+static void copy_row_f32(const float *restrict x, void *restrict y, int64_t k) {
     memcpy(y, x, (size_t)k * sizeof(float));
 }
 
-static void to_float_f32(const void *restrict x, float *restrict y,
-                         int64_t k) {
+static void to_float_f32(const void *restrict x, float *restrict y, int64_t k) {
     memcpy(y, x, (size_t)k * sizeof(float));
 }
 
@@ -387,8 +387,7 @@ static void dequantize_row_q8_1(const void *restrict vx, float *restrict y,
 
 /* ==== 32-element block formats: dot products ============================== */
 
-static void vec_dot_q4_0_q8_0(int n, float *restrict s,
-                              const void *restrict vx,
+static void vec_dot_q4_0_q8_0(int n, float *restrict s, const void *restrict vx,
                               const void *restrict vy) {
     const block_q4_0 *x = vx;
     const block_q8_0 *y = vy;
@@ -404,8 +403,7 @@ static void vec_dot_q4_0_q8_0(int n, float *restrict s,
     *s = sum;
 }
 
-static void vec_dot_q4_1_q8_1(int n, float *restrict s,
-                              const void *restrict vx,
+static void vec_dot_q4_1_q8_1(int n, float *restrict s, const void *restrict vx,
                               const void *restrict vy) {
     const block_q4_1 *x = vx;
     const block_q8_1 *y = vy;
@@ -417,14 +415,13 @@ static void vec_dot_q4_1_q8_1(int n, float *restrict s,
             sumi += (x[i].qs[j] >> 4) * y[i].qs[j + 16];
         }
         /* sum((q*d + m) * yq*dy) = d*dy*sum(q*yq) + m * (dy*sum(yq)) */
-        sum += sumi * (FP16(x[i].d) * FP16(y[i].d)) +
-               FP16(x[i].m) * FP16(y[i].s);
+        sum +=
+            sumi * (FP16(x[i].d) * FP16(y[i].d)) + FP16(x[i].m) * FP16(y[i].s);
     }
     *s = sum;
 }
 
-static void vec_dot_q5_0_q8_0(int n, float *restrict s,
-                              const void *restrict vx,
+static void vec_dot_q5_0_q8_0(int n, float *restrict s, const void *restrict vx,
                               const void *restrict vy) {
     const block_q5_0 *x = vx;
     const block_q8_0 *y = vy;
@@ -443,8 +440,7 @@ static void vec_dot_q5_0_q8_0(int n, float *restrict s,
     *s = sum;
 }
 
-static void vec_dot_q5_1_q8_1(int n, float *restrict s,
-                              const void *restrict vx,
+static void vec_dot_q5_1_q8_1(int n, float *restrict s, const void *restrict vx,
                               const void *restrict vy) {
     const block_q5_1 *x = vx;
     const block_q8_1 *y = vy;
@@ -458,14 +454,13 @@ static void vec_dot_q5_1_q8_1(int n, float *restrict s,
             sumi += ((x[i].qs[j] & 0xf) | (h0 << 4)) * y[i].qs[j];
             sumi += ((x[i].qs[j] >> 4) | (h1 << 4)) * y[i].qs[j + 16];
         }
-        sum += sumi * (FP16(x[i].d) * FP16(y[i].d)) +
-               FP16(x[i].m) * FP16(y[i].s);
+        sum +=
+            sumi * (FP16(x[i].d) * FP16(y[i].d)) + FP16(x[i].m) * FP16(y[i].s);
     }
     *s = sum;
 }
 
-static void vec_dot_q8_0_q8_0(int n, float *restrict s,
-                              const void *restrict vx,
+static void vec_dot_q8_0_q8_0(int n, float *restrict s, const void *restrict vx,
                               const void *restrict vy) {
     const block_q8_0 *x = vx;
     const block_q8_0 *y = vy;
@@ -479,7 +474,7 @@ static void vec_dot_q8_0_q8_0(int n, float *restrict s,
     *s = sum;
 }
 
-/* ==== K-quants: helpers ==================================================== */
+/* ==== K-quants: helpers =================================================== */
 
 /* Q4_K/Q5_K pack 8 (scale, min) pairs of 6 bits into 12 bytes: bytes 0-3
  * hold scales 0-3 and bytes 4-7 mins 0-3 in their low 6 bits; bytes 8-11
@@ -630,7 +625,7 @@ static float make_qx_quants(int n, int nmax, const float *restrict x,
     return scale;
 }
 
-/* ==== K-quants: quantize =================================================== */
+/* ==== K-quants: quantize ================================================== */
 
 /* Shared by Q4_K and Q5_K: per 32-element sub-block fit (scale, min) with
  * weights |x| + rms, then quantize the 8 scales and 8 mins to 6 bits against
@@ -709,8 +704,8 @@ static void quantize_row_q5_K_ref(const float *restrict x, void *restrict vy,
     block_q5_K *y = vy;
     uint8_t L[QK_K];
     for (int64_t i = 0; i < k / QK_K; i++, x += QK_K) {
-        quantize_k4_scales(x, 31, -0.5f, 15, &y[i].d, &y[i].dmin,
-                           y[i].scales, L);
+        quantize_k4_scales(x, 31, -0.5f, 15, &y[i].d, &y[i].dmin, y[i].scales,
+                           L);
         /* Like Q4_K for the low nibbles; the 5th bit of element n*64+j goes
          * to qh[j] bit 2n, of element n*64+32+j to bit 2n+1. */
         uint8_t *qh = y[i].qh, *ql = y[i].qs;
@@ -776,7 +771,8 @@ static void quantize_row_q6_K_ref(const float *restrict x, void *restrict vy,
         for (int j = 0; j < QK_K; j += 128, ql += 64, qh += 32) {
             for (int l = 0; l < 32; l++) {
                 uint8_t q1 = (uint8_t)L[j + l], q2 = (uint8_t)L[j + l + 32];
-                uint8_t q3 = (uint8_t)L[j + l + 64], q4 = (uint8_t)L[j + l + 96];
+                uint8_t q3 = (uint8_t)L[j + l + 64],
+                        q4 = (uint8_t)L[j + l + 96];
                 ql[l] = (uint8_t)((q1 & 0xf) | ((q3 & 0xf) << 4));
                 ql[l + 32] = (uint8_t)((q2 & 0xf) | ((q4 & 0xf) << 4));
                 qh[l] = (uint8_t)((q1 >> 4) | ((q2 >> 4) << 2) |
@@ -815,7 +811,7 @@ static void quantize_row_q8_K_ref(const float *restrict x, void *restrict vy,
     }
 }
 
-/* ==== K-quants: dequantize ================================================= */
+/* ==== K-quants: dequantize ================================================ */
 
 static void dequantize_row_q4_K(const void *restrict vx, float *restrict y,
                                 int64_t k) {
@@ -894,15 +890,14 @@ static void dequantize_row_q8_K(const void *restrict vx, float *restrict y,
             y[j] = x[i].d * x[i].qs[j];
 }
 
-/* ==== K-quants: dot products =============================================== */
+/* ==== K-quants: dot products ============================================== */
 
 /* Each K dot sums integers per 16/32-element sub-block, scales them by the
  * small integer sub-block scale (exact in int32), and only then applies the
  * float super-block scales, as ggml does. The mins of Q4_K/Q5_K come from
  * the activation's bsums, so they cost 8 multiplies per block. */
 
-static void vec_dot_q4_K_q8_K(int n, float *restrict s,
-                              const void *restrict vx,
+static void vec_dot_q4_K_q8_K(int n, float *restrict s, const void *restrict vx,
                               const void *restrict vy) {
     const block_q4_K *x = vx;
     const block_q8_K *y = vy;
@@ -928,8 +923,7 @@ static void vec_dot_q4_K_q8_K(int n, float *restrict s,
     *s = sum;
 }
 
-static void vec_dot_q5_K_q8_K(int n, float *restrict s,
-                              const void *restrict vx,
+static void vec_dot_q5_K_q8_K(int n, float *restrict s, const void *restrict vx,
                               const void *restrict vy) {
     const block_q5_K *x = vx;
     const block_q8_K *y = vy;
@@ -957,8 +951,7 @@ static void vec_dot_q5_K_q8_K(int n, float *restrict s,
     *s = sum;
 }
 
-static void vec_dot_q6_K_q8_K(int n, float *restrict s,
-                              const void *restrict vx,
+static void vec_dot_q6_K_q8_K(int n, float *restrict s, const void *restrict vx,
                               const void *restrict vy) {
     const block_q6_K *x = vx;
     const block_q8_K *y = vy;
@@ -969,12 +962,14 @@ static void vec_dot_q6_K_q8_K(int n, float *restrict s,
         for (int nb = 0; nb < QK_K; nb += 128, ql += 64, qh += 32) {
             for (int l = 0; l < 32; l++) {
                 q[nb + l] = (int8_t)(((ql[l] & 0xf) | ((qh[l] & 3) << 4)) - 32);
-                q[nb + l + 32] = (int8_t)(
-                    ((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) - 32);
+                q[nb + l + 32] =
+                    (int8_t)(((ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4)) -
+                             32);
                 q[nb + l + 64] =
                     (int8_t)(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
-                q[nb + l + 96] = (int8_t)(
-                    ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+                q[nb + l + 96] =
+                    (int8_t)(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) -
+                             32);
             }
         }
         int32_t sumi = 0;
@@ -989,7 +984,7 @@ static void vec_dot_q6_K_q8_K(int n, float *restrict s,
     *s = sum;
 }
 
-/* ==== batched dots ========================================================= */
+/* ==== batched dots ======================================================== */
 
 /* The scalar batched dot is nrc reference dots; the default fast one loops
  * over whatever vec_dot eng_quant_init installed, for types whose ISA file
@@ -1021,44 +1016,39 @@ NRC_WRAPPERS(Q4_K, vec_dot_q4_K_q8_K)
 NRC_WRAPPERS(Q5_K, vec_dot_q5_K_q8_K)
 NRC_WRAPPERS(Q6_K, vec_dot_q6_K_q8_K)
 
-/* ==== the table ============================================================ */
+/* ==== the table =========================================================== */
 
-#define FLOAT_T(nm, bs, ts) {.name = nm, .blck_size = bs, .type_size = ts}
-#define QUANT_T(nm, bs, ts) {.name = nm, .blck_size = bs, .type_size = ts}
+#define FLOAT_T(nm, bs, ts)                                                    \
+    { .name = nm, .blck_size = bs, .type_size = ts }
+#define QUANT_T(nm, bs, ts)                                                    \
+    { .name = nm, .blck_size = bs, .type_size = ts }
 
 /* A type nib runs: every entry starts on the scalar code. */
 #define RUN_T(nm, bs, ts, tof, fromf, dot, vdt)                                \
-    {.name = #nm,                                                              \
-     .vec_dot_nrc_ref = nrc_ref_##nm,                                          \
-     .vec_dot_nrc = nrc_loop_##nm,                                             \
-     .blck_size = bs,                                                          \
-     .type_size = ts,                                                          \
-     .supported = true,                                                        \
-     .to_float = tof,                                                          \
-     .from_float_ref = fromf,                                                  \
-     .from_float = fromf,                                                      \
-     .vec_dot_ref = dot,                                                       \
-     .vec_dot = dot,                                                           \
-     .vec_dot_type = vdt}
+    {                                                                          \
+        .name = #nm, .vec_dot_nrc_ref = nrc_ref_##nm,                          \
+        .vec_dot_nrc = nrc_loop_##nm, .blck_size = bs, .type_size = ts,        \
+        .supported = true, .to_float = tof, .from_float_ref = fromf,           \
+        .from_float = fromf, .vec_dot_ref = dot, .vec_dot = dot,               \
+        .vec_dot_type = vdt                                                    \
+    }
 
 /* Activation-only formats: they quantize and dequantize but never serve as
  * weights (no vec_dot of their own). */
 #define ACT_T(nm, bs, ts, tof, fromf)                                          \
-    {.name = nm,                                                               \
-     .blck_size = bs,                                                          \
-     .type_size = ts,                                                          \
-     .to_float = tof,                                                          \
-     .from_float_ref = fromf,                                                  \
-     .from_float = fromf,                                                      \
-     .vec_dot_type = ENG_TYPE_COUNT}
+    {                                                                          \
+        .name = nm, .blck_size = bs, .type_size = ts, .to_float = tof,         \
+        .from_float_ref = fromf, .from_float = fromf,                          \
+        .vec_dot_type = ENG_TYPE_COUNT                                         \
+    }
 
 /* Ids that ggml has retired keep type_size 0 so the GGUF reader rejects
  * them as unknown. Known types nib cannot run keep supported = false. */
 eng_type_traits_t eng_type_traits[ENG_TYPE_COUNT] = {
-    [ENG_TYPE_F32] = RUN_T(F32, 1, 4, to_float_f32, copy_row_f32,
-                           vec_dot_f32, ENG_TYPE_F32),
-    [ENG_TYPE_F16] = RUN_T(F16, 1, 2, to_float_f16, from_float_f16,
-                           vec_dot_f16, ENG_TYPE_F16),
+    [ENG_TYPE_F32] =
+        RUN_T(F32, 1, 4, to_float_f32, copy_row_f32, vec_dot_f32, ENG_TYPE_F32),
+    [ENG_TYPE_F16] = RUN_T(F16, 1, 2, to_float_f16, from_float_f16, vec_dot_f16,
+                           ENG_TYPE_F16),
     [ENG_TYPE_Q4_0] =
         RUN_T(Q4_0, QK4_0, sizeof(block_q4_0), dequantize_row_q4_0,
               quantize_row_q4_0_ref, vec_dot_q4_0_q8_0, ENG_TYPE_Q8_0),
@@ -1115,8 +1105,8 @@ size_t eng_row_size(eng_type t, int64_t n) {
            eng_type_traits[t].type_size;
 }
 
-size_t eng_quantize_rows(eng_type t, const float *src, void *dst,
-                         int64_t nrows, int64_t n_per_row) {
+size_t eng_quantize_rows(eng_type t, const float *src, void *dst, int64_t nrows,
+                         int64_t n_per_row) {
     const eng_type_traits_t *tt = &eng_type_traits[t];
     assert(tt->from_float_ref && n_per_row % tt->blck_size == 0);
     const size_t row_size = eng_row_size(t, n_per_row);
@@ -1126,7 +1116,7 @@ size_t eng_quantize_rows(eng_type t, const float *src, void *dst,
     return (size_t)nrows * row_size;
 }
 
-/* ==== run-time selection =================================================== */
+/* ==== run-time selection ================================================== */
 
 static const char *quant_isa = "scalar";
 static pthread_once_t quant_once = PTHREAD_ONCE_INIT;
@@ -1158,9 +1148,13 @@ static void quant_init_once(void) {
     }
 }
 
-void eng_quant_init(void) { pthread_once(&quant_once, quant_init_once); }
+void eng_quant_init(void) {
+    pthread_once(&quant_once, quant_init_once);
+}
 
-const char *eng_quant_isa(void) { return quant_isa; }
+const char *eng_quant_isa(void) {
+    return quant_isa;
+}
 
 int eng_quant_variants(eng_type t, eng_kernel_variant *out, int max) {
     const eng_type_traits_t *tt = &eng_type_traits[t];

@@ -59,7 +59,7 @@ typedef enum {
     ENG_TYPE_COUNT = 40
 } eng_type;
 
-/* ---- block formats -------------------------------------------------------- */
+/* ---- block formats ------------------------------------------------------- */
 
 #define QK4_0 32
 typedef struct {
@@ -95,20 +95,20 @@ static_assert(sizeof(block_q5_1) == 24, "block_q5_1 size");
 
 #define QK8_0 32
 typedef struct {
-    eng_fp16 d;        /* scale */
-    int8_t qs[QK8_0];  /* quants */
+    eng_fp16 d;       /* scale */
+    int8_t qs[QK8_0]; /* quants */
 } block_q8_0;
 static_assert(sizeof(block_q8_0) == 34, "block_q8_0 size");
 
 #define QK8_1 32
 typedef struct {
-    eng_fp16 d;        /* scale */
-    eng_fp16 s;        /* d * sum(qs) */
-    int8_t qs[QK8_1];  /* quants */
+    eng_fp16 d;       /* scale */
+    eng_fp16 s;       /* d * sum(qs) */
+    int8_t qs[QK8_1]; /* quants */
 } block_q8_1;
 static_assert(sizeof(block_q8_1) == 36, "block_q8_1 size");
 
-#define QK_K 256
+#define QK_K         256
 #define K_SCALE_SIZE 12
 
 typedef struct {
@@ -154,9 +154,9 @@ static_assert(sizeof(block_q6_K) == 210, "block_q6_K size");
 
 /* Activations for K-quant dot products (never stored in files). */
 typedef struct {
-    float d;                    /* scale */
-    int8_t qs[QK_K];            /* quants */
-    int16_t bsums[QK_K / 16];   /* sum of each group of 16 quants */
+    float d;                  /* scale */
+    int8_t qs[QK_K];          /* quants */
+    int16_t bsums[QK_K / 16]; /* sum of each group of 16 quants */
 } block_q8_K;
 static_assert(sizeof(block_q8_K) == 292, "block_q8_K size");
 
@@ -183,28 +183,28 @@ typedef void (*eng_vec_dot_fn)(int n, float *restrict s,
 #define ENG_NRC_MAX 8
 typedef void (*eng_vec_dot_nrc_fn)(int n, int nrc, float *restrict s,
                                    const void *restrict vx,
-                                   const void *restrict vy,
-                                   size_t vy_stride);
+                                   const void *restrict vy, size_t vy_stride);
 
 typedef struct {
-    const char *name;      /* "Q4_K" */
-    int64_t blck_size;     /* elements per block (1 for float types) */
-    size_t type_size;      /* bytes per block; 0 = unknown id */
-    bool supported;        /* nib can run weights of this type */
-    eng_to_float_fn to_float;          /* scalar reference dequantize */
-    eng_from_float_fn from_float_ref;  /* scalar reference quantize (ggml's
-                                          _ref algorithm: model files) */
-    eng_from_float_fn from_float;      /* fastest quantize INTO this type,
-                                          as ggml's CPU backend does it for
-                                          activations (may round differently
-                                          from _ref, see quant.c) */
-    eng_vec_dot_fn vec_dot_ref;        /* scalar reference dot */
-    eng_vec_dot_fn vec_dot;            /* fastest dot for this CPU */
-    eng_type vec_dot_type; /* what activations are converted to;
-                              ENG_TYPE_COUNT for activation-only types */
+    const char *name;  /* "Q4_K" */
+    int64_t blck_size; /* elements per block (1 for float types) */
+    size_t type_size;  /* bytes per block; 0 = unknown id */
+    bool supported;    /* nib can run weights of this type */
+    /* Scalar reference dequantize. */
+    eng_to_float_fn to_float;
+    /* Scalar reference quantize: ggml's _ref algorithm, for model files. */
+    eng_from_float_fn from_float_ref;
+    /* Fastest quantize INTO this type, as ggml's CPU backend does it for
+     * activations (may round differently from _ref, see quant_avx2.c). */
+    eng_from_float_fn from_float;
+    eng_vec_dot_fn vec_dot_ref; /* scalar reference dot */
+    eng_vec_dot_fn vec_dot;     /* fastest dot for this CPU */
+    /* What activations are converted to; ENG_TYPE_COUNT for the
+     * activation-only types. */
+    eng_type vec_dot_type;
     eng_vec_dot_nrc_fn vec_dot_nrc_ref; /* scalar: nrc x vec_dot_ref */
-    eng_vec_dot_nrc_fn vec_dot_nrc;     /* fastest batched dot (a loop over
-                                           vec_dot where no ISA has one) */
+    /* Fastest batched dot (a loop over vec_dot where no ISA has one). */
+    eng_vec_dot_nrc_fn vec_dot_nrc;
 } eng_type_traits_t;
 
 /* A matmul row W (type t) times activations x (float):
@@ -236,9 +236,9 @@ const char *eng_quant_isa(void);
 typedef struct {
     const char *isa;
     eng_vec_dot_fn vec_dot;
-    eng_from_float_fn from_float; /* quantize of vec_dot_type for that ISA
-                                     (its own, or the best one below it) */
-    eng_to_float_fn to_float;     /* dequantize (may equal the reference) */
+    eng_from_float_fn from_float;   /* quantize of vec_dot_type for that ISA
+                                       (its own, or the best one below it) */
+    eng_to_float_fn to_float;       /* dequantize (may equal the reference) */
     eng_vec_dot_nrc_fn vec_dot_nrc; /* batched dot of that ISA; NULL when it
                                        has none (loop over vec_dot) */
 } eng_kernel_variant;
@@ -256,7 +256,7 @@ eng_bf16 eng_fp32_to_bf16(float f); /* round to nearest even */
 
 /* Weight quantization with an importance-free reference algorithm, as
  * ggml's quantize_row_X_ref. Used by `nib quantize` and `nib mkmodel`. */
-size_t eng_quantize_rows(eng_type t, const float *src, void *dst,
-                         int64_t nrows, int64_t n_per_row);
+size_t eng_quantize_rows(eng_type t, const float *src, void *dst, int64_t nrows,
+                         int64_t n_per_row);
 
 #endif

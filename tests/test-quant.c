@@ -23,7 +23,7 @@
  * it may lose a little more than a plain fp32 FMA chain. */
 #define TOL_DOT_BF16_REL 1e-3
 
-/* ---- helpers --------------------------------------------------------------- */
+/* ---- helpers ------------------------------------------------------------- */
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
@@ -74,7 +74,7 @@ static const eng_type run_types[] = {
     ENG_TYPE_Q4_K, ENG_TYPE_Q5_K, ENG_TYPE_Q6_K,
 };
 
-/* ---- fp16 / bf16 ----------------------------------------------------------- */
+/* ---- fp16 / bf16 --------------------------------------------------------- */
 
 TEST_IMPL(quant_fp16_all_values) {
     for (uint32_t h = 0; h < 65536; h++) {
@@ -152,15 +152,15 @@ TEST_IMPL(quant_bf16) {
     return 0;
 }
 
-/* ---- dequantize: hand-built blocks ---------------------------------------- */
+/* ---- dequantize: hand-built blocks --------------------------------------- */
 
 TEST_IMPL(quant_dequant_q4_0_q4_1) {
     block_q4_0 b;
     memset(&b, 0, sizeof(b));
     b.d = eng_fp32_to_fp16(0.5f);
     for (int j = 0; j < 16; j++)
-        b.qs[j] = 0x88; /* all 8 -> 0 */
-    b.qs[0] = 0x8f;     /* element 0 = 15 -> 7, element 16 = 8 -> 0 */
+        b.qs[j] = 0x88;          /* all 8 -> 0 */
+    b.qs[0] = 0x8f;              /* element 0 = 15 -> 7, element 16 = 8 -> 0 */
     b.qs[3] = 0x08 | (0x2 << 4); /* element 3 = 8, element 19 = 2 -> -6 */
     b.qs[15] = 0x80;             /* element 15 = 0 -> -8 */
     float y[32];
@@ -188,18 +188,18 @@ TEST_IMPL(quant_dequant_q5_0_q5_1) {
     block_q5_0 b;
     memset(&b, 0, sizeof(b));
     b.d = eng_fp32_to_fp16(1.0f);
-    b.qh[0] = 0x01;             /* element 0 */
-    b.qh[2] = 0x02;             /* bit 17: element 17 */
-    b.qh[3] = 0x80;             /* bit 31: element 31 */
-    b.qs[0] = 0x05;             /* element 0 low = 5, element 16 low = 0 */
-    b.qs[1] = 0x30;             /* element 17 low = 3 */
-    b.qs[15] = 0xf0;            /* element 31 low = 15 */
+    b.qh[0] = 0x01;  /* element 0 */
+    b.qh[2] = 0x02;  /* bit 17: element 17 */
+    b.qh[3] = 0x80;  /* bit 31: element 31 */
+    b.qs[0] = 0x05;  /* element 0 low = 5, element 16 low = 0 */
+    b.qs[1] = 0x30;  /* element 17 low = 3 */
+    b.qs[15] = 0xf0; /* element 31 low = 15 */
     float y[32];
     eng_type_traits[ENG_TYPE_Q5_0].to_float(&b, y, 32);
     for (int j = 0; j < 32; j++) {
-        float want = j == 0    ? 5.0f   /* 21 - 16 */
-                     : j == 17 ? 3.0f   /* 19 - 16 */
-                     : j == 31 ? 15.0f  /* 31 - 16 */
+        float want = j == 0    ? 5.0f  /* 21 - 16 */
+                     : j == 17 ? 3.0f  /* 19 - 16 */
+                     : j == 31 ? 15.0f /* 31 - 16 */
                                : -16.0f;
         ASSERT_MSG(y[j] == want, "q5_0 element %d: %g vs %g", j, y[j], want);
     }
@@ -208,7 +208,7 @@ TEST_IMPL(quant_dequant_q5_0_q5_1) {
     memset(&c, 0, sizeof(c));
     c.d = eng_fp32_to_fp16(0.5f);
     c.m = eng_fp32_to_fp16(2.0f);
-    c.qh[1] = 0x04; /* bit 10: element 10 */
+    c.qh[1] = 0x04;  /* bit 10: element 10 */
     c.qs[10] = 0x21; /* element 10 low = 1, element 26 low = 2 */
     eng_type_traits[ENG_TYPE_Q5_1].to_float(&c, y, 32);
     for (int j = 0; j < 32; j++) {
@@ -245,13 +245,13 @@ TEST_IMPL(quant_dequant_q4_k) {
     memset(&b, 0, sizeof(b));
     b.d = eng_fp32_to_fp16(0.5f);
     b.dmin = eng_fp32_to_fp16(0.25f);
-    b.scales[0] = 3;        /* sub-block 0 scale 3 */
-    b.scales[4] = 4;        /* sub-block 0 min 4 */
-    b.scales[1] = 2;        /* sub-block 1 scale 2, min 0 */
+    b.scales[0] = 3; /* sub-block 0 scale 3 */
+    b.scales[4] = 4; /* sub-block 0 min 4 */
+    b.scales[1] = 2; /* sub-block 1 scale 2, min 0 */
     /* Sub-block 5: scale 0x2a = 42 (low 0xa, high 2), min 0x31 = 49. */
     b.scales[9] = 0xa | (0x1 << 4);
-    b.scales[1] |= 2 << 6; /* scale 5 high bits (byte j-4 = 1) */
-    b.scales[5] |= 3 << 6; /* min 5 high bits (byte j = 5) */
+    b.scales[1] |= 2 << 6;      /* scale 5 high bits (byte j-4 = 1) */
+    b.scales[5] |= 3 << 6;      /* min 5 high bits (byte j = 5) */
     b.qs[0] = 0x7 | (0x9 << 4); /* element 0 = 7, element 32 = 9 */
     /* Sub-block 5 = elements 160..191: high nibbles of qs[64..95]. */
     b.qs[64 + 10] = 0xc0; /* element 170 = 12 */
@@ -273,14 +273,14 @@ TEST_IMPL(quant_dequant_q5_k) {
     b.d = eng_fp32_to_fp16(1.0f);
     b.dmin = eng_fp32_to_fp16(1.0f);
     for (int j = 0; j < 4; j++)
-        b.scales[j] = 1;        /* scales 0-3 = 1, mins 0 */
+        b.scales[j] = 1; /* scales 0-3 = 1, mins 0 */
     for (int j = 8; j < 12; j++)
-        b.scales[j] = 0x21;     /* scale 4-7 = 1, min 4-7 = 2 */
+        b.scales[j] = 0x21; /* scale 4-7 = 1, min 4-7 = 2 */
     /* qh[l] bit 2n: 5th bit of element 64n + l; bit 2n+1: 64n + 32 + l. */
-    b.qh[3] = 0x01 | 0x08;      /* element 3 and element 64+32+3 = 99 */
-    b.qh[31] = 0x80;            /* element 192 + 32 + 31 = 255 */
-    b.qs[3] = 0x02;             /* element 3 low = 2 */
-    b.qs[32 + 3] = 0x50;        /* element 64 + 32 + 3 = 99 low = 5 */
+    b.qh[3] = 0x01 | 0x08; /* element 3 and element 64+32+3 = 99 */
+    b.qh[31] = 0x80;       /* element 192 + 32 + 31 = 255 */
+    b.qs[3] = 0x02;        /* element 3 low = 2 */
+    b.qs[32 + 3] = 0x50;   /* element 64 + 32 + 3 = 99 low = 5 */
     float y[QK_K];
     eng_type_traits[ENG_TYPE_Q5_K].to_float(&b, y, QK_K);
     ASSERT(y[3] == 18.0f);
@@ -326,26 +326,40 @@ TEST_IMPL(quant_dequant_float_types) {
     return 0;
 }
 
-/* ---- quantize ------------------------------------------------------------- */
+/* ---- quantize ------------------------------------------------------------ */
 
 /* Root-mean-square round-trip error on N(0,1) data, relative to the data's
  * RMS, per type (measured on this data, plus 10-20% headroom). */
 static double rmse_bound(eng_type t) {
     switch (t) {
-    case ENG_TYPE_F32: return 0;
-    case ENG_TYPE_F16: return 4e-4;
-    case ENG_TYPE_BF16: return 3e-3;
-    case ENG_TYPE_Q8_0: return 0.006;
-    case ENG_TYPE_Q8_1: return 0.006;
-    case ENG_TYPE_Q8_K: return 0.009;
-    case ENG_TYPE_Q6_K: return 0.022;
-    case ENG_TYPE_Q5_0: return 0.05;
-    case ENG_TYPE_Q5_1: return 0.045;
-    case ENG_TYPE_Q5_K: return 0.042;
-    case ENG_TYPE_Q4_0: return 0.10;
-    case ENG_TYPE_Q4_1: return 0.09;
-    case ENG_TYPE_Q4_K: return 0.08;
-    default: return 0;
+    case ENG_TYPE_F32:
+        return 0;
+    case ENG_TYPE_F16:
+        return 4e-4;
+    case ENG_TYPE_BF16:
+        return 3e-3;
+    case ENG_TYPE_Q8_0:
+        return 0.006;
+    case ENG_TYPE_Q8_1:
+        return 0.006;
+    case ENG_TYPE_Q8_K:
+        return 0.009;
+    case ENG_TYPE_Q6_K:
+        return 0.022;
+    case ENG_TYPE_Q5_0:
+        return 0.05;
+    case ENG_TYPE_Q5_1:
+        return 0.045;
+    case ENG_TYPE_Q5_K:
+        return 0.042;
+    case ENG_TYPE_Q4_0:
+        return 0.10;
+    case ENG_TYPE_Q4_1:
+        return 0.09;
+    case ENG_TYPE_Q4_K:
+        return 0.08;
+    default:
+        return 0;
     }
 }
 
@@ -404,8 +418,8 @@ TEST_IMPL(quant_quantize_edge_cases) {
     block_q4_0 q40;
     eng_type_traits[ENG_TYPE_Q4_0].from_float_ref(b, &q40, 32);
     ASSERT_EQ(q40.d, eng_fp32_to_fp16(-0.5f));
-    ASSERT_EQ(q40.qs[4] & 0xf, 0);     /* 4 / -0.5 = -8 -> 0 */
-    ASSERT_EQ(q40.qs[5] & 0xf, 10);    /* -1 / -0.5 = 2 -> 10 */
+    ASSERT_EQ(q40.qs[4] & 0xf, 0);  /* 4 / -0.5 = -8 -> 0 */
+    ASSERT_EQ(q40.qs[5] & 0xf, 10); /* -1 / -0.5 = 2 -> 10 */
     ASSERT_EQ(q40.qs[0], 0x88);
     /* q8_K: bsums are the sums of each 16 quants. */
     static block_q8_K k8;
@@ -451,14 +465,26 @@ TEST_IMPL(quant_quantize_rows) {
  * bound relative to |x| * |y| (both N(0,1), so |x||y| ~ n). */
 static double dot_err_bound(eng_type t) {
     switch (t) {
-    case ENG_TYPE_F32: return 1e-6;
-    case ENG_TYPE_F16: return 5e-5;
-    case ENG_TYPE_BF16: return 3e-4;
-    case ENG_TYPE_Q8_0: return 5e-4;
-    case ENG_TYPE_Q6_K: return 2e-3;
-    case ENG_TYPE_Q5_0: case ENG_TYPE_Q5_1: case ENG_TYPE_Q5_K: return 3e-3;
-    case ENG_TYPE_Q4_0: case ENG_TYPE_Q4_1: case ENG_TYPE_Q4_K: return 6e-3;
-    default: return 0;
+    case ENG_TYPE_F32:
+        return 1e-6;
+    case ENG_TYPE_F16:
+        return 5e-5;
+    case ENG_TYPE_BF16:
+        return 3e-4;
+    case ENG_TYPE_Q8_0:
+        return 5e-4;
+    case ENG_TYPE_Q6_K:
+        return 2e-3;
+    case ENG_TYPE_Q5_0:
+    case ENG_TYPE_Q5_1:
+    case ENG_TYPE_Q5_K:
+        return 3e-3;
+    case ENG_TYPE_Q4_0:
+    case ENG_TYPE_Q4_1:
+    case ENG_TYPE_Q4_K:
+        return 6e-3;
+    default:
+        return 0;
     }
 }
 
@@ -490,7 +516,7 @@ TEST_IMPL(quant_dot_vs_float) {
     return 0;
 }
 
-/* ---- SIMD variants against the scalar reference --------------------------- */
+/* ---- SIMD variants against the scalar reference -------------------------- */
 
 static void lengths_for(eng_type t, int *lens, int *nlens) {
     static const int f[] = {1, 7, 8, 31, 32, 33, 255, 1000, 4096};
@@ -524,9 +550,10 @@ TEST_IMPL(quant_vec_dot_variants) {
         ASSERT_GE(nv, 1);
         ASSERT_STR_EQ(var[0].isa, "scalar");
         ASSERT(var[0].vec_dot == tt->vec_dot_ref);
-        double tol = t == ENG_TYPE_BF16                      ? TOL_DOT_BF16_REL
-                     : t == ENG_TYPE_F32 || t == ENG_TYPE_F16 ? TOL_DOT_FLOAT_REL
-                                                             : TOL_DOT_QUANT_REL;
+        double tol = t == ENG_TYPE_BF16 ? TOL_DOT_BF16_REL
+                     : t == ENG_TYPE_F32 || t == ENG_TYPE_F16
+                         ? TOL_DOT_FLOAT_REL
+                         : TOL_DOT_QUANT_REL;
         int lens[16], nl;
         lengths_for(t, lens, &nl);
         for (int li = 0; li < nl; li++) {
@@ -596,8 +623,9 @@ static void check_from_float(eng_type vdt, eng_from_float_fn ff,
                 qb = bb->qs;
             }
             for (int j = 0; j < 32; j++)
-                ASSERT_MSG(abs(qa[j] - qb[j]) <= 1, "%s/%s block %d [%d]: %d vs %d",
-                           vt->name, isa, i, j, qa[j], qb[j]);
+                ASSERT_MSG(abs(qa[j] - qb[j]) <= 1,
+                           "%s/%s block %d [%d]: %d vs %d", vt->name, isa, i, j,
+                           qa[j], qb[j]);
         }
     } else {
         ASSERT_MSG(memcmp(a, b, rs) == 0, "%s/%s n=%d differs", vt->name, isa,
@@ -643,10 +671,10 @@ TEST_IMPL(quant_from_float_variants) {
         }
         /* Special values through the float converters. */
         if (vdt == ENG_TYPE_F16 || vdt == ENG_TYPE_BF16) {
-            const float sp[16] = {0.0f,      -0.0f,    INFINITY, -INFINITY,
-                                  NAN,       1e-30f,   65519.0f, 65520.0f,
-                                  0x1p-25f,  0x1p-24f, 3e-5f,    -2.5e-6f,
-                                  3.4e38f,   1.0f,     -1.0f,    0.1f};
+            const float sp[16] = {0.0f,     -0.0f,    INFINITY, -INFINITY,
+                                  NAN,      1e-30f,   65519.0f, 65520.0f,
+                                  0x1p-25f, 0x1p-24f, 3e-5f,    -2.5e-6f,
+                                  3.4e38f,  1.0f,     -1.0f,    0.1f};
             for (int v = 1; v < nv; v++)
                 check_from_float(vdt, var[v].from_float, var[v].isa, sp, 16);
         }
@@ -699,9 +727,10 @@ TEST_IMPL(quant_vec_dot_nrc) {
         eng_kernel_variant var[8];
         int nv = eng_quant_variants(t, var, 8);
         ASSERT(var[0].vec_dot_nrc == tt->vec_dot_nrc_ref);
-        double tol = t == ENG_TYPE_BF16                      ? TOL_DOT_BF16_REL
-                     : t == ENG_TYPE_F32 || t == ENG_TYPE_F16 ? TOL_DOT_FLOAT_REL
-                                                             : TOL_DOT_QUANT_REL;
+        double tol = t == ENG_TYPE_BF16 ? TOL_DOT_BF16_REL
+                     : t == ENG_TYPE_F32 || t == ENG_TYPE_F16
+                         ? TOL_DOT_FLOAT_REL
+                         : TOL_DOT_QUANT_REL;
         int lens[16], nl;
         lengths_for(t, lens, &nl);
         for (int li = 0; li < nl; li++) {
@@ -746,7 +775,7 @@ TEST_IMPL(quant_vec_dot_nrc) {
     return 0;
 }
 
-/* ---- bytes of llama.cpp's quantizer --------------------------------------- */
+/* ---- bytes of llama.cpp's quantizer -------------------------------------- */
 
 /* The shared quantized models were written by llama.cpp's quantizer (no
  * importance matrix) from the F16 model, so quantizing the F16 weights
@@ -796,8 +825,8 @@ TEST_IMPL(quant_matches_llamacpp) {
                 for (size_t b = 0; b < rs / ts; b++)
                     ASSERT_MSG(memcmp(row + b * ts, want + b * ts, ts) == 0,
                                "%s %s (%s) row %" PRId64 " block %zu differs",
-                               models[mi], qt->name, eng_type_traits[t].name,
-                               r, b);
+                               models[mi], qt->name, eng_type_traits[t].name, r,
+                               b);
                 blocks_by_type[t] += (int64_t)(rs / ts);
             }
             nib_free(x);

@@ -20,7 +20,7 @@
 
 #include "quant_x86.h"
 
-/* ==== float types ========================================================== */
+/* ==== float types ========================================================= */
 
 void eng__vec_dot_f32_avx2(int n, float *restrict s, const void *restrict vx,
                            const void *restrict vy) {
@@ -42,8 +42,8 @@ void eng__vec_dot_f32_avx2(int n, float *restrict s, const void *restrict vx,
     for (; i + 8 <= n; i += 8)
         acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i),
                                acc0);
-    float sum = hsum_ps_256(_mm256_add_ps(_mm256_add_ps(acc0, acc1),
-                                          _mm256_add_ps(acc2, acc3)));
+    float sum = hsum_ps_256(
+        _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
     for (; i < n; i++)
         sum += x[i] * y[i];
     *s = sum;
@@ -61,17 +61,17 @@ void eng__vec_dot_f16_avx2(int n, float *restrict s, const void *restrict vx,
     int i = 0;
     for (; i + 32 <= n; i += 32) {
         acc0 = _mm256_fmadd_ps(load_f16x8(x + i), load_f16x8(y + i), acc0);
-        acc1 = _mm256_fmadd_ps(load_f16x8(x + i + 8), load_f16x8(y + i + 8),
-                               acc1);
-        acc2 = _mm256_fmadd_ps(load_f16x8(x + i + 16),
-                               load_f16x8(y + i + 16), acc2);
-        acc3 = _mm256_fmadd_ps(load_f16x8(x + i + 24),
-                               load_f16x8(y + i + 24), acc3);
+        acc1 =
+            _mm256_fmadd_ps(load_f16x8(x + i + 8), load_f16x8(y + i + 8), acc1);
+        acc2 = _mm256_fmadd_ps(load_f16x8(x + i + 16), load_f16x8(y + i + 16),
+                               acc2);
+        acc3 = _mm256_fmadd_ps(load_f16x8(x + i + 24), load_f16x8(y + i + 24),
+                               acc3);
     }
     for (; i + 8 <= n; i += 8)
         acc0 = _mm256_fmadd_ps(load_f16x8(x + i), load_f16x8(y + i), acc0);
-    float sum = hsum_ps_256(_mm256_add_ps(_mm256_add_ps(acc0, acc1),
-                                          _mm256_add_ps(acc2, acc3)));
+    float sum = hsum_ps_256(
+        _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
     for (; i < n; i++)
         sum += eng_fp16_to_fp32(x[i]) * eng_fp16_to_fp32(y[i]);
     *s = sum;
@@ -142,7 +142,7 @@ void eng__from_float_bf16_avx2(const float *restrict x, void *restrict vy,
         y[i] = eng_fp32_to_bf16(x[i]);
 }
 
-/* ==== activation quantizers ================================================ */
+/* ==== activation quantizers =============================================== */
 
 /* Q8_0 / Q8_1 as ggml's AVX2 path quantizes activations: id = 127/amax and
  * round-half-even (vroundps), where the scalar reference uses 1/d and
@@ -207,7 +207,8 @@ void eng__quantize_row_q8_K_avx2(const float *restrict x, void *restrict vy,
     for (int64_t i = 0; i < k / QK_K; i++, x += QK_K) {
         __m256 m = _mm256_setzero_ps();
         for (int j = 0; j < QK_K; j += 8)
-            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
+            m = _mm256_max_ps(m,
+                              _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
         const float amax = hmax_ps_256(m);
         if (!(amax > 0)) {
             memset(&y[i], 0, sizeof(y[i]));
@@ -245,7 +246,7 @@ void eng__quantize_row_q8_K_avx2(const float *restrict x, void *restrict vy,
     }
 }
 
-/* ==== 32-element blocks ==================================================== */
+/* ==== 32-element blocks =================================================== */
 
 void eng__vec_dot_q8_0_q8_0_avx2(int n, float *restrict s,
                                  const void *restrict vx,
@@ -254,8 +255,8 @@ void eng__vec_dot_q8_0_q8_0_avx2(int n, float *restrict s,
     const block_q8_0 *y = vy;
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n / QK8_0; i++) {
-        const __m256 d = _mm256_set1_ps(fp16_to_f32_f16c(x[i].d) *
-                                        fp16_to_f32_f16c(y[i].d));
+        const __m256 d =
+            _mm256_set1_ps(fp16_to_f32_f16c(x[i].d) * fp16_to_f32_f16c(y[i].d));
         __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
         __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_avx2(qx, qy)), acc);
@@ -271,8 +272,8 @@ void eng__vec_dot_q4_0_q8_0_avx2(int n, float *restrict s,
     const __m256i off = _mm256_set1_epi8(8);
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n / QK8_0; i++) {
-        const __m256 d = _mm256_set1_ps(fp16_to_f32_f16c(x[i].d) *
-                                        fp16_to_f32_f16c(y[i].d));
+        const __m256 d =
+            _mm256_set1_ps(fp16_to_f32_f16c(x[i].d) * fp16_to_f32_f16c(y[i].d));
         __m256i qx = _mm256_sub_epi8(nibbles32(x[i].qs), off);
         __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_avx2(qx, qy)), acc);
@@ -288,13 +289,13 @@ void eng__vec_dot_q4_1_q8_1_avx2(int n, float *restrict s,
     __m256 acc = _mm256_setzero_ps();
     float summ = 0;
     for (int i = 0; i < n / QK8_1; i++) {
-        const __m256 d = _mm256_set1_ps(fp16_to_f32_f16c(x[i].d) *
-                                        fp16_to_f32_f16c(y[i].d));
+        const __m256 d =
+            _mm256_set1_ps(fp16_to_f32_f16c(x[i].d) * fp16_to_f32_f16c(y[i].d));
         summ += fp16_to_f32_f16c(x[i].m) * fp16_to_f32_f16c(y[i].s);
         __m256i qx = nibbles32(x[i].qs); /* unsigned 0..15 */
         __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8i8_avx2(qx, qy)),
-                              acc);
+        acc =
+            _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8i8_avx2(qx, qy)), acc);
     }
     *s = hsum_ps_256(acc) + summ;
 }
@@ -307,8 +308,8 @@ void eng__vec_dot_q5_0_q8_0_avx2(int n, float *restrict s,
     const __m256i hi_off = _mm256_set1_epi8((char)0xf0);
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n / QK8_0; i++) {
-        const __m256 d = _mm256_set1_ps(fp16_to_f32_f16c(x[i].d) *
-                                        fp16_to_f32_f16c(y[i].d));
+        const __m256 d =
+            _mm256_set1_ps(fp16_to_f32_f16c(x[i].d) * fp16_to_f32_f16c(y[i].d));
         uint32_t qh;
         memcpy(&qh, x[i].qh, 4);
         /* q - 16 is q_low when the 5th bit is set and q_low | 0xf0 (as
@@ -330,31 +331,30 @@ void eng__vec_dot_q5_1_q8_1_avx2(int n, float *restrict s,
     __m256 acc = _mm256_setzero_ps();
     float summ = 0;
     for (int i = 0; i < n / QK8_1; i++) {
-        const __m256 d = _mm256_set1_ps(fp16_to_f32_f16c(x[i].d) *
-                                        fp16_to_f32_f16c(y[i].d));
+        const __m256 d =
+            _mm256_set1_ps(fp16_to_f32_f16c(x[i].d) * fp16_to_f32_f16c(y[i].d));
         summ += fp16_to_f32_f16c(x[i].m) * fp16_to_f32_f16c(y[i].s);
         uint32_t qh;
         memcpy(&qh, x[i].qh, 4);
         __m256i h = _mm256_and_si256(bits32_to_bytes(qh), bit4);
         __m256i qx = _mm256_or_si256(nibbles32(x[i].qs), h);
         __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8i8_avx2(qx, qy)),
-                              acc);
+        acc =
+            _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8i8_avx2(qx, qy)), acc);
     }
     *s = hsum_ps_256(acc) + summ;
 }
 
-/* ==== K-quants ============================================================= */
+/* ==== K-quants ============================================================ */
 
 /* The mins term of Q4_K/Q5_K: sum over the 16 bsums of min[j/2] * bsum[j],
  * one madd with each min duplicated into two int16 lanes. */
 static inline __m256i mins_dot_bsums(const uint8_t mn[8],
                                      const int16_t bsums[16]) {
     __m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
-    __m256i m2 = _mm256_set_m128i(_mm_unpackhi_epi16(m, m),
-                                  _mm_unpacklo_epi16(m, m));
-    return _mm256_madd_epi16(
-        m2, _mm256_loadu_si256((const __m256i *)bsums));
+    __m256i m2 =
+        _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m));
+    return _mm256_madd_epi16(m2, _mm256_loadu_si256((const __m256i *)bsums));
 }
 
 void eng__vec_dot_q4_K_q8_K_avx2(int n, float *restrict s,
@@ -447,8 +447,8 @@ void eng__vec_dot_q6_K_q8_K_avx2(int n, float *restrict s,
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
         const float d = fp16_to_f32_f16c(x[i].d) * y[i].d;
-        const __m256i sc16 = _mm256_cvtepi8_epi16(
-            _mm_loadu_si128((const __m128i *)x[i].scales));
+        const __m256i sc16 =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
         __m256i sumi = _mm256_slli_epi32(
             _mm256_madd_epi16(sc16,
                               _mm256_loadu_si256((const __m256i *)y[i].bsums)),
@@ -462,9 +462,9 @@ void eng__vec_dot_q6_K_q8_K_avx2(int n, float *restrict s,
             __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
             __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
             __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(qh, m2),
-                                                     4));
+            q[0] =
+                _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
             q[1] = _mm256_or_si256(
                 _mm256_and_si256(l1, m4),
                 _mm256_slli_epi16(
@@ -491,7 +491,7 @@ void eng__vec_dot_q6_K_q8_K_avx2(int n, float *restrict s,
     *s = hsum_ps_256(acc);
 }
 
-/* ==== table ================================================================ */
+/* ==== table =============================================================== */
 
 const eng_arch_kernels eng__kernels_avx2 = {
     .isa = "avx2",

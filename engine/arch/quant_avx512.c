@@ -19,7 +19,9 @@
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-static inline float hsum_ps_512(__m512 v) { return _mm512_reduce_add_ps(v); }
+static inline float hsum_ps_512(__m512 v) {
+    return _mm512_reduce_add_ps(v);
+}
 
 /* Two 256-bit halves into one 512-bit vector (lo in lanes 0-7). */
 static inline __m512i join256(__m256i lo, __m256i hi) {
@@ -39,10 +41,9 @@ static inline __m512i dot_i8_512(__m512i x, __m512i y) {
     return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(x), sy);
 }
 
-/* ==== float types ========================================================== */
+/* ==== float types ========================================================= */
 
-void eng__vec_dot_f32_avx512(int n, float *restrict s,
-                             const void *restrict vx,
+void eng__vec_dot_f32_avx512(int n, float *restrict s, const void *restrict vx,
                              const void *restrict vy) {
     const float *x = vx, *y = vy;
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
@@ -65,8 +66,7 @@ void eng__vec_dot_f32_avx512(int n, float *restrict s,
     *s = hsum_ps_512(_mm512_add_ps(acc0, acc1));
 }
 
-void eng__vec_dot_f16_avx512(int n, float *restrict s,
-                             const void *restrict vx,
+void eng__vec_dot_f16_avx512(int n, float *restrict s, const void *restrict vx,
                              const void *restrict vy) {
     const eng_fp16 *x = vx, *y = vy;
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
@@ -99,19 +99,16 @@ void eng__vec_dot_f16_avx512(int n, float *restrict s,
 
 /* vdpbf16ps multiplies bf16 pairs exactly and adds both products to the
  * fp32 lane, as ggml does on CPUs with AVX512_BF16. */
-void eng__vec_dot_bf16_avx512(int n, float *restrict s,
-                              const void *restrict vx,
+void eng__vec_dot_bf16_avx512(int n, float *restrict s, const void *restrict vx,
                               const void *restrict vy) {
     const eng_bf16 *x = vx, *y = vy;
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     int i = 0;
     for (; i + 64 <= n; i += 64) {
-        acc0 = _mm512_dpbf16_ps(
-            acc0, (__m512bh)_mm512_loadu_si512(x + i),
-            (__m512bh)_mm512_loadu_si512(y + i));
-        acc1 = _mm512_dpbf16_ps(
-            acc1, (__m512bh)_mm512_loadu_si512(x + i + 32),
-            (__m512bh)_mm512_loadu_si512(y + i + 32));
+        acc0 = _mm512_dpbf16_ps(acc0, (__m512bh)_mm512_loadu_si512(x + i),
+                                (__m512bh)_mm512_loadu_si512(y + i));
+        acc1 = _mm512_dpbf16_ps(acc1, (__m512bh)_mm512_loadu_si512(x + i + 32),
+                                (__m512bh)_mm512_loadu_si512(y + i + 32));
     }
     for (; i + 32 <= n; i += 32)
         acc0 = _mm512_dpbf16_ps(acc0, (__m512bh)_mm512_loadu_si512(x + i),
@@ -119,14 +116,14 @@ void eng__vec_dot_bf16_avx512(int n, float *restrict s,
     if (i < n) {
         /* Zero-filled tail: the missing products add exactly 0. */
         __mmask32 m = (__mmask32)((1ull << (n - i)) - 1);
-        acc1 = _mm512_dpbf16_ps(acc1,
-                                (__m512bh)_mm512_maskz_loadu_epi16(m, x + i),
-                                (__m512bh)_mm512_maskz_loadu_epi16(m, y + i));
+        acc1 =
+            _mm512_dpbf16_ps(acc1, (__m512bh)_mm512_maskz_loadu_epi16(m, x + i),
+                             (__m512bh)_mm512_maskz_loadu_epi16(m, y + i));
     }
     *s = hsum_ps_512(_mm512_add_ps(acc0, acc1));
 }
 
-/* ==== 32-element blocks, two per vector ==================================== */
+/* ==== 32-element blocks, two per vector =================================== */
 
 void eng__vec_dot_q8_0_q8_0_avx512(int n, float *restrict s,
                                    const void *restrict vx,
@@ -144,9 +141,9 @@ void eng__vec_dot_q8_0_q8_0_avx512(int n, float *restrict s,
                                  _mm256_loadu_si256((const __m256i *)a[1].qs));
             __m512i qy = join256(_mm256_loadu_si256((const __m256i *)b[0].qs),
                                  _mm256_loadu_si256((const __m256i *)b[1].qs));
-            __m512 d = two_scales(
-                fp16_to_f32_f16c(a[0].d) * fp16_to_f32_f16c(b[0].d),
-                fp16_to_f32_f16c(a[1].d) * fp16_to_f32_f16c(b[1].d));
+            __m512 d =
+                two_scales(fp16_to_f32_f16c(a[0].d) * fp16_to_f32_f16c(b[0].d),
+                           fp16_to_f32_f16c(a[1].d) * fp16_to_f32_f16c(b[1].d));
             __m512 p = _mm512_cvtepi32_ps(dot_i8_512(qx, qy));
             if (h == 0)
                 acc0 = _mm512_fmadd_ps(d, p, acc0);
@@ -193,15 +190,15 @@ ALWAYS_INLINE void nibbles_quad(const uint8_t *q0, const uint8_t *q1,
 /* d[k] = fp16(a_k) * fp16(b_k) spread as [d0 x 8 | d1 x 8], [d2 | d3]. */
 ALWAYS_INLINE void scales_quad(const eng_fp16 a[4], const eng_fp16 b[4],
                                __m512 *d01, __m512 *d23) {
-    const __m512i sel0 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1,
-                                           1, 1, 1, 1, 1);
-    const __m512i sel1 = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3,
-                                           3, 3, 3, 3, 3);
+    const __m512i sel0 =
+        _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i sel1 =
+        _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
     __m256 dd = _mm256_cvtph_ps(
         _mm_setr_epi16((short)a[0], (short)a[1], (short)a[2], (short)a[3],
                        (short)b[0], (short)b[1], (short)b[2], (short)b[3]));
-    __m512 d4 = _mm512_castps128_ps512(_mm_mul_ps(
-        _mm256_castps256_ps128(dd), _mm256_extractf128_ps(dd, 1)));
+    __m512 d4 = _mm512_castps128_ps512(
+        _mm_mul_ps(_mm256_castps256_ps128(dd), _mm256_extractf128_ps(dd, 1)));
     *d01 = _mm512_permutexvar_ps(sel0, d4);
     *d23 = _mm512_permutexvar_ps(sel1, d4);
 }
@@ -221,9 +218,9 @@ ALWAYS_INLINE __m512i load_q8_pair(const block_q8_0 *b) {
 /* One leftover block the 256-bit way (signed x signed via |x|). */
 ALWAYS_INLINE float dot_block_i8(__m256i qx, const block_q8_0 *b, float dx) {
     __m256i qy = _mm256_loadu_si256((const __m256i *)b->qs);
-    __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
-                                    _mm256_sign_epi8(qx, qx),
-                                    _mm256_sign_epi8(qy, qx));
+    __m256i p =
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(qx, qx),
+                            _mm256_sign_epi8(qy, qx));
     return dx * fp16_to_f32_f16c(b->d) * (float)hsum_i32_256(p);
 }
 
@@ -249,15 +246,14 @@ void eng__vec_dot_q4_0_q8_0_avx512(int n, float *restrict s,
             d01, _mm512_cvtepi32_ps(dot_u8_off(x0, load_q8_pair(b), eight)),
             acc0);
         acc1 = _mm512_fmadd_ps(
-            d23,
-            _mm512_cvtepi32_ps(dot_u8_off(x1, load_q8_pair(b + 2), eight)),
+            d23, _mm512_cvtepi32_ps(dot_u8_off(x1, load_q8_pair(b + 2), eight)),
             acc1);
     }
     float sum = hsum_ps_512(_mm512_add_ps(acc0, acc1));
     for (; i < nb; i++)
-        sum += dot_block_i8(_mm256_sub_epi8(nibbles32(x[i].qs),
-                                            _mm256_set1_epi8(8)),
-                            y + i, fp16_to_f32_f16c(x[i].d));
+        sum += dot_block_i8(
+            _mm256_sub_epi8(nibbles32(x[i].qs), _mm256_set1_epi8(8)), y + i,
+            fp16_to_f32_f16c(x[i].d));
     *s = sum;
 }
 
@@ -310,14 +306,14 @@ void eng__vec_dot_q5_0_q8_0_avx512(int n, float *restrict s,
     *s = sum;
 }
 
-/* ==== K-quants ============================================================= */
+/* ==== K-quants ============================================================ */
 
 /* Sum over the 16 bsums of min[j/2] * bsum[j] (Q4_K/Q5_K mins term). */
 static inline __m256i mins_dot_bsums(const uint8_t mn[8],
                                      const int16_t bsums[16]) {
     __m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
-    __m256i m2 = _mm256_set_m128i(_mm_unpackhi_epi16(m, m),
-                                  _mm_unpacklo_epi16(m, m));
+    __m256i m2 =
+        _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m));
     return _mm256_madd_epi16(m2, _mm256_loadu_si256((const __m256i *)bsums));
 }
 
@@ -330,9 +326,9 @@ static inline void k4_scale_vectors(const uint8_t sc[8], __m512i scw[4]) {
     __m512i s16 = _mm512_castsi128_si512(
         _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
     for (int j = 0; j < 4; j++) {
-        __m512i idx = _mm512_mask_set1_epi16(_mm512_set1_epi16((short)(2 * j)),
-                                             (__mmask32)0xffff0000u,
-                                             (short)(2 * j + 1));
+        __m512i idx =
+            _mm512_mask_set1_epi16(_mm512_set1_epi16((short)(2 * j)),
+                                   (__mmask32)0xffff0000u, (short)(2 * j + 1));
         scw[j] = _mm512_permutexvar_epi16(idx, s16);
     }
 }
@@ -421,8 +417,8 @@ void eng__vec_dot_q6_K_q8_K_avx512(int n, float *restrict s,
     const block_q8_K *y = vy;
     const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3);
     /* Byte shuffle repeating each of 4 scales 4 times. */
-    const __m128i rep4 = _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3,
-                                       3, 3, 3);
+    const __m128i rep4 =
+        _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     __m512 acc = _mm512_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
         const float d = fp16_to_f32_f16c(x[i].d) * y[i].d;
@@ -439,9 +435,9 @@ void eng__vec_dot_q6_K_q8_K_avx512(int n, float *restrict s,
             __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
             __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
             __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
-            __m256i q0 = _mm256_or_si256(
-                _mm256_and_si256(l0, m4),
-                _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+            __m256i q0 =
+                _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
             __m256i q1 = _mm256_or_si256(
                 _mm256_and_si256(l1, m4),
                 _mm256_slli_epi16(
@@ -454,12 +450,12 @@ void eng__vec_dot_q6_K_q8_K_avx512(int n, float *restrict s,
                 _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                 _mm256_slli_epi16(
                     _mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
-            __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                                             join256(q0, q1),
-                                             _mm512_loadu_si512(q8));
-            __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                                             join256(q2, q3),
-                                             _mm512_loadu_si512(q8 + 64));
+            __m512i p0 =
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), join256(q0, q1),
+                                    _mm512_loadu_si512(q8));
+            __m512i p1 =
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), join256(q2, q3),
+                                    _mm512_loadu_si512(q8 + 64));
             /* Scales 8h..8h+3 for p0's four groups, 8h+4..8h+7 for p1's,
              * each widened to the 4 lanes of its group. */
             __m128i sh = h ? _mm_unpackhi_epi64(sc8, sc8) : sc8;
@@ -475,24 +471,40 @@ void eng__vec_dot_q6_K_q8_K_avx512(int n, float *restrict s,
     *s = hsum_ps_512(acc);
 }
 
-/* ==== batched dots (one weight row, nrc activation rows) =================== */
+/* ==== batched dots (one weight row, nrc activation rows) ================== */
 
 /* Each kernel decodes a weight block into registers once and then runs the
  * cheap per-column part nrc times. The *_impl functions are always inlined
  * into a switch on nrc so that every column count gets its accumulators in
  * registers (a run-time bound would spill them to the stack). */
 #define NRC_DISPATCH(name, impl)                                               \
-    void name(int n, int nrc, float *restrict s, const void *restrict vx,     \
-              const void *restrict vy, size_t st) {                           \
+    void name(int n, int nrc, float *restrict s, const void *restrict vx,      \
+              const void *restrict vy, size_t st) {                            \
         switch (nrc) {                                                         \
-        case 1: impl(n, 1, s, vx, vy, st); break;                              \
-        case 2: impl(n, 2, s, vx, vy, st); break;                              \
-        case 3: impl(n, 3, s, vx, vy, st); break;                              \
-        case 4: impl(n, 4, s, vx, vy, st); break;                              \
-        case 5: impl(n, 5, s, vx, vy, st); break;                              \
-        case 6: impl(n, 6, s, vx, vy, st); break;                              \
-        case 7: impl(n, 7, s, vx, vy, st); break;                              \
-        default: impl(n, 8, s, vx, vy, st); break;                             \
+        case 1:                                                                \
+            impl(n, 1, s, vx, vy, st);                                         \
+            break;                                                             \
+        case 2:                                                                \
+            impl(n, 2, s, vx, vy, st);                                         \
+            break;                                                             \
+        case 3:                                                                \
+            impl(n, 3, s, vx, vy, st);                                         \
+            break;                                                             \
+        case 4:                                                                \
+            impl(n, 4, s, vx, vy, st);                                         \
+            break;                                                             \
+        case 5:                                                                \
+            impl(n, 5, s, vx, vy, st);                                         \
+            break;                                                             \
+        case 6:                                                                \
+            impl(n, 6, s, vx, vy, st);                                         \
+            break;                                                             \
+        case 7:                                                                \
+            impl(n, 7, s, vx, vy, st);                                         \
+            break;                                                             \
+        default:                                                               \
+            impl(n, 8, s, vx, vy, st);                                         \
+            break;                                                             \
         }                                                                      \
     }
 
@@ -525,8 +537,8 @@ ALWAYS_INLINE void f16_nrc_impl(int n, const int nrc, float *restrict s,
         }
     }
     for (; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff
-                                  : (__mmask16)((1u << (n - i)) - 1);
+        __mmask16 m =
+            n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
         __m512 xv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x + i));
         for (int c = 0; c < nrc; c++) {
             const eng_fp16 *y = col(vy, c, st);
@@ -646,8 +658,7 @@ ALWAYS_INLINE void q5_0_nrc_impl(int n, const int nrc, float *restrict s,
         acc[c] = _mm512_setzero_ps();
     int i = 0;
     for (; i + 2 <= nb; i += 2)
-        q8_0_pair_columns(nrc, q5_0_pair(x + i, true),
-                          fp16_to_f32_f16c(x[i].d),
+        q8_0_pair_columns(nrc, q5_0_pair(x + i, true), fp16_to_f32_f16c(x[i].d),
                           fp16_to_f32_f16c(x[i + 1].d), i, vy, st, true, acc);
     if (i < nb)
         q8_0_pair_columns(nrc, q5_0_pair(x + i, false),
@@ -658,14 +669,13 @@ ALWAYS_INLINE void q5_0_nrc_impl(int n, const int nrc, float *restrict s,
 }
 NRC_DISPATCH(eng__vec_dot_q5_0_nrc_avx512, q5_0_nrc_impl)
 
-
 /* Q4_1 / Q5_1 against Q8_1: the weights are unsigned (0..15 / 0..31), so
  * vpdpbusd takes them as they are; the min enters through the
  * activation's s = d * sum(q) once per block. */
 ALWAYS_INLINE void q8_1_pair_columns(const int nrc, __m512i ux,
                                      const float dx[2], const float mx[2],
-                                     int i, const void *vy, size_t st,
-                                     bool two, __m512 *acc, float *summ) {
+                                     int i, const void *vy, size_t st, bool two,
+                                     __m512 *acc, float *summ) {
     for (int c = 0; c < nrc; c++) {
         const block_q8_1 *y = (const block_q8_1 *)col(vy, c, st) + i;
         __m512i qy = two ? join256(_mm256_loadu_si256((const __m256i *)y[0].qs),
@@ -727,8 +737,7 @@ ALWAYS_INLINE void q5_1_nrc_impl(int n, const int nrc, float *restrict s,
         memcpy(&h0, x[i].qh, 4);
         if (two)
             memcpy(&h1, x[i + 1].qh, 4);
-        __m512i nib = two
-                          ? join256(nibbles32(x[i].qs), nibbles32(x[i + 1].qs))
+        __m512i nib = two ? join256(nibbles32(x[i].qs), nibbles32(x[i + 1].qs))
                           : _mm512_zextsi256_si512(nibbles32(x[i].qs));
         __m512i ux = _mm512_mask_add_epi8(
             nib, (__mmask64)((uint64_t)h0 | ((uint64_t)h1 << 32)), nib,
@@ -766,8 +775,8 @@ ALWAYS_INLINE void k4_decode_scales(const uint8_t *scales, eng_fp16 d,
     unpack_scales_k4_fast(scales, sc, mn);
     k4_scale_vectors(sc, k->sc);
     __m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
-    k->mins = _mm256_set_m128i(_mm_unpackhi_epi16(m, m),
-                               _mm_unpacklo_epi16(m, m));
+    k->mins =
+        _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m));
     k->d = fp16_to_f32_f16c(d);
     k->dmin = fp16_to_f32_f16c(dmin);
 }
@@ -852,8 +861,8 @@ ALWAYS_INLINE void q6_K_nrc_impl(int n, const int nrc, float *restrict s,
                                  const void *restrict vy, size_t st) {
     const block_q6_K *x = vx;
     const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3);
-    const __m128i rep4 = _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3,
-                                       3, 3, 3);
+    const __m128i rep4 =
+        _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     __m512 acc[ENG_NRC_MAX];
     for (int c = 0; c < nrc; c++)
         acc[c] = _mm512_setzero_ps();
@@ -868,9 +877,9 @@ ALWAYS_INLINE void q6_K_nrc_impl(int n, const int nrc, float *restrict s,
             __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
             __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
             __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
-            __m256i q0 = _mm256_or_si256(
-                _mm256_and_si256(l0, m4),
-                _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+            __m256i q0 =
+                _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
             __m256i q1 = _mm256_or_si256(
                 _mm256_and_si256(l1, m4),
                 _mm256_slli_epi16(
@@ -895,9 +904,9 @@ ALWAYS_INLINE void q6_K_nrc_impl(int n, const int nrc, float *restrict s,
             const block_q8_K *y = (const block_q8_K *)col(vy, c, st) + i;
             __m512i sumi = _mm512_setzero_si512();
             for (int k = 0; k < 4; k++) {
-                __m512i p = _mm512_dpbusd_epi32(
-                    _mm512_setzero_si512(), q[k],
-                    _mm512_loadu_si512(y->qs + 64 * k));
+                __m512i p =
+                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[k],
+                                        _mm512_loadu_si512(y->qs + 64 * k));
                 sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, sc[k]));
             }
             __m256i off = _mm256_slli_epi32(
@@ -914,7 +923,7 @@ ALWAYS_INLINE void q6_K_nrc_impl(int n, const int nrc, float *restrict s,
 }
 NRC_DISPATCH(eng__vec_dot_q6_K_nrc_avx512, q6_K_nrc_impl)
 
-/* ==== table ================================================================ */
+/* ==== table =============================================================== */
 
 const eng_arch_kernels eng__kernels_avx512 = {
     .isa = "avx512",

@@ -14,19 +14,21 @@
 /* One fp16 scale to float with F16C: exact, and far cheaper than the
  * portable eng_fp16_to_fp32 call on the 32-element block paths, where two
  * scales per 34 bytes would otherwise dominate. */
-static inline float fp16_to_f32_f16c(uint16_t h) { return _cvtsh_ss(h); }
+static inline float fp16_to_f32_f16c(uint16_t h) {
+    return _cvtsh_ss(h);
+}
 
 static inline float hsum_ps_256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v),
-                          _mm256_extractf128_ps(v, 1));
+    __m128 s =
+        _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
 
 static inline float hmax_ps_256(__m256 v) {
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v),
-                          _mm256_extractf128_ps(v, 1));
+    __m128 m =
+        _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));
     m = _mm_max_ss(m, _mm_movehdup_ps(m));
     return _mm_cvtss_f32(m);
@@ -48,8 +50,8 @@ static inline __m256i pack_i32x32_to_i8(__m256i a, __m256i b, __m256i c,
     __m256i ab = _mm256_packs_epi32(a, b);
     __m256i cd = _mm256_packs_epi32(c, d);
     __m256i abcd = _mm256_packs_epi16(ab, cd);
-    return _mm256_permutevar8x32_epi32(abcd,
-                                       _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    return _mm256_permutevar8x32_epi32(
+        abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
 /* 16 bytes of packed nibbles to 32 bytes in element order: low nibbles are
@@ -63,9 +65,9 @@ static inline __m256i nibbles32(const uint8_t *qs) {
 
 /* Byte j = 0xff where bit j of bits is set, else 0 (Q5 high bits). */
 static inline __m256i bits32_to_bytes(uint32_t bits) {
-    const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1,
-                                          1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2,
-                                          3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i shuf =
+        _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2,
+                         2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
     const __m256i sel = _mm256_set1_epi64x((long long)0x8040201008040201ull);
     __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), shuf);
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, sel), sel);
@@ -73,8 +75,8 @@ static inline __m256i bits32_to_bytes(uint32_t bits) {
 
 /* Eight int32 partial sums of x[i] * y[i] over 32 signed bytes each. */
 static inline __m256i dot_i8_avx2(__m256i x, __m256i y) {
-    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x),
-                                     _mm256_sign_epi8(y, x));
+    __m256i p =
+        _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
     return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 

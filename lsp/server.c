@@ -361,8 +361,10 @@ static void dispatch(lsp_server *s, json_t *msg) {
 static void handle_body(lsp_server *s, const char *body, size_t len) {
     json_error_t err;
     /* NUL is valid inside JSON strings (as \u0000) and documents may hold
-     * it; everything else jansson validates, including UTF-8. */
-    json_t *msg = json_loadb(body, len, JSON_ALLOW_NUL, &err);
+     * it; everything else jansson validates, including UTF-8. Any value is
+     * decoded so that `42` is an invalid request, not a parse error. */
+    json_t *msg =
+        json_loadb(body, len, JSON_ALLOW_NUL | JSON_DECODE_ANY, &err);
     if (!msg) {
         lsp_respond_error(s, NULL, LSP_PARSE_ERROR,
                           "invalid JSON at line %d column %d: %s", err.line,

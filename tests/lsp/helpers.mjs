@@ -1,6 +1,7 @@
 // helpers.mjs — start `nib lsp` and talk to it the way VS Code does
 // (vscode-jsonrpc + vscode-languageserver-protocol), or with raw bytes.
 import { spawn } from 'node:child_process';
+import { after } from 'node:test';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +32,10 @@ export const STAR = shared('models/rq-star-q8_0.gguf');
 export const QWEN = shared('models/rq-qwen-q4_k_m.gguf');
 export const NO_MODEL_MSG = '../shared/models absent: model tests skipped';
 
+// A failed assertion must not leave a server keeping the test file alive.
+const live = new Set();
+after(() => { for (const p of live) p.kill('SIGKILL'); });
+
 export function spawnServer({ args = [], env = {} } = {}) {
   const proc = spawn(nibBinary(), ['lsp', '--log-level', 'warn', ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
@@ -38,7 +43,8 @@ export function spawnServer({ args = [], env = {} } = {}) {
   });
   proc.stderrText = '';
   proc.stderr.on('data', (d) => { proc.stderrText += d.toString(); });
-  proc.exited = new Promise((res) => proc.on('exit', (code, sig) => res({ code, sig })));
+  live.add(proc);
+  proc.exited = new Promise((res) => proc.on('exit', (code, sig) => { live.delete(proc); res({ code, sig }); }));
   return proc;
 }
 

@@ -5,8 +5,11 @@
  * Only kernels that beat their AVX2 twin live here; eng_quant_init installs
  * the AVX2 table first and this one over it. The int8 dots use VNNI's
  * vpdpbusd (u8 x s8, four products summed into each int32 lane), which
- * replaces AVX2's maddubs + madd pair and never saturates; 512-bit vectors
- * take two 32-element blocks, or a Q4_K/Q5_K 64-element chunk, at once.
+ * replaces AVX2's maddubs + madd pair and never saturates; a 512-bit
+ * vector takes two 32-element blocks (four per loop step) or a Q4_K/Q5_K
+ * 64-element chunk. Functions are non-static only so that benchmarks and
+ * debuggers can name them; everything else reaches them through the table
+ * at the end.
  */
 #include "quant_arch.h"
 
@@ -123,7 +126,7 @@ void eng__vec_dot_bf16_avx512(int n, float *restrict s, const void *restrict vx,
     *s = hsum_ps_512(_mm512_add_ps(acc0, acc1));
 }
 
-/* ==== 32-element blocks, two per vector =================================== */
+/* ==== 32-element blocks ================================================== */
 
 void eng__vec_dot_q8_0_q8_0_avx512(int n, float *restrict s,
                                    const void *restrict vx,

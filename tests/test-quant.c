@@ -6,6 +6,7 @@
  * with the scalar reference on random data (T3).
  */
 #include <math.h>
+#include <unistd.h>
 
 #include "common/nib.h"
 #include "engine/gguf.h"
@@ -704,6 +705,25 @@ TEST_IMPL(quant_isa_selection) {
             found |= var[v].vec_dot == eng_type_traits[run_types[ti]].vec_dot;
         ASSERT(found);
     }
+    return 0;
+}
+
+/* NIB_FORCE_SCALAR=1 must keep every kernel on the scalar reference: run
+ * quant_isa_selection in a child process with it set (the traits table is
+ * process-wide, so this process cannot undo its own eng_quant_init). */
+TEST_IMPL(quant_force_scalar) {
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (len <= 0)
+        TEST_SKIP("cannot find the test binary");
+    exe[len] = 0;
+    char cmd[4200], *out = NULL;
+    snprintf(cmd, sizeof(cmd),
+             "NIB_FORCE_SCALAR=1 '%s' quant_isa_selection 2>&1", exe);
+    int rc = test_run_capture(cmd, &out, NULL);
+    ASSERT_MSG(rc == 0, "child exit %d: %s", rc, out ? out : "");
+    ASSERT_MSG(strstr(out, "isa: scalar") != NULL, "child said: %s", out);
+    free(out);
     return 0;
 }
 

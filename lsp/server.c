@@ -13,6 +13,7 @@
  * so a cheap request is answered while a completion runs.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -635,6 +636,9 @@ int lsp_main(int argc, char **argv) {
         s->default_model = env && *env ? nib_strdup(env) : shipped_model();
     }
 
+    /* A client that dies mid-write must not kill the server with SIGPIPE;
+     * the write fails with EPIPE and reading hits EOF. */
+    signal(SIGPIPE, SIG_IGN);
     json_set_alloc_funcs(nib_malloc, nib_free);
     uv_loop_t loop;
     uv_loop_init(&loop);

@@ -491,6 +491,195 @@ void eng__vec_dot_q6_K_q8_K_avx2(int n, float *restrict s,
     *s = hsum_ps_256(acc);
 }
 
+/* ==== batched dots (one weight row, nrc activation rows) ================== */
+
+/* As in quant_avx512.c, but with 16 vector registers the decoded block and
+ * the per-column accumulators fit for at most four columns, so larger
+ * batches go through in groups of four (each group still reads the weight
+ * row from L1 only). The *_impl functions are inlined per column count. */
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+#define NRC_SPLIT4(name, impl)                                                 \
+    void name(int n, int nrc, float *restrict s, const void *restrict vx,      \
+              const void *restrict vy, size_t st) {                            \
+        const char *y = vy;                                                    \
+        while (nrc > 0) {                                                      \
+            int k = nrc > 4 ? 4 : nrc;                                         \
+            switch (k) {                                                       \
+            case 1:                                                            \
+                impl(n, 1, s, vx, y, st);                                      \
+                break;                                                         \
+            case 2:                                                            \
+                impl(n, 2, s, vx, y, st);                                      \
+                break;                                                         \
+            case 3:                                                            \
+                impl(n, 3, s, vx, y, st);                                      \
+                break;                                                         \
+            default:                                                           \
+                impl(n, 4, s, vx, y, st);                                      \
+                break;                                                         \
+            }                                                                  \
+            s += k;                                                            \
+            y += (size_t)k * st;                                               \
+            nrc -= k;                                                          \
+        }                                                                      \
+    }
+
+ALWAYS_INLINE const void *col(const void *vy, int c, size_t st) {
+    return (const char *)vy + (size_t)c * st;
+}
+
+ALWAYS_INLINE void q8_0_nrc_impl(int n, const int nrc, float *restrict s,
+                                 const void *restrict vx,
+                                 const void *restrict vy, size_t st) {
+    const block_q8_0 *x = vx;
+    __m256 acc[4];
+    for (int c = 0; c < nrc; c++)
+        acc[c] = _mm256_setzero_ps();
+    for (int i = 0; i < n / QK8_0; i++) {
+        const __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        const __m256i ax = _mm256_sign_epi8(qx, qx);
+        const float dx = fp16_to_f32_f16c(x[i].d);
+        for (int c = 0; c < nrc; c++) {
+            const block_q8_0 *y = (const block_q8_0 *)col(vy, c, st) + i;
+            __m256i sy = _mm256_sign_epi8(
+                _mm256_loadu_si256((const __m256i *)y->qs), qx);
+            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy),
+                                          _mm256_set1_epi16(1));
+            acc[c] =
+                _mm256_fmadd_ps(_mm256_set1_ps(dx * fp16_to_f32_f16c(y->d)),
+                                _mm256_cvtepi32_ps(p), acc[c]);
+        }
+    }
+    for (int c = 0; c < nrc; c++)
+        s[c] = hsum_ps_256(acc[c]);
+}
+NRC_SPLIT4(eng__vec_dot_q8_0_nrc_avx2, q8_0_nrc_impl)
+
+/* Q4_K: per 64-element chunk the two nibble vectors and their scales are
+ * decoded once; the mins term goes into the same accumulator with the
+ * factor -dmin * dy. */
+ALWAYS_INLINE void q4_K_nrc_impl(int n, const int nrc, float *restrict s,
+                                 const void *restrict vx,
+                                 const void *restrict vy, size_t st) {
+    const block_q4_K *x = vx;
+    const __m256i m4 = _mm256_set1_epi8(0xf);
+    __m256 acc[4];
+    for (int c = 0; c < nrc; c++)
+        acc[c] = _mm256_setzero_ps();
+    for (int i = 0; i < n / QK_K; i++) {
+        uint8_t sc[8], mn[8];
+        unpack_scales_k4_fast(x[i].scales, sc, mn);
+        __m256i sumi[4];
+        for (int c = 0; c < nrc; c++)
+            sumi[c] = _mm256_setzero_si256();
+        for (int j = 0; j < QK_K / 64; j++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+            const __m256i lo = _mm256_and_si256(q, m4);
+            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            const __m256i s0 = _mm256_set1_epi16(sc[2 * j]);
+            const __m256i s1 = _mm256_set1_epi16(sc[2 * j + 1]);
+            for (int c = 0; c < nrc; c++) {
+                const int8_t *q8 =
+                    ((const block_q8_K *)col(vy, c, st) + i)->qs + 64 * j;
+                __m256i p0 = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(
+                        lo, _mm256_loadu_si256((const __m256i *)q8)),
+                    s0);
+                __m256i p1 = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(
+                        hi, _mm256_loadu_si256((const __m256i *)(q8 + 32))),
+                    s1);
+                sumi[c] = _mm256_add_epi32(sumi[c], _mm256_add_epi32(p0, p1));
+            }
+        }
+        const float d = fp16_to_f32_f16c(x[i].d);
+        const float dmin = fp16_to_f32_f16c(x[i].dmin);
+        for (int c = 0; c < nrc; c++) {
+            const block_q8_K *y = (const block_q8_K *)col(vy, c, st) + i;
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d * y->d),
+                                     _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+            acc[c] = _mm256_fmadd_ps(
+                _mm256_set1_ps(-dmin * y->d),
+                _mm256_cvtepi32_ps(mins_dot_bsums(mn, y->bsums)), acc[c]);
+        }
+    }
+    for (int c = 0; c < nrc; c++)
+        s[c] = hsum_ps_256(acc[c]);
+}
+NRC_SPLIT4(eng__vec_dot_q4_K_nrc_avx2, q4_K_nrc_impl)
+
+ALWAYS_INLINE void q6_K_nrc_impl(int n, const int nrc, float *restrict s,
+                                 const void *restrict vx,
+                                 const void *restrict vy, size_t st) {
+    const block_q6_K *x = vx;
+    const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3);
+    __m256 acc[4];
+    for (int c = 0; c < nrc; c++)
+        acc[c] = _mm256_setzero_ps();
+    for (int i = 0; i < n / QK_K; i++) {
+        const __m256i sc16 =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
+        __m256i sumi[4];
+        for (int c = 0; c < nrc; c++) {
+            const block_q8_K *y = (const block_q8_K *)col(vy, c, st) + i;
+            sumi[c] = _mm256_sub_epi32(
+                _mm256_setzero_si256(),
+                _mm256_slli_epi32(
+                    _mm256_madd_epi16(
+                        sc16, _mm256_loadu_si256((const __m256i *)y->bsums)),
+                    5));
+        }
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = x[i].ql + 64 * h, *qhp = x[i].qh + 32 * h;
+            const int8_t *sc = x[i].scales + 8 * h;
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
+            __m256i q[4];
+            q[0] =
+                _mm256_or_si256(_mm256_and_si256(l0, m4),
+                                _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+            q[1] = _mm256_or_si256(
+                _mm256_and_si256(l1, m4),
+                _mm256_slli_epi16(
+                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+            q[2] = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                _mm256_slli_epi16(
+                    _mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+            q[3] = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                _mm256_slli_epi16(
+                    _mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+            for (int k = 0; k < 4; k++) {
+                const __m256i scv = _mm256_set_m128i(
+                    _mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
+                for (int c = 0; c < nrc; c++) {
+                    const int8_t *q8 =
+                        ((const block_q8_K *)col(vy, c, st) + i)->qs + 128 * h +
+                        32 * k;
+                    sumi[c] = _mm256_add_epi32(
+                        sumi[c],
+                        _mm256_madd_epi16(
+                            _mm256_maddubs_epi16(
+                                q[k], _mm256_loadu_si256((const __m256i *)q8)),
+                            scv));
+                }
+            }
+        }
+        const float d = fp16_to_f32_f16c(x[i].d);
+        for (int c = 0; c < nrc; c++) {
+            const block_q8_K *y = (const block_q8_K *)col(vy, c, st) + i;
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d * y->d),
+                                     _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+        }
+    }
+    for (int c = 0; c < nrc; c++)
+        s[c] = hsum_ps_256(acc[c]);
+}
+NRC_SPLIT4(eng__vec_dot_q6_K_nrc_avx2, q6_K_nrc_impl)
+
 /* ==== table =============================================================== */
 
 const eng_arch_kernels eng__kernels_avx2 = {
@@ -508,6 +697,12 @@ const eng_arch_kernels eng__kernels_avx2 = {
             [ENG_TYPE_Q4_K] = eng__vec_dot_q4_K_q8_K_avx2,
             [ENG_TYPE_Q5_K] = eng__vec_dot_q5_K_q8_K_avx2,
             [ENG_TYPE_Q6_K] = eng__vec_dot_q6_K_q8_K_avx2,
+        },
+    .vec_dot_nrc =
+        {
+            [ENG_TYPE_Q8_0] = eng__vec_dot_q8_0_nrc_avx2,
+            [ENG_TYPE_Q4_K] = eng__vec_dot_q4_K_nrc_avx2,
+            [ENG_TYPE_Q6_K] = eng__vec_dot_q6_K_nrc_avx2,
         },
     .from_float =
         {

@@ -121,8 +121,8 @@ int cmp_request_new(const cmp_params *p, cmp_request **out) {
     r->suffix_len = p->suffix_len;
     r->max_tokens = p->max_tokens > 0 ? p->max_tokens : 64;
     r->budget = p->budget > 0 ? p->budget : 1024;
-    r->n_alternatives = NIB_MAX(1, NIB_MIN(p->n_alternatives,
-                                           CMP_MAX_ALTERNATIVES));
+    r->n_alternatives =
+        NIB_MAX(1, NIB_MIN(p->n_alternatives, CMP_MAX_ALTERNATIVES));
     atomic_init(&r->cancel, 0);
     *out = r;
     return 0;
@@ -367,7 +367,8 @@ static int run_complete(cmp_worker *w, cmp_request *r) {
             break;
         int dup = len == 0;
         for (int i = 0; i < r->n_results && !dup; i++)
-            dup = r->result_len[i] == len && memcmp(r->results[i], text, len) == 0;
+            dup = r->result_len[i] == len &&
+                  memcmp(r->results[i], text, len) == 0;
         if (dup) {
             nib_free(text);
             continue;

@@ -17,7 +17,7 @@
 
 /* The buffer starts at this size and falls back to it after a large
  * message, so one 50 MiB didOpen does not pin 50 MiB for the session. */
-#define FRAMER_MIN_CAP (64u * 1024u)
+#define FRAMER_MIN_CAP    (64u * 1024u)
 #define FRAMER_SHRINK_CAP (1024u * 1024u)
 
 static const char CL_NAME[] = "content-length:";
@@ -152,8 +152,8 @@ static lsp_frame_status frame_error(lsp_frame_error *err, lsp_frame_error e) {
 
 /* ---- the state machine --------------------------------------------------- */
 
-lsp_frame_status lsp_framer_next(lsp_framer *f, const char **body,
-                                 size_t *len, lsp_frame_error *err) {
+lsp_frame_status lsp_framer_next(lsp_framer *f, const char **body, size_t *len,
+                                 lsp_frame_error *err) {
     if (err)
         *err = LSP_FRAME_E_NONE;
     for (;;) {
@@ -261,8 +261,8 @@ lsp_frame_status lsp_framer_next(lsp_framer *f, const char **body,
                 if (m > CL_NAME_LEN)
                     m = CL_NAME_LEN;
                 size_t i = 0;
-                while (i < m && lower((unsigned char)f->buf[p + i]) ==
-                                    CL_NAME[i])
+                while (i < m &&
+                       lower((unsigned char)f->buf[p + i]) == CL_NAME[i])
                     i++;
                 if (i == m) {
                     found = m == CL_NAME_LEN;

@@ -62,11 +62,11 @@ typedef struct {
     size_t pos;      /* start of the unparsed bytes */
     size_t max_body; /* body cap */
     lsp_frame_state state;
-    size_t body_len;     /* BODY: announced length */
-    size_t discard;      /* DISCARD: bytes still to drop */
-    size_t scan;         /* HEADERS: bytes past pos already parsed */
-    int seen_length;     /* HEADERS: a Content-Length line was parsed */
-    int line_start;      /* RESYNC: buf[pos] starts a line */
+    size_t body_len; /* BODY: announced length */
+    size_t discard;  /* DISCARD: bytes still to drop */
+    size_t scan;     /* HEADERS: bytes past pos already parsed */
+    int seen_length; /* HEADERS: a Content-Length line was parsed */
+    int line_start;  /* RESYNC: buf[pos] starts a line */
 } lsp_framer;
 
 /* max_body 0 = LSP_BODY_MAX_DEFAULT. The buffer starts small and grows to
@@ -87,7 +87,7 @@ size_t lsp_framer_feed(lsp_framer *f, const char *data, size_t n);
 
 /* Next event. On MESSAGE, *body and *len point into the buffer (borrowed until
  * the next call of any framer function). On ERROR, *err says why. */
-lsp_frame_status lsp_framer_next(lsp_framer *f, const char **body,
-                                 size_t *len, lsp_frame_error *err);
+lsp_frame_status lsp_framer_next(lsp_framer *f, const char **body, size_t *len,
+                                 lsp_frame_error *err);
 
 #endif

@@ -14,10 +14,10 @@
 
 /* Defaults and bounds of the settings. The context budget and max tokens
  * size the KV cache, so absurd values are refused rather than allocated. */
-#define DEF_MAX_TOKENS 64
+#define DEF_MAX_TOKENS     64
 #define DEF_CONTEXT_BUDGET 2048
-#define DEF_DEBOUNCE_MS 75
-#define DEF_MODEL_WAIT_MS 30000
+#define DEF_DEBOUNCE_MS    75
+#define DEF_MODEL_WAIT_MS  30000
 /* Alternatives offered for an invoked inline completion. */
 #define INVOKED_ALTERNATIVES 3
 /* Bytes of text copied per side per completion: about the most the token
@@ -45,8 +45,9 @@ void lsp_settings_free(lsp_settings *st) {
 }
 
 static void bad_setting(lsp_server *s, const char *key, const char *why) {
-    lsp_show_message(s, 1, "nib: invalid setting nib.%s: %s; keeping the "
-                           "previous value",
+    lsp_show_message(s, 1,
+                     "nib: invalid setting nib.%s: %s; keeping the "
+                     "previous value",
                      key, why);
 }
 
@@ -70,8 +71,7 @@ static void set_path(lsp_server *s, json_t *obj, const char *key, char **dst) {
     json_t *v = json_object_get(obj, key);
     if (!v)
         return;
-    if (json_is_null(v) ||
-        (json_is_string(v) && json_string_length(v) == 0)) {
+    if (json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0)) {
         nib_free(*dst);
         *dst = NULL;
         return;
@@ -179,9 +179,9 @@ void lsp_start_model(lsp_server *s) {
         static int seq;
         snprintf(s->progress_token, sizeof s->progress_token, "nib-load-%d",
                  ++seq);
-        progress_create_id = lsp_request(
-            s, "window/workDoneProgress/create",
-            json_pack("{s:s}", "token", s->progress_token));
+        progress_create_id =
+            lsp_request(s, "window/workDoneProgress/create",
+                        json_pack("{s:s}", "token", s->progress_token));
     }
 }
 
@@ -228,7 +228,8 @@ void lsp_on_response(lsp_server *s, json_t *msg) {
     if (err) {
         json_t *m = json_object_get(err, "message");
         nib_log_warn("lsp: client answered request %lld with an error: %s",
-                     (long long)n, json_is_string(m) ? json_string_value(m) : "?");
+                     (long long)n,
+                     json_is_string(m) ? json_string_value(m) : "?");
         return;
     }
     json_t *result = json_object_get(msg, "result");
@@ -248,9 +249,9 @@ void lsp_on_response(lsp_server *s, json_t *msg) {
 }
 
 static void pull_configuration(lsp_server *s) {
-    s->config_request_id = lsp_request(
-        s, "workspace/configuration",
-        json_pack("{s:[{s:s}]}", "items", "section", "nib"));
+    s->config_request_id =
+        lsp_request(s, "workspace/configuration",
+                    json_pack("{s:[{s:s}]}", "items", "section", "nib"));
 }
 
 /* ---- lifecycle ----------------------------------------------------------- */
@@ -325,14 +326,12 @@ static void on_initialize(lsp_server *s, json_t *id, json_t *params) {
         "openClose", 1, "change", 2, "save", "includeText", 0,
         "inlineCompletionProvider", 1, "completionProvider",
         "triggerCharacters", ".", "(", "resolveProvider", 0,
-        "codeActionProvider", "codeActionKinds", "refactor",
-        "refactor.rewrite", "executeCommandProvider", "commands",
-        "nib.generateDocstring", "nib.refactorSelection", "nib.toggleInline",
-        "nib.status");
+        "codeActionProvider", "codeActionKinds", "refactor", "refactor.rewrite",
+        "executeCommandProvider", "commands", "nib.generateDocstring",
+        "nib.refactorSelection", "nib.toggleInline", "nib.status");
     lsp_respond(s, id,
                 json_pack("{s:o,s:{s:s,s:s}}", "capabilities", caps_out,
-                          "serverInfo", "name", "nib", "version",
-                          NIB_VERSION));
+                          "serverInfo", "name", "nib", "version", NIB_VERSION));
     s->status = LSP_STATUS_INITIALIZING;
     nib_log_info("lsp: initialized (position encoding %s)",
                  lsp_encoding_name(s->enc));
@@ -458,8 +457,8 @@ static void on_did_open(lsp_server *s, json_t *params) {
     json_int_t version;
     char msg[300];
     if (lsp_unpack(params, msg, sizeof msg, "{s:{s:s,s:s,s:I,s:s%}}",
-                   "textDocument", "uri", &uri, "languageId", &lang,
-                   "version", &version, "text", &text, &text_len) != 0) {
+                   "textDocument", "uri", &uri, "languageId", &lang, "version",
+                   &version, "text", &text, &text_len) != 0) {
         nib_log_error("lsp: didOpen: invalid params: %s", msg);
         return;
     }
@@ -498,12 +497,12 @@ static int get_position(json_t *pos, uint64_t *line, uint64_t *ch) {
 
 static void on_did_change(lsp_server *s, json_t *params) {
     const char *uri;
-    json_int_t version = 0;
+    json_int_t version = INT64_MIN; /* absent: keep the current one */
     json_t *changes;
     char msg[300];
-    if (lsp_unpack(params, msg, sizeof msg, "{s:{s:s,s?I},s:o}",
-                   "textDocument", "uri", &uri, "version", &version,
-                   "contentChanges", &changes) != 0) {
+    if (lsp_unpack(params, msg, sizeof msg, "{s:{s:s,s?I},s:o}", "textDocument",
+                   "uri", &uri, "version", &version, "contentChanges",
+                   &changes) != 0) {
         nib_log_error("lsp: didChange: invalid params: %s", msg);
         return;
     }
@@ -563,14 +562,14 @@ static void on_did_change(lsp_server *s, json_t *params) {
                                 json_string_length(text));
         }
         if (r != 0) {
-            lsp_show_message(s, 1,
-                             "nib: no memory to edit %s; close and reopen it",
-                             uri);
+            lsp_show_message(
+                s, 1, "nib: no memory to edit %s; close and reopen it", uri);
             return;
         }
         s->n_edits++;
     }
-    d->version = version;
+    if (version != INT64_MIN)
+        d->version = version;
 }
 
 static void cancel_for_uri(lsp_server *s, const char *uri);
@@ -699,8 +698,7 @@ static void cancel_for_uri(lsp_server *s, const char *uri) {
     }
 }
 
-static json_t *range_json(uint32_t sl, uint32_t sc, uint32_t el,
-                          uint32_t ec) {
+static json_t *range_json(uint32_t sl, uint32_t sc, uint32_t el, uint32_t ec) {
     return json_pack("{s:{s:i,s:i},s:{s:i,s:i}}", "start", "line", (int)sl,
                      "character", (int)sc, "end", "line", (int)el, "character",
                      (int)ec);
@@ -741,8 +739,7 @@ static void on_completion_done(cmp_request *req, int status) {
     }
     int n = cmp_request_n_results(req);
     nib_log_debug("lsp: completion for %s: %d results, %d tokens, %.1f ms",
-                  p->uri, n, cmp_request_n_generated(req),
-                  cmp_request_ms(req));
+                  p->uri, n, cmp_request_n_generated(req), cmp_request_ms(req));
     json_t *items = json_array();
     for (int i = 0; i < n; i++) {
         size_t len;
@@ -751,13 +748,13 @@ static void on_completion_done(cmp_request *req, int status) {
             json_t *label = label_of(t, len);
             if (!label)
                 continue;
-            json_t *item = json_pack(
-                "{s:o,s:i,s:s,s:s,s:i,s:{s:o,s:s%}}", "label", label, "kind",
-                1, "detail", "nib", "filterText", p->word ? p->word : "",
-                "insertTextFormat", 1, "textEdit", "range",
-                range_json(p->start_line, p->start_char, p->end_line,
-                           p->end_char),
-                "newText", t, len);
+            json_t *item = json_pack("{s:o,s:i,s:s,s:s,s:i,s:{s:o,s:s%}}",
+                                     "label", label, "kind", 1, "detail", "nib",
+                                     "filterText", p->word ? p->word : "",
+                                     "insertTextFormat", 1, "textEdit", "range",
+                                     range_json(p->start_line, p->start_char,
+                                                p->end_line, p->end_char),
+                                     "newText", t, len);
             json_array_append_new(items, item);
             break; /* one item: the fallback shows a single suggestion */
         }
@@ -766,11 +763,11 @@ static void on_completion_done(cmp_request *req, int status) {
         if (el)
             memcpy(full, p->extend, el);
         memcpy(full + el, t, len);
-        json_array_append_new(
-            items,
-            json_pack("{s:s%,s:o}", "insertText", full, el + len, "range",
-                      range_json(p->start_line, p->start_char, p->end_line,
-                                 p->end_char)));
+        json_array_append_new(items,
+                              json_pack("{s:s%,s:o}", "insertText", full,
+                                        el + len, "range",
+                                        range_json(p->start_line, p->start_char,
+                                                   p->end_line, p->end_char)));
         nib_free(full);
         if (p->trigger == 2)
             break;
@@ -835,16 +832,16 @@ static void start_completion(lsp_server *s, json_t *id, json_t *params,
     const char *uri;
     json_t *pos, *context = NULL;
     char msg[300];
-    if (lsp_unpack(params, msg, sizeof msg, "{s:{s:s},s:o,s?o}",
-                   "textDocument", "uri", &uri, "position", &pos, "context",
-                   &context) != 0) {
+    if (lsp_unpack(params, msg, sizeof msg, "{s:{s:s},s:o,s?o}", "textDocument",
+                   "uri", &uri, "position", &pos, "context", &context) != 0) {
         BAD_PARAMS(s, id, msg);
         return;
     }
     uint64_t line, ch;
     if (get_position(pos, &line, &ch) != 0) {
-        BAD_PARAMS(s, id, "position: expected {line, character} with "
-                          "non-negative integers");
+        BAD_PARAMS(s, id,
+                   "position: expected {line, character} with "
+                   "non-negative integers");
         return;
     }
     int trigger = classic ? 2 : 1;
@@ -854,10 +851,11 @@ static void start_completion(lsp_server *s, json_t *id, json_t *params,
         if (!json_is_object(context) || !json_is_integer(tk) ||
             json_integer_value(tk) < 1 ||
             json_integer_value(tk) > (classic ? 3 : 2)) {
-            BAD_PARAMS(s, id, classic ? "context.triggerKind: expected 1, 2 "
-                                        "or 3"
-                                      : "context.triggerKind: expected 1 "
-                                        "(invoked) or 2 (automatic)");
+            BAD_PARAMS(s, id,
+                       classic ? "context.triggerKind: expected 1, 2 "
+                                 "or 3"
+                               : "context.triggerKind: expected 1 "
+                                 "(invoked) or 2 (automatic)");
             return;
         }
         if (!classic)
@@ -874,8 +872,9 @@ static void start_completion(lsp_server *s, json_t *id, json_t *params,
                        "text", &sel_text) != 0 ||
             get_position(json_object_get(range, "start"), &rsl, &rsc) ||
             get_position(json_object_get(range, "end"), &rel, &rec)) {
-            BAD_PARAMS(s, id, "context.selectedCompletionInfo: expected "
-                              "{range, text}");
+            BAD_PARAMS(s, id,
+                       "context.selectedCompletionInfo: expected "
+                       "{range, text}");
             return;
         }
     }
@@ -890,9 +889,9 @@ static void start_completion(lsp_server *s, json_t *id, json_t *params,
     if (!language_enabled(s, d->language_id) ||
         (!s->inline_enabled && trigger == 2)) {
         lsp_respond(s, id,
-                    classic ? json_pack("{s:b,s:[]}", "isIncomplete", 0,
-                                        "items")
-                            : json_pack("{s:[]}", "items"));
+                    classic
+                        ? json_pack("{s:b,s:[]}", "isIncomplete", 0, "items")
+                        : json_pack("{s:[]}", "items"));
         return;
     }
     /* Supersede: one completion per document at a time. */
@@ -1044,11 +1043,10 @@ static void on_code_action(lsp_server *s, json_t *id, json_t *params) {
     }
     json_t *actions = json_array();
     json_array_append_new(
-        actions,
-        json_pack("{s:s,s:s,s:{s:s,s:s,s:[s,O]}}", "title",
-                  "nib: Generate docstring", "kind", "refactor", "command",
-                  "title", "Generate docstring", "command",
-                  "nib.generateDocstring", "arguments", uri, range));
+        actions, json_pack("{s:s,s:s,s:{s:s,s:s,s:[s,O]}}", "title",
+                           "nib: Generate docstring", "kind", "refactor",
+                           "command", "title", "Generate docstring", "command",
+                           "nib.generateDocstring", "arguments", uri, range));
     if (sl != el || sc != ec)
         json_array_append_new(
             actions,
@@ -1109,8 +1107,8 @@ static void on_execute_command(lsp_server *s, json_t *id, json_t *params) {
                       "pending", (json_int_t)n_pending, "edits",
                       (json_int_t)s->n_edits, "settings", "threads",
                       s->settings.threads, "maxTokens", s->settings.max_tokens,
-                      "contextBudget", s->settings.context_budget,
-                      "debounceMs", s->settings.debounce_ms));
+                      "contextBudget", s->settings.context_budget, "debounceMs",
+                      s->settings.debounce_ms));
     } else if (!strcmp(cmd, "nib.generateDocstring") ||
                !strcmp(cmd, "nib.refactorSelection")) {
         const char *uri = json_string_value(json_array_get(args, 0));

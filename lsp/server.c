@@ -236,9 +236,9 @@ static void on_log_async(uv_async_t *h) {
                        : level == NIB_LOG_WARN ? 2
                        : level == NIB_LOG_INFO ? 3
                                                : 4;
-            lsp_notify(s, "window/logMessage",
-                       json_pack("{s:i,s:s}", "type", type, "message",
-                                 list->data));
+            lsp_notify(
+                s, "window/logMessage",
+                json_pack("{s:i,s:s}", "type", type, "message", list->data));
         }
         nib_free(list);
         list = n;
@@ -280,8 +280,8 @@ static void dispatch(lsp_server *s, json_t *msg) {
     json_t *method = json_object_get(msg, "method");
     json_t *params = json_object_get(msg, "params");
     json_t *version = json_object_get(msg, "jsonrpc");
-    bool id_ok = id && (json_is_string(id) || json_is_integer(id) ||
-                        json_is_real(id));
+    bool id_ok =
+        id && (json_is_string(id) || json_is_integer(id) || json_is_real(id));
     json_t *reply_id = id_ok ? id : NULL;
     if (!json_is_string(version) || strcmp(json_string_value(version), "2.0")) {
         lsp_respond_error(s, reply_id, LSP_INVALID_REQUEST,
@@ -289,13 +289,12 @@ static void dispatch(lsp_server *s, json_t *msg) {
         return;
     }
     if (!method) {
-        if (id && (json_object_get(msg, "result") ||
-                   json_object_get(msg, "error"))) {
+        if (id &&
+            (json_object_get(msg, "result") || json_object_get(msg, "error"))) {
             lsp_on_response(s, msg);
             return;
         }
-        lsp_respond_error(s, reply_id, LSP_INVALID_REQUEST,
-                          "method: missing");
+        lsp_respond_error(s, reply_id, LSP_INVALID_REQUEST, "method: missing");
         return;
     }
     if (!json_is_string(method)) {
@@ -352,8 +351,8 @@ static void dispatch(lsp_server *s, json_t *msg) {
     }
     const lsp_request_entry *e = find_request(name);
     if (!e) {
-        lsp_respond_error(s, id, LSP_METHOD_NOT_FOUND,
-                          "%s: method not found", name);
+        lsp_respond_error(s, id, LSP_METHOD_NOT_FOUND, "%s: method not found",
+                          name);
         return;
     }
     e->fn(s, id, params);
@@ -364,8 +363,7 @@ static void handle_body(lsp_server *s, const char *body, size_t len) {
     /* NUL is valid inside JSON strings (as \u0000) and documents may hold
      * it; everything else jansson validates, including UTF-8. Any value is
      * decoded so that `42` is an invalid request, not a parse error. */
-    json_t *msg =
-        json_loadb(body, len, JSON_ALLOW_NUL | JSON_DECODE_ANY, &err);
+    json_t *msg = json_loadb(body, len, JSON_ALLOW_NUL | JSON_DECODE_ANY, &err);
     if (!msg) {
         lsp_respond_error(s, NULL, LSP_PARSE_ERROR,
                           "invalid JSON at line %d column %d: %s", err.line,
@@ -454,8 +452,8 @@ static void start_fs_read(lsp_server *s) {
     }
     uv_buf_t b = uv_buf_init(p, (unsigned)NIB_MIN(avail, 1u << 30));
     s->in_req.data = s;
-    if (uv_fs_read(s->loop, &s->in_req, STDIN_FILENO, &b, 1, -1,
-                   on_fs_read) != 0)
+    if (uv_fs_read(s->loop, &s->in_req, STDIN_FILENO, &b, 1, -1, on_fs_read) !=
+        0)
         begin_exit(s);
 }
 

@@ -50,14 +50,14 @@ typedef enum { LSP_IO_PIPE, LSP_IO_TTY, LSP_IO_FILE } lsp_io_kind;
 typedef enum { LSP_TRACE_OFF, LSP_TRACE_MESSAGES, LSP_TRACE_VERBOSE } lsp_trace;
 
 typedef struct {
-    char *model;       /* model path (owned), NULL = default */
-    char *draft_model; /* owned, may be NULL; kept for speculative decoding */
-    int threads;       /* 0 = automatic */
-    int max_tokens;    /* generated tokens per completion */
+    char *model;        /* model path (owned), NULL = default */
+    char *draft_model;  /* owned, may be NULL; kept for speculative decoding */
+    int threads;        /* 0 = automatic */
+    int max_tokens;     /* generated tokens per completion */
     int context_budget; /* prompt tokens */
-    int debounce_ms;   /* delay of automatic requests */
-    int model_wait_ms; /* how long a request waits for a loading model */
-    json_t *languages; /* object languageId -> bool (owned), may be NULL */
+    int debounce_ms;    /* delay of automatic requests */
+    int model_wait_ms;  /* how long a request waits for a loading model */
+    json_t *languages;  /* object languageId -> bool (owned), may be NULL */
 } lsp_settings;
 
 typedef struct lsp_docent {

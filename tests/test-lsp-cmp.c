@@ -22,10 +22,15 @@ TEST_IMPL(cmp_utf8_clean) {
     ASSERT_EQ(cmp_utf8_valid_len("\xf4\x90\x80\x80", 4), 0);
     ASSERT_EQ(cmp_utf8_valid_len("\x80", 1), 0);
     ASSERT_EQ(cmp_utf8_valid_len("a\0b", 3), 1);
-    char s[] = "a\x80" "b\xc3\xa9\xed\xa0\x80" "c\0d\xf0\x9f\x98";
+    char s[] = "a\x80"
+               "b\xc3\xa9\xed\xa0\x80"
+               "c\0d\xf0\x9f\x98";
     size_t n = cmp_utf8_sanitize(s, sizeof s - 1);
     ASSERT_EQ(n, 6);
-    ASSERT_MEM_EQ(s, "ab\xc3\xa9" "cd", 6);
+    ASSERT_MEM_EQ(s,
+                  "ab\xc3\xa9"
+                  "cd",
+                  6);
     return 0;
 }
 
@@ -48,7 +53,8 @@ TEST_IMPL(cmp_fim_prompt) {
     int32_t mid = eng_token_special(v, ENG_TOK_FIM_MID);
     ASSERT_GE(pre, 0);
 
-    const char *a = "def add(a, b):\n    return ", *b = "\n\nprint(add(1, 2))\n";
+    const char *a = "def add(a, b):\n    return ",
+               *b = "\n\nprint(add(1, 2))\n";
     int32_t *t;
     int n;
     ASSERT_OK(cmp_fim_tokens(v, a, strlen(a), b, strlen(b), 512, &t, &n));

@@ -189,10 +189,11 @@ TEST_IMPL(lsp_framing_too_large) {
     char body[300];
     memset(body, 'x', sizeof body);
     char buf[1024];
-    int n = snprintf(buf, sizeof buf,
-                     "Content-Length: 300\r\n\r\n%.*sContent-Length: 2\r\n\r\n{}"
-                     "Content-Length: 100\r\n\r\n%.*s",
-                     300, body, 100, body);
+    int n =
+        snprintf(buf, sizeof buf,
+                 "Content-Length: 300\r\n\r\n%.*sContent-Length: 2\r\n\r\n{}"
+                 "Content-Length: 100\r\n\r\n%.*s",
+                 300, body, 100, body);
     char expect[512];
     snprintf(expect, sizeof expect, "E%d\nM2:{}\nM100:%.*s\n",
              LSP_FRAME_E_TOO_LARGE, 100, body);
@@ -321,10 +322,18 @@ static uint32_t rnd(uint32_t n) {
 }
 
 TEST_IMPL(lsp_doc_random_edits) {
-    static const char *pieces[] = {"a",  "xyz", "\n",   "\r\n", "\r",
-                                   " ",  "\t",  "\xc3\xa9",
-                                   "\xf0\x9f\x98\x80", "\xe2\x82\xac",
-                                   "line\nline\n", ""};
+    static const char *pieces[] = {"a",
+                                   "xyz",
+                                   "\n",
+                                   "\r\n",
+                                   "\r",
+                                   " ",
+                                   "\t",
+                                   "\xc3\xa9",
+                                   "\xf0\x9f\x98\x80",
+                                   "\xe2\x82\xac",
+                                   "line\nline\n",
+                                   ""};
     size_t cap = 1 << 20, n = 0;
     char *ref = nib_malloc(cap);
     lsp_doc *d;
@@ -366,7 +375,12 @@ TEST_IMPL(lsp_doc_random_edits) {
             uint32_t l, c;
             lsp_doc_position(d, (lsp_encoding)enc, off, &l, &c);
             size_t back = lsp_doc_offset(d, (lsp_encoding)enc, l, c);
-            ASSERT_MSG(back == off, "enc %d off %zu -> %u:%u -> %zu; around: %02x %02x %02x %02x", enc, off, l, c, back, (unsigned char)ref[off-2], (unsigned char)ref[off-1], (unsigned char)ref[off], (unsigned char)ref[off+1]);
+            ASSERT_MSG(
+                back == off,
+                "enc %d off %zu -> %u:%u -> %zu; around: %02x %02x %02x %02x",
+                enc, off, l, c, back, (unsigned char)ref[off - 2],
+                (unsigned char)ref[off - 1], (unsigned char)ref[off],
+                (unsigned char)ref[off + 1]);
         }
     }
     lsp_doc_delete(d);

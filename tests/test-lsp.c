@@ -416,3 +416,92 @@ TEST_IMPL(lsp_doc_big_file_local_edits) {
     nib_free(t);
     return 0;
 }
+
+/* ---- allocation ---------------------------------------------------------- */
+
+/* A leak-recording allocator with an optional budget: every block carries
+ * its size in a header, so the test knows what is outstanding, and
+ * allocations past the budget fail like a real out-of-memory. */
+static size_t live_bytes, live_blocks, budget = SIZE_MAX;
+
+static void *rec_malloc(size_t n) {
+    if (live_bytes + n > budget)
+        return NULL;
+    size_t *p = malloc(n + 16);
+    if (!p)
+        return NULL;
+    p[0] = n;
+    live_bytes += n;
+    live_blocks++;
+    return (char *)p + 16;
+}
+
+static void rec_free(void *q) {
+    if (!q)
+        return;
+    size_t *p = (size_t *)((char *)q - 16);
+    live_bytes -= p[0];
+    live_blocks--;
+    free(p);
+}
+
+static void *rec_realloc(void *q, size_t n) {
+    if (!q)
+        return rec_malloc(n);
+    size_t old = ((size_t *)((char *)q - 16))[0];
+    void *r = rec_malloc(n);
+    if (!r)
+        return NULL;
+    memcpy(r, q, NIB_MIN(old, n));
+    rec_free(q);
+    return r;
+}
+
+static const nib_allocator rec_alloc = {rec_malloc, rec_realloc, rec_free};
+
+TEST_IMPL(lsp_doc_no_leaks_and_enomem) {
+    nib_set_allocator(&rec_alloc);
+    lsp_doc *d;
+    ASSERT_OK(lsp_doc_new(S("one\ntwo\n"), &d));
+    for (int i = 0; i < 5000; i++) {
+        size_t n = lsp_doc_length(d);
+        size_t s = rnd((uint32_t)n + 1);
+        ASSERT_OK(lsp_doc_replace(d, s, s + (n - s ? rnd(2) : 0),
+                                  i % 7 ? "ab\n" : "\xc3\xa9", i % 7 ? 3 : 2));
+    }
+    ASSERT_OK(lsp_doc_set_text(d, S("short\n")));
+    /* With little memory left, a large edit fails and changes nothing
+     * (small fixed-size allocations still succeed: those abort on OOM by
+     * design). */
+    budget = live_bytes + 4096;
+    char big[100000];
+    memset(big, '\n', sizeof big);
+    ASSERT_EQ(lsp_doc_replace(d, 0, 1, big, sizeof big), NIB_ENOMEM);
+    ASSERT_EQ(lsp_doc_set_text(d, big, sizeof big), NIB_ENOMEM);
+    ASSERT_EQ(lsp_doc_new(big, sizeof big, &(lsp_doc *){NULL}), NIB_ENOMEM);
+    budget = SIZE_MAX;
+    assert_doc_text(d, S("short\n"));
+    lsp_doc_delete(d);
+
+    /* The framer reports a body it cannot hold instead of aborting. */
+    lsp_framer f;
+    lsp_framer_init(&f, 0);
+    char hdr[64];
+    int h = snprintf(hdr, sizeof hdr, "Content-Length: %d\r\n\r\n", 5000000);
+    ASSERT_EQ(lsp_framer_feed(&f, hdr, (size_t)h), (size_t)h);
+    const char *body;
+    size_t blen;
+    lsp_frame_error fe;
+    ASSERT_EQ(lsp_framer_next(&f, &body, &blen, &fe), LSP_FRAME_NEED_MORE);
+    budget = live_bytes + 1000;
+    size_t avail;
+    ASSERT(lsp_framer_space(&f, &avail) == NULL);
+    ASSERT_EQ(avail, 0);
+    budget = SIZE_MAX;
+    lsp_framer_free(&f);
+
+    ASSERT_EQ(live_blocks, 0);
+    ASSERT_EQ(live_bytes, 0);
+    nib_set_allocator(NULL);
+    return 0;
+}

@@ -54,6 +54,13 @@ size_t cmp_utf8_valid_len(const char *s, size_t len);
 /* Drop invalid UTF-8 and NUL bytes in place; returns the new length. */
 size_t cmp_utf8_sanitize(char *s, size_t len);
 
+/* Stop rule: the length of `text` to keep when `stop` (NUL-terminated, may
+ * be NULL or empty for "none") ends generation, or `len` when it does not
+ * occur. `from` is where the search may start (the stop text cannot end
+ * before bytes already searched), so checking after each token costs
+ * O(token + stop length). */
+size_t cmp_stop_at(const char *text, size_t len, size_t from, const char *stop);
+
 /* ---- the worker ---------------------------------------------------------- */
 
 typedef struct cmp_worker cmp_worker;
@@ -106,6 +113,8 @@ typedef struct {
     int max_tokens;     /* generated tokens per alternative */
     int budget;         /* prompt tokens */
     int n_alternatives; /* 1: greedy only; more: greedy plus sampled ones */
+    const char *stop;   /* NULL, or text that ends generation (copied); the
+                           result is cut before it */
 } cmp_params;
 
 /* *out is new: start it, or free it with cmp_request_delete. */

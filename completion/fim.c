@@ -166,3 +166,15 @@ size_t cmp_utf8_sanitize(char *s, size_t len) {
     }
     return o;
 }
+
+size_t cmp_stop_at(const char *text, size_t len, size_t from,
+                   const char *stop) {
+    size_t n = stop ? strlen(stop) : 0;
+    if (n == 0 || len < n)
+        return len;
+    size_t i = from + 1 > n ? from + 1 - n : 0;
+    for (; i + n <= len; i++)
+        if (memcmp(text + i, stop, n) == 0)
+            return i;
+    return len;
+}

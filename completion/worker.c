@@ -31,6 +31,7 @@ struct cmp_request {
     int max_tokens;
     int budget;
     int n_alternatives;
+    char *stop;
     atomic_int cancel;
     cmp_done_cb cb;
     void *data;
@@ -123,6 +124,7 @@ int cmp_request_new(const cmp_params *p, cmp_request **out) {
     r->budget = p->budget > 0 ? p->budget : 1024;
     r->n_alternatives =
         NIB_MAX(1, NIB_MIN(p->n_alternatives, CMP_MAX_ALTERNATIVES));
+    r->stop = p->stop && *p->stop ? nib_strdup(p->stop) : NULL;
     atomic_init(&r->cancel, 0);
     *out = r;
     return 0;
@@ -135,6 +137,7 @@ void cmp_request_delete(cmp_request *r) {
         nib_free(r->results[i]);
     nib_free(r->prefix);
     nib_free(r->suffix);
+    nib_free(r->stop);
     nib_free(r);
 }
 
@@ -276,8 +279,14 @@ static int generate(cmp_worker *w, cmp_request *r, eng_sampler *smp,
         if (eng_token_is_eog(v, tok))
             break;
         r->n_generated++;
+        size_t before = len;
         if ((rc = append_piece(w, v, tok, &buf, &len, &cap)) != 0)
             break;
+        size_t keep = cmp_stop_at(buf, len, before, r->stop);
+        if (keep < len) {
+            len = keep;
+            break;
+        }
         if (t + 1 == r->max_tokens)
             break; /* the last token's logits are never needed */
         rc = eng_eval(w->ctx, &tok, 1);

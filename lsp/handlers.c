@@ -572,7 +572,7 @@ static void on_did_change(lsp_server *s, json_t *params) {
         d->version = version;
 }
 
-static void cancel_for_uri(lsp_server *s, const char *uri);
+static void cancel_for_uri(lsp_server *s, const char *uri, bool commands);
 
 static void on_did_close(lsp_server *s, json_t *params) {
     const char *uri;
@@ -587,7 +587,7 @@ static void on_did_close(lsp_server *s, json_t *params) {
         nib_log_warn("lsp: didClose for %s, which is not open", uri);
         return;
     }
-    cancel_for_uri(s, uri);
+    cancel_for_uri(s, uri, true);
     lsp_docent *d = *pp;
     *pp = d->next;
     s->n_docs--;
@@ -642,6 +642,8 @@ static void on_pend_closed(uv_handle_t *h) {
     nib_free(p->uri);
     nib_free(p->extend);
     nib_free(p->word);
+    nib_free(p->before);
+    nib_free(p->after);
     cmp_request_delete(p->req); /* only when it was never started */
     nib_free(p);
 }
@@ -690,10 +692,13 @@ void lsp_cancel_all(lsp_server *s) {
     }
 }
 
-static void cancel_for_uri(lsp_server *s, const char *uri) {
+/* Cancel the completions of one document; commands (docstring,
+ * refactor) are the user's explicit request and survive typing, but not
+ * the document's closing. */
+static void cancel_for_uri(lsp_server *s, const char *uri, bool commands) {
     for (lsp_pending *p = s->pending, *n; p; p = n) {
         n = p->next;
-        if (!strcmp(p->uri, uri))
+        if (!strcmp(p->uri, uri) && (commands || !p->command))
             pend_cancel(p);
     }
 }
@@ -721,6 +726,38 @@ static json_t *label_of(const char *t, size_t n) {
     return NULL;
 }
 
+/* A docstring or refactoring is done: send the edit to the client with
+ * workspace/applyEdit and answer the command with the same edit. */
+static void finish_command(lsp_pending *p, cmp_request *req) {
+    lsp_server *s = p->s;
+    size_t len = 0;
+    const char *t = cmp_request_n_results(req) > 0
+                        ? cmp_request_result(req, 0, &len)
+                        : NULL;
+    if (!t) {
+        pend_fail(p, LSP_REQUEST_FAILED, "the model produced no text");
+        return;
+    }
+    size_t bl = strlen(p->before), al = strlen(p->after);
+    char *text = nib_malloc(bl + len + al + 1);
+    memcpy(text, p->before, bl);
+    memcpy(text + bl, t, len);
+    memcpy(text + bl + len, p->after, al);
+    json_t *edit = json_pack(
+        "{s:{s:[{s:o,s:s%}]}}", "changes", p->uri, "range",
+        range_json(p->start_line, p->start_char, p->end_line, p->end_char),
+        "newText", text, bl + len + al);
+    nib_free(text);
+    lsp_request(s, "workspace/applyEdit",
+                json_pack("{s:s,s:O}", "label",
+                          p->command == LSP_CMD_DOCSTRING
+                              ? "nib: generate docstring"
+                              : "nib: refactor selection",
+                          "edit", edit));
+    lsp_respond(s, p->id, json_pack("{s:o}", "edit", edit));
+    pend_finish(p);
+}
+
 static void on_completion_done(cmp_request *req, int status) {
     lsp_pending *p = cmp_request_data(req);
     lsp_server *s = p->s;
@@ -740,6 +777,10 @@ static void on_completion_done(cmp_request *req, int status) {
     int n = cmp_request_n_results(req);
     nib_log_debug("lsp: completion for %s: %d results, %d tokens, %.1f ms",
                   p->uri, n, cmp_request_n_generated(req), cmp_request_ms(req));
+    if (p->command) {
+        finish_command(p, req);
+        return;
+    }
     json_t *items = json_array();
     for (int i = 0; i < n; i++) {
         size_t len;
@@ -826,6 +867,26 @@ static void on_debounce(uv_timer_t *t) {
                        (uint64_t)p->s->settings.model_wait_ms, 0);
 }
 
+/* A new pending request, linked into the server's list; takes ownership
+ * of req. */
+static lsp_pending *pend_new(lsp_server *s, json_t *id, const char *uri,
+                             cmp_request *req) {
+    lsp_pending *p = nib_calloc(1, sizeof *p);
+    p->s = s;
+    p->id = json_incref(id);
+    p->uri = nib_strdup(uri);
+    p->req = req;
+    p->t_start = nib_now_ns();
+    cmp_request_set_data(req, p);
+    uv_timer_init(s->loop, &p->timer);
+    p->timer.data = p;
+    p->next = s->pending;
+    if (s->pending)
+        s->pending->prev = p;
+    s->pending = p;
+    return p;
+}
+
 /* Shared by inline and classic completion. */
 static void start_completion(lsp_server *s, json_t *id, json_t *params,
                              bool classic) {
@@ -895,7 +956,7 @@ static void start_completion(lsp_server *s, json_t *id, json_t *params,
         return;
     }
     /* Supersede: one completion per document at a time. */
-    cancel_for_uri(s, uri);
+    cancel_for_uri(s, uri, false);
 
     lsp_doc *doc = d->doc;
     size_t off = lsp_doc_offset(doc, s->enc, line, ch);
@@ -946,17 +1007,9 @@ static void start_completion(lsp_server *s, json_t *id, json_t *params,
         return;
     }
 
-    lsp_pending *p = nib_calloc(1, sizeof *p);
-    p->s = s;
-    p->id = json_incref(id);
-    p->uri = nib_strdup(uri);
+    lsp_pending *p = pend_new(s, id, uri, req);
     p->classic = classic;
     p->trigger = trigger;
-    p->req = req;
-    p->t_start = nib_now_ns();
-    cmp_request_set_data(req, p);
-    uv_timer_init(s->loop, &p->timer);
-    p->timer.data = p;
     if (sel_text) {
         p->extend = nib_strdup(sel_text);
         uint32_t l, c;
@@ -983,11 +1036,6 @@ static void start_completion(lsp_server *s, json_t *id, json_t *params,
         }
         p->word = lsp_doc_dup(doc, w, off);
     }
-    p->next = s->pending;
-    if (s->pending)
-        s->pending->prev = p;
-    s->pending = p;
-
     if (trigger == 2 && s->settings.debounce_ms > 0) {
         /* Automatic requests come per keystroke; only the last of a burst
          * survives the delay (the others are superseded above). */
@@ -1057,6 +1105,164 @@ static void on_code_action(lsp_server *s, json_t *id, json_t *params) {
     lsp_respond(s, id, actions);
 }
 
+static size_t indent_len(lsp_doc *doc, size_t line) {
+    size_t a = lsp_doc_line_start(doc, line), e = lsp_doc_line_end(doc, line);
+    size_t i = a;
+    while (i < e &&
+           (lsp_doc_byte(doc, i) == ' ' || lsp_doc_byte(doc, i) == '\t'))
+        i++;
+    return i - a;
+}
+
+/* Does the line's text, without trailing blanks, end with c? */
+static bool line_ends_with(lsp_doc *doc, size_t line, char c) {
+    size_t a = lsp_doc_line_start(doc, line), e = lsp_doc_line_end(doc, line);
+    while (e > a && (lsp_doc_byte(doc, e - 1) == ' ' ||
+                     lsp_doc_byte(doc, e - 1) == '\t'))
+        e--;
+    return e > a && lsp_doc_byte(doc, e - 1) == c;
+}
+
+static char *concat3(const char *a, size_t an, const char *b, const char *c) {
+    size_t bn = strlen(b), cn = strlen(c);
+    char *r = nib_malloc(an + bn + cn + 1);
+    memcpy(r, a, an);
+    memcpy(r + an, b, bn);
+    memcpy(r + an + bn, c, cn + 1);
+    return r;
+}
+
+/* Lines searched below the given one for the end of a Python header
+ * ("def f(\n  a,\n  b):"). */
+#define DOCSTRING_HEADER_LINES 20
+
+/* nib.generateDocstring and nib.refactorSelection with the plain FIM
+ * prompt: a docstring is the middle between the code and a comment opener
+ * placed where the language wants it; a refactoring regenerates the
+ * selection from its surroundings. The result is applied with
+ * workspace/applyEdit. */
+static void start_edit_command(lsp_server *s, json_t *id, lsp_docent *d,
+                               int cmd, uint64_t sl, uint64_t sc, uint64_t el,
+                               uint64_t ec) {
+    lsp_doc *doc = d->doc;
+    size_t a = lsp_doc_offset(doc, s->enc, sl, sc);
+    size_t b = lsp_doc_offset(doc, s->enc, el, ec);
+    if (a > b) {
+        size_t t = a;
+        a = b;
+        b = t;
+    }
+    size_t len = lsp_doc_length(doc);
+    const char *before = "", *after = "", *stop = NULL;
+    char *indent = NULL;
+    size_t ins_a = a, ins_b = b;
+    int max_tokens = s->settings.max_tokens;
+    bool lead_nl = false;
+    if (cmd == LSP_CMD_REFACTOR) {
+        if (a == b) {
+            BAD_PARAMS(s, id, "arguments[1]: the range to refactor is empty");
+            return;
+        }
+        /* Room for a rewrite somewhat longer than the original. */
+        max_tokens =
+            (int)NIB_MIN(4096, NIB_MAX((size_t)max_tokens, (b - a) / 2 + 32));
+    } else {
+        const char *lang = d->language_id ? d->language_id : "";
+        size_t n_lines = lsp_doc_line_count(doc);
+        size_t line = NIB_MIN(sl, n_lines - 1);
+        size_t ls = lsp_doc_line_start(doc, line);
+        indent = lsp_doc_dup(doc, ls, ls + indent_len(doc, line));
+        if (!strcmp(lang, "python")) {
+            size_t h = line;
+            while (h < n_lines - 1 && h < line + DOCSTRING_HEADER_LINES &&
+                   !line_ends_with(doc, h, ':'))
+                h++;
+            if (!line_ends_with(doc, h, ':'))
+                h = line;
+            if (h + 1 < n_lines) {
+                ins_a = lsp_doc_line_start(doc, h + 1);
+            } else {
+                ins_a = len;
+                lead_nl = true;
+            }
+            char *inner = concat3(indent, strlen(indent), "    ", "");
+            nib_free(indent);
+            indent = inner;
+            before = "\"\"\"";
+            after = "\"\"\"\n";
+            stop = "\"\"\"";
+        } else {
+            ins_a = ls;
+            if (!strcmp(lang, "rust")) {
+                before = "/// ", after = "\n", stop = "\n";
+            } else if (!strcmp(lang, "go")) {
+                before = "// ", after = "\n", stop = "\n";
+            } else if (!strcmp(lang, "ruby") || !strcmp(lang, "shellscript") ||
+                       !strcmp(lang, "perl") || !strcmp(lang, "r")) {
+                before = "# ", after = "\n", stop = "\n";
+            } else if (!strcmp(lang, "lua")) {
+                before = "--- ", after = "\n", stop = "\n";
+            } else {
+                before = "/** ", after = " */\n", stop = "*/";
+            }
+        }
+        ins_b = ins_a;
+    }
+    /* The text inserted around the model's part, and the same text in the
+     * prompt so the model writes inside the comment. */
+    char *pre_text = concat3(lead_nl ? "\n" : "", lead_nl ? 1 : 0,
+                             indent ? indent : "", before);
+    nib_free(indent);
+    size_t window = (size_t)s->settings.context_budget * BYTES_PER_TOKEN;
+    size_t p0 = ins_a > window ? ins_a - window : 0;
+    size_t s1 = NIB_MIN(len, ins_b + window);
+    char *docpre = lsp_doc_dup(doc, p0, ins_a);
+    char *docsuf = lsp_doc_dup(doc, ins_b, s1);
+    if (!docpre || !docsuf) {
+        nib_free(docpre);
+        nib_free(docsuf);
+        nib_free(pre_text);
+        lsp_respond_error(s, id, LSP_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    char *prompt_pre = concat3(docpre, ins_a - p0, pre_text, "");
+    char *prompt_suf = concat3(after, strlen(after), docsuf, "");
+    nib_free(docpre);
+    nib_free(docsuf);
+    cmp_params cp = {
+        .prefix = prompt_pre,
+        .prefix_len = strlen(prompt_pre),
+        .suffix = prompt_suf,
+        .suffix_len = strlen(prompt_suf),
+        .max_tokens = max_tokens,
+        .budget = s->settings.context_budget,
+        .n_alternatives = 1,
+        .stop = stop,
+    };
+    cmp_request *req;
+    int r = cmp_request_new(&cp, &req);
+    nib_free(prompt_pre);
+    nib_free(prompt_suf);
+    if (r != 0) {
+        nib_free(pre_text);
+        lsp_respond_error(s, id, LSP_INTERNAL_ERROR, "out of memory");
+        return;
+    }
+    lsp_pending *p = pend_new(s, id, d->uri, req);
+    p->command = cmd;
+    p->trigger = 1;
+    p->before = pre_text;
+    p->after = nib_strdup(after);
+    uint32_t l, c;
+    lsp_doc_position(doc, s->enc, ins_a, &l, &c);
+    p->start_line = l;
+    p->start_char = c;
+    lsp_doc_position(doc, s->enc, ins_b, &l, &c);
+    p->end_line = l;
+    p->end_char = c;
+    on_debounce(&p->timer);
+}
+
 static const char *state_name(cmp_model_state st) {
     switch (st) {
     case CMP_MODEL_LOADING:
@@ -1112,22 +1318,27 @@ static void on_execute_command(lsp_server *s, json_t *id, json_t *params) {
     } else if (!strcmp(cmd, "nib.generateDocstring") ||
                !strcmp(cmd, "nib.refactorSelection")) {
         const char *uri = json_string_value(json_array_get(args, 0));
-        if (!uri || !json_is_object(json_array_get(args, 1))) {
+        json_t *range = json_array_get(args, 1);
+        uint64_t sl, sc, el, ec;
+        if (!uri || !json_is_object(range) ||
+            get_position(json_object_get(range, "start"), &sl, &sc) ||
+            get_position(json_object_get(range, "end"), &el, &ec)) {
             BAD_PARAMS(s, id, "arguments: expected [uri, range]");
             return;
         }
-        if (!doc_find(s, uri)) {
+        lsp_docent *d = doc_find(s, uri);
+        if (!d) {
             lsp_respond_error(s, id, LSP_INVALID_PARAMS,
                               "invalid params: arguments[0]: document not "
                               "open: %s",
                               uri);
             return;
         }
-        /* These need the instruction prompts of the completion pipeline;
-         * until it lands they fail clearly instead of doing something
-         * half-right to the user's code. */
-        lsp_respond_error(s, id, LSP_REQUEST_FAILED,
-                          "%s is not available yet in this build of nib", cmd);
+        start_edit_command(s, id, d,
+                           !strcmp(cmd, "nib.generateDocstring")
+                               ? LSP_CMD_DOCSTRING
+                               : LSP_CMD_REFACTOR,
+                           sl, sc, el, ec);
     } else {
         lsp_respond_error(s, id, LSP_INVALID_PARAMS,
                           "invalid params: command: unknown command %s", cmd);

@@ -68,6 +68,8 @@ typedef struct lsp_docent {
     lsp_doc *doc;
 } lsp_docent;
 
+enum { LSP_CMD_DOCSTRING = 1, LSP_CMD_REFACTOR = 2 };
+
 typedef enum {
     LSP_PEND_DEBOUNCE,   /* automatic request waiting out the debounce */
     LSP_PEND_WAIT_MODEL, /* waiting for the model to be ready */
@@ -85,6 +87,7 @@ typedef struct lsp_pending {
     json_t *id; /* owned */
     char *uri;
     bool classic; /* textDocument/completion */
+    int command;  /* 0, or LSP_CMD_DOCSTRING / LSP_CMD_REFACTOR */
     int trigger;  /* 1 invoked, 2 automatic */
     lsp_pend_phase phase;
     bool cancelled;
@@ -96,6 +99,8 @@ typedef struct lsp_pending {
     uint32_t start_line, start_char, end_line, end_char;
     char *extend; /* selectedCompletionInfo.text, or NULL */
     char *word;   /* the word being typed (classic filterText) */
+    char *before; /* commands: text around the generated part of the edit */
+    char *after;
     uint64_t t_start;
 } lsp_pending;
 

@@ -11,6 +11,18 @@
 
 #define STAR_MODEL "models/rq-star-q8_0.gguf"
 
+TEST_IMPL(cmp_stop_rule) {
+    const char *t = "abc\"\"\"def";
+    ASSERT_EQ(cmp_stop_at(t, strlen(t), 0, "\"\"\""), 3);
+    /* Found even when it straddles the bytes searched before. */
+    ASSERT_EQ(cmp_stop_at(t, strlen(t), 4, "\"\"\""), 3);
+    ASSERT_EQ(cmp_stop_at(t, 5, 0, "\"\"\""), 5);
+    ASSERT_EQ(cmp_stop_at(t, strlen(t), 0, NULL), strlen(t));
+    ASSERT_EQ(cmp_stop_at(t, strlen(t), 0, ""), strlen(t));
+    ASSERT_EQ(cmp_stop_at("x\ny", 3, 1, "\n"), 1);
+    return 0;
+}
+
 TEST_IMPL(cmp_utf8_clean) {
     ASSERT_EQ(cmp_utf8_valid_len("abc", 3), 3);
     /* A character cut short at the end. */
@@ -166,7 +178,13 @@ static void on_done(cmp_request *req, int status) {
 
 static cmp_request *make_req(int i, int max_tokens, int alts) {
     const char *pre = "def add(a, b):\n    return ", *suf = "\n";
-    cmp_params p = {pre, strlen(pre), suf, strlen(suf), max_tokens, 256, alts};
+    cmp_params p = {.prefix = pre,
+                    .prefix_len = strlen(pre),
+                    .suffix = suf,
+                    .suffix_len = strlen(suf),
+                    .max_tokens = max_tokens,
+                    .budget = 256,
+                    .n_alternatives = alts};
     cmp_request *r;
     ASSERT_OK(cmp_request_new(&p, &r));
     cmp_request_set_data(r, (void *)(intptr_t)i);

@@ -212,3 +212,34 @@ test('Qwen2.5 vocab: inline completion with FIM ids from metadata', { skip: !QWE
   assertItem(r.items[0], { start: CURSOR, end: CURSOR });
   await stopClient(c);
 });
+
+test('nib.generateDocstring and nib.refactorSelection edit through workspace/applyEdit', { skip }, async () => {
+  const c = await client({ maxTokens: 16 });
+  const edits = [];
+  c.conn.onRequest('workspace/applyEdit', (p) => { edits.push(p); return { applied: true }; });
+  const header = { start: { line: 2, character: 0 }, end: { line: 2, character: 0 } };
+  const r = await c.conn.sendRequest('workspace/executeCommand', { command: 'nib.generateDocstring', arguments: [uri, header] });
+  const [te] = r.edit.changes[uri];
+  // Python: inside the function, on the line after the header.
+  assert.deepEqual(te.range, { start: { line: 3, character: 0 }, end: { line: 3, character: 0 } });
+  assert.ok(te.newText.startsWith('    """'), te.newText);
+  assert.ok(te.newText.endsWith('"""\n'), te.newText);
+  assert.equal(te.newText.slice(7, -4).includes('"""'), false);
+
+  const sel = { start: { line: 6, character: 0 }, end: { line: 6, character: 16 } };
+  const r2 = await c.conn.sendRequest('workspace/executeCommand', { command: 'nib.refactorSelection', arguments: [uri, sel] });
+  assert.deepEqual(r2.edit.changes[uri][0].range, sel);
+  await new Promise((res) => setTimeout(res, 50));
+  assert.equal(edits.length, 2);
+  assert.deepEqual(edits[0].edit, r.edit);
+
+  // C-like languages get a block comment above the line.
+  await openDoc(c, 'file:///m.c', 'int main(void) {\n    return 0;\n}\n', 'c');
+  const r3 = await c.conn.sendRequest('workspace/executeCommand', {
+    command: 'nib.generateDocstring', arguments: ['file:///m.c', { start: { line: 0, character: 4 }, end: { line: 0, character: 4 } }],
+  });
+  const [te3] = r3.edit.changes['file:///m.c'];
+  assert.deepEqual(te3.range.start, { line: 0, character: 0 });
+  assert.ok(te3.newText.startsWith('/** ') && te3.newText.endsWith(' */\n'), te3.newText);
+  await stopClient(c);
+});

@@ -160,9 +160,13 @@ test('commands and code actions', async () => {
   await assert.rejects(c.conn.sendRequest('workspace/executeCommand', {
     command: 'nib.generateDocstring', arguments: ['file:///zzz.py', range],
   }), (e) => e.code === -32602 && /not open/.test(e.message));
+  // No model configured: a clear error.
   await assert.rejects(c.conn.sendRequest('workspace/executeCommand', {
     command: 'nib.refactorSelection', arguments: ['file:///a.py', range],
-  }), (e) => e.code === -32803);
+  }), (e) => e.code === -32803 && /model/.test(e.message));
+  await assert.rejects(c.conn.sendRequest('workspace/executeCommand', {
+    command: 'nib.refactorSelection', arguments: ['file:///a.py', { start: range.start, end: range.start }],
+  }), (e) => e.code === -32602 && /empty/.test(e.message));
   await stopClient(c);
 });
 

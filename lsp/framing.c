@@ -38,7 +38,6 @@ void lsp_framer_init(lsp_framer *f, size_t max_body) {
     memset(f, 0, sizeof *f);
     f->max_body = max_body ? max_body : LSP_BODY_MAX_DEFAULT;
     f->state = LSP_FS_HEADERS;
-    f->line_start = 1;
 }
 
 void lsp_framer_free(lsp_framer *f) {
@@ -137,9 +136,8 @@ static int parse_length(const char *v, size_t n, size_t *out) {
     return 0;
 }
 
-static void enter_resync(lsp_framer *f, int line_start) {
+static void enter_resync(lsp_framer *f) {
     f->state = LSP_FS_RESYNC;
-    f->line_start = line_start;
     f->scan = 0;
     f->seen_length = 0;
 }
@@ -164,10 +162,11 @@ lsp_frame_status lsp_framer_next(lsp_framer *f, const char **body, size_t *len,
             char *nl = avail ? memchr(line, '\n', avail) : NULL;
             if (!nl) {
                 if (f->len - f->pos > LSP_HEADER_MAX) {
-                    /* Everything stored is one unterminated header block;
-                     * drop it and look for the next message. */
-                    f->pos = f->len;
-                    enter_resync(f, f->buf[f->len - 1] == '\n');
+                    /* One unterminated header block: skip its first byte
+                     * (so it cannot match again) and look for the next
+                     * message in the rest. */
+                    f->pos++;
+                    enter_resync(f);
                     return frame_error(err, LSP_FRAME_E_HEADER_TOO_LONG);
                 }
                 return LSP_FRAME_NEED_MORE;
@@ -178,7 +177,7 @@ lsp_frame_status lsp_framer_next(lsp_framer *f, const char **body, size_t *len,
                 n--;
             if (f->scan > LSP_HEADER_MAX) {
                 f->pos += f->scan;
-                enter_resync(f, 1);
+                enter_resync(f);
                 return frame_error(err, LSP_FRAME_E_HEADER_TOO_LONG);
             }
             if (n == 0) {
@@ -191,7 +190,7 @@ lsp_frame_status lsp_framer_next(lsp_framer *f, const char **body, size_t *len,
                 f->pos += f->scan;
                 f->scan = 0;
                 if (!f->seen_length) {
-                    enter_resync(f, 1);
+                    enter_resync(f);
                     return frame_error(err, LSP_FRAME_E_NO_LENGTH);
                 }
                 f->seen_length = 0;
@@ -208,7 +207,7 @@ lsp_frame_status lsp_framer_next(lsp_framer *f, const char **body, size_t *len,
                 k++;
             if (k == 0 || k == n || line[k] != ':') {
                 f->pos += f->scan;
-                enter_resync(f, 1);
+                enter_resync(f);
                 return frame_error(err, LSP_FRAME_E_BAD_HEADER);
             }
             if (k + 1 == CL_NAME_LEN) {
@@ -220,7 +219,7 @@ lsp_frame_status lsp_framer_next(lsp_framer *f, const char **body, size_t *len,
                     if (parse_length(line + k + 1, n - k - 1, &v) != 0 ||
                         (f->seen_length && v != f->body_len)) {
                         f->pos += f->scan;
-                        enter_resync(f, 1);
+                        enter_resync(f);
                         return frame_error(err, LSP_FRAME_E_BAD_LENGTH);
                     }
                     f->body_len = v;
@@ -250,13 +249,13 @@ lsp_frame_status lsp_framer_next(lsp_framer *f, const char **body, size_t *len,
             continue;
         }
         case LSP_FS_RESYNC: {
-            /* Look for "Content-Length:" at the start of a line; a prefix of
-             * it at the very end of the buffer is kept for the next read. */
+            /* Look for "Content-Length:" anywhere: a body is followed by
+             * the next header with no line break in between, so a line
+             * start cannot be required. A prefix of it at the very end of
+             * the buffer is kept for the next read. */
             size_t p = f->pos;
             int found = 0;
             for (; p < f->len; p++) {
-                if (!(p == f->pos ? f->line_start : f->buf[p - 1] == '\n'))
-                    continue;
                 size_t m = f->len - p;
                 if (m > CL_NAME_LEN)
                     m = CL_NAME_LEN;
@@ -269,15 +268,7 @@ lsp_frame_status lsp_framer_next(lsp_framer *f, const char **body, size_t *len,
                     break;
                 }
             }
-            if (p >= f->len) {
-                f->line_start = f->len > f->pos && f->buf[f->len - 1] == '\n'
-                                    ? 1
-                                    : (f->len == f->pos ? f->line_start : 0);
-                f->pos = f->len;
-                return LSP_FRAME_NEED_MORE;
-            }
             f->pos = p;
-            f->line_start = 1;
             if (!found)
                 return LSP_FRAME_NEED_MORE;
             f->state = LSP_FS_HEADERS;

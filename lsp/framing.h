@@ -8,8 +8,8 @@
  * message bodies one at a time, NEED_MORE when the buffer holds only part of
  * one, or ERROR for a malformed or oversized message. After an ERROR the
  * framer has already arranged to skip that message and resynchronize on the
- * next "Content-Length:" header, so the caller just reports it and keeps
- * calling lsp_framer_next.
+ * next "Content-Length:" header (wherever it starts), so the caller just
+ * reports it and keeps calling lsp_framer_next.
  *
  * All functions run on the loop thread; a framer is not thread-safe.
  */
@@ -52,7 +52,7 @@ typedef enum {
     LSP_FS_HEADERS, /* collecting header lines */
     LSP_FS_BODY,    /* waiting for body_len bytes */
     LSP_FS_DISCARD, /* dropping `discard` more bytes of an oversized body */
-    LSP_FS_RESYNC,  /* dropping bytes until a "Content-Length:" line */
+    LSP_FS_RESYNC,  /* dropping bytes until a "Content-Length:" header */
 } lsp_frame_state;
 
 typedef struct {
@@ -66,7 +66,6 @@ typedef struct {
     size_t discard;  /* DISCARD: bytes still to drop */
     size_t scan;     /* HEADERS: bytes past pos already parsed */
     int seen_length; /* HEADERS: a Content-Length line was parsed */
-    int line_start;  /* RESYNC: buf[pos] starts a line */
 } lsp_framer;
 
 /* max_body 0 = LSP_BODY_MAX_DEFAULT. The buffer starts small and grows to

@@ -142,8 +142,6 @@ static bool language_enabled(lsp_server *s, const char *lang) {
 
 /* ---- model loading with progress ---------------------------------------- */
 
-static int64_t progress_create_id;
-
 static void on_model_loaded(cmp_worker *w, int status, const char *msg,
                             void *data);
 
@@ -176,10 +174,9 @@ void lsp_start_model(lsp_server *s) {
     nib_log_info("lsp: loading model %s", path);
     cmp_worker_load(s->worker, path, threads, n_ctx, on_model_loaded, s);
     if (s->cap_work_done && !s->progress_active) {
-        static int seq;
         snprintf(s->progress_token, sizeof s->progress_token, "nib-load-%d",
-                 ++seq);
-        progress_create_id =
+                 ++s->progress_seq);
+        s->progress_create_id =
             lsp_request(s, "window/workDoneProgress/create",
                         json_pack("{s:s}", "token", s->progress_token));
     }
@@ -236,7 +233,7 @@ void lsp_on_response(lsp_server *s, json_t *msg) {
     if (n == s->config_request_id) {
         if (json_is_array(result) && json_array_size(result) > 0)
             lsp_apply_settings(s, json_array_get(result, 0), false);
-    } else if (n == progress_create_id) {
+    } else if (n == s->progress_create_id) {
         if (cmp_worker_state(s->worker, NULL) == CMP_MODEL_LOADING &&
             !s->progress_active) {
             s->progress_active = true;

@@ -155,6 +155,8 @@ typedef struct lsp_server {
     lsp_pending *pending; /* list of in-flight completions */
     cmp_worker *worker;
     bool progress_active;
+    int64_t progress_create_id; /* our window/workDoneProgress/create */
+    int progress_seq;
     char progress_token[32];
     uint64_t n_edits;
 } lsp_server;

@@ -146,6 +146,11 @@ TEST_IMPL(lsp_framing_missing_length_and_garbage) {
     check_all_splits(S("Content-Type: x\r\n\r\n{\"id\":1}\r\n"
                        "Content-Length: 2\r\n\r\n{}"),
                      0, expect);
+    /* No line break between a bad message's body and the next header, as
+     * on a real stream. */
+    check_all_splits(S("Content-Type: x\r\n\r\n{\"id\":1}"
+                       "Content-Length: 2\r\n\r\n{}"),
+                     0, expect);
     snprintf(expect, sizeof expect, "E%d\nM2:{}\n", LSP_FRAME_E_BAD_HEADER);
     check_all_splits(S("garbage line\r\nmore garbage\r\n"
                        "Content-Length: 2\r\n\r\n{}"),
@@ -503,5 +508,95 @@ TEST_IMPL(lsp_doc_no_leaks_and_enomem) {
     ASSERT_EQ(live_blocks, 0);
     ASSERT_EQ(live_bytes, 0);
     nib_set_allocator(NULL);
+    return 0;
+}
+
+/* ---- the whole server on raw bytes --------------------------------------- */
+
+static void put_frame(FILE *f, const char *body) {
+    fprintf(f, "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+}
+
+/* Next framed body of the server's output (in place, NUL-terminated), or
+ * NULL at the end. */
+static char *next_body(char **cur) {
+    char *h = strstr(*cur, "Content-Length: ");
+    if (!h)
+        return NULL;
+    size_t n = strtoul(h + 16, NULL, 10);
+    char *b = strstr(h, "\r\n\r\n");
+    ASSERT(b != NULL);
+    b += 4;
+    char *end = b + n;
+    *cur = end;
+    /* Save the byte after the body into the next header's place. */
+    char *copy = nib_strndup(b, n);
+    return copy;
+}
+
+TEST_IMPL(lsp_stdio_raw_session) {
+    const char *nib = test_nib_binary();
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "'%s' lsp --help >/dev/null 2>&1", nib);
+    if (system(cmd) != 0)
+        TEST_SKIP("`%s lsp` is not available (not wired into the CLI?)", nib);
+    char in[512];
+    snprintf(in, sizeof in, "%s/lsp-in.bin", test_tmpdir());
+    FILE *f = fopen(in, "wb");
+    ASSERT(f != NULL);
+    put_frame(f, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"shutdown\"}");
+    put_frame(f, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"initialize\","
+                 "\"params\":{\"capabilities\":{}}}");
+    put_frame(f, "{\"x\":");
+    fputs("Content-Length: zz\r\n\r\n{\"jsonrpc\":\"2.0\",\"id\":9}", f);
+    put_frame(f, "[{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"shutdown\"}]");
+    put_frame(f,
+              "{\"jsonrpc\":\"2.0\",\"method\":\"textDocument/didOpen\","
+              "\"params\":{\"textDocument\":{\"uri\":\"file:///a\","
+              "\"languageId\":\"c\",\"version\":1,\"text\":\"a\\u0000b\"}}}");
+    put_frame(f, "{\"jsonrpc\":\"2.0\",\"id\":\"t\",\"method\":"
+                 "\"nib/_documentText\",\"params\":{\"uri\":\"file:///a\"}}");
+    put_frame(f, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"shutdown\","
+                 "\"params\":null}");
+    put_frame(f, "{\"jsonrpc\":\"2.0\",\"method\":\"exit\"}");
+    fclose(f);
+
+    /* stdin is a file here (the uv_fs_read path), stdout a pipe. */
+    snprintf(cmd, sizeof cmd, "NIB_MODEL= '%s' lsp --log-level error < '%s'",
+             nib, in);
+    char *out;
+    size_t len;
+    int rc = test_run_capture(cmd, &out, &len);
+    ASSERT_EQ(rc, 0);
+    static const char *expect[] = {
+        "{\"id\":1,\"error\":{\"code\":-32002,\"message\":\"shutdown: the "
+        "server is not initialized yet\"},\"jsonrpc\":\"2.0\"}",
+        "{\"id\":2,\"result\":{\"capabilities\":{\"positionEncoding\":"
+        "\"utf-16\",",
+        "{\"id\":null,\"error\":{\"code\":-32700,\"message\":\"invalid JSON",
+        "{\"id\":null,\"error\":{\"code\":-32600,\"message\":\"batch messages "
+        "are not supported by LSP\"},\"jsonrpc\":\"2.0\"}",
+        "{\"id\":\"t\",\"result\":{\"text\":\"a\\u0000b\",\"version\":1,"
+        "\"lineCount\":1},\"jsonrpc\":\"2.0\"}",
+        "{\"id\":3,\"result\":null,\"jsonrpc\":\"2.0\"}",
+    };
+    char *cur = out;
+    for (size_t i = 0; i < NIB_ARRAY_LEN(expect); i++) {
+        char *b;
+        /* Skip notifications (the "no model" message). */
+        do {
+            b = next_body(&cur);
+            ASSERT_MSG(b != NULL, "missing response %zu", i);
+            if (strstr(b, "\"method\"") == NULL)
+                break;
+            nib_free(b);
+        } while (1);
+        ASSERT_MSG(strncmp(b, expect[i], strlen(expect[i])) == 0,
+                   "response %zu:\n got %s\nwant %s", i, b, expect[i]);
+        nib_free(b);
+    }
+    char *rest = next_body(&cur);
+    ASSERT_MSG(rest == NULL, "unexpected output: %s", rest);
+    free(out);
     return 0;
 }

@@ -17,6 +17,10 @@ fi
 if [ ! -d "$here/node_modules/vscode-languageserver-protocol" ]; then
     "$0" --setup || exit $?
 fi
+if ! "${NIB_BINARY:-nib}" lsp --help >/dev/null 2>&1; then
+    echo "SKIP: '${NIB_BINARY:-nib} lsp' is not available (is it wired into cli/main.c?)"
+    exit 77
+fi
 cd "$here" || exit 1
 [ $# -gt 0 ] || set -- *.test.mjs
 exec node --test --test-concurrency=1 "$@"

@@ -7,6 +7,10 @@ if ! command -v nvim >/dev/null 2>&1; then
     echo "SKIP: nvim is not installed (apt-get install -y neovim)"
     exit 77
 fi
+if ! "${NIB_BINARY:-nib}" lsp --help >/dev/null 2>&1; then
+    echo "SKIP: '${NIB_BINARY:-nib} lsp' is not available (is it wired into cli/main.c?)"
+    exit 77
+fi
 shared=${NIB_SHARED:-$here/../../../shared}
 model=$shared/models/rq-star-q8_0.gguf
 if [ ! -r "$model" ]; then

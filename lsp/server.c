@@ -630,8 +630,13 @@ int lsp_main(int argc, char **argv) {
         }
     }
     if (!s->default_model) {
+        /* NIB_MODEL set to "" means "no default", which also keeps the
+         * shipped model out (tests rely on that). */
         const char *env = getenv("NIB_MODEL");
-        s->default_model = env && *env ? nib_strdup(env) : shipped_model();
+        if (env)
+            s->default_model = *env ? nib_strdup(env) : NULL;
+        else
+            s->default_model = shipped_model();
     }
 
     /* A client that dies mid-write must not kill the server with SIGPIPE;

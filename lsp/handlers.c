@@ -766,6 +766,12 @@ static void on_completion_done(cmp_request *req, int status) {
         pend_fail(p, LSP_REQUEST_CANCELLED, "request cancelled");
         return;
     }
+    if (status == NIB_EUNSUPPORTED) {
+        pend_fail(p, LSP_REQUEST_FAILED,
+                  "completion failed: the model has no fill-in-the-middle "
+                  "tokens; use a code model such as Qwen2.5-Coder");
+        return;
+    }
     if (status != 0) {
         pend_fail(p, LSP_REQUEST_FAILED, "completion failed: %s",
                   nib_strerror(status));

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  startClient, stopClient, openDoc, waitModelReady, STAR, QWEN, NO_MODEL_MSG,
+  startClient, stopClient, openDoc, waitModelReady, STAR, QWEN, NO_MODEL_MSG, shared,
 } from './helpers.mjs';
 import { CancellationTokenSource } from 'vscode-languageserver-protocol/node.js';
 
@@ -198,6 +198,15 @@ test('a missing or broken model is a clear error, and the server stays up', asyn
   assert.equal(st.modelState, 'failed');
   assert.ok(c.notes.some((n) => n.method === 'window/showMessage' && /nonexistent/.test(n.params.message)));
   await stopClient(c);
+
+  const stories = shared('models/stories260K.gguf');
+  if (stories) {
+    const e = await startClient({ initializationOptions: { model: stories, maxTokens: 4 } });
+    await waitModelReady(e);
+    await openDoc(e, uri, SRC);
+    await assert.rejects(inline(e, 1), (x) => x.code === -32803 && /fill-in-the-middle/.test(x.message));
+    await stopClient(e);
+  }
 
   const d = await startClient();
   await openDoc(d, uri, SRC);

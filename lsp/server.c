@@ -210,8 +210,12 @@ static void log_sink(nib_log_level level, const char *msg, void *ud) {
     else
         s->log_head = b;
     s->log_tail = b;
+    /* Once the handle is closing, a send would touch a dead handle (and,
+     * after the loop closes, a closed descriptor); the line is freed with
+     * the rest of the queue at the end. */
+    if (s->log_async_open)
+        uv_async_send(&s->log_async);
     uv_mutex_unlock(&s->log_lock);
-    uv_async_send(&s->log_async);
 }
 
 static void on_log_async(uv_async_t *h) {
@@ -499,6 +503,9 @@ static void close_output_if_done(lsp_server *s) {
     if (!uv_is_closing((uv_handle_t *)&s->flush_prepare)) {
         uv_close((uv_handle_t *)&s->flush_prepare, on_closed_noop);
         uv_close((uv_handle_t *)&s->flush_check, on_closed_noop);
+        uv_mutex_lock(&s->log_lock);
+        s->log_async_open = false;
+        uv_mutex_unlock(&s->log_lock);
         uv_close((uv_handle_t *)&s->log_async, on_closed_noop);
     }
     if (s->out_open && s->out_kind != LSP_IO_FILE) {
@@ -655,6 +662,7 @@ int lsp_main(int argc, char **argv) {
     uv_mutex_init(&s->log_lock);
     uv_async_init(&loop, &s->log_async, on_log_async);
     s->log_async.data = s;
+    s->log_async_open = true;
     /* The sink's own level filter decides stderr and the file; everything
      * reaches it so the client can ask for debug with $/setTrace. */
     nib_log_set_level(NIB_LOG_DEBUG);

@@ -130,6 +130,7 @@ typedef struct lsp_server {
     uv_check_t flush_check;
     uv_async_t log_async;
     uv_mutex_t log_lock;
+    bool log_async_open; /* guarded by log_lock */
     lsp_outbuf *log_head, *log_tail; /* window/logMessage params, as JSON */
     FILE *log_file;
     nib_log_level log_level;

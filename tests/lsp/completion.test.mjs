@@ -163,7 +163,9 @@ test('cheap requests and shutdown are answered within 5 ms during generation', {
   const t = process.hrtime.bigint();
   await c.conn.sendRequest('shutdown');
   const ms = Number(process.hrtime.bigint() - t) / 1e6;
-  assert.ok(ms < 50, `shutdown took ${ms} ms`);
+  // One sample on a shared 2-core machine: the bound only proves that the
+  // loop did not wait for the generation (which runs for seconds).
+  assert.ok(ms < 100, `shutdown took ${ms} ms`);
   const res = await p;
   assert.equal(res.e?.code, -32800);
   await c.conn.sendNotification('exit');

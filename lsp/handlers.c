@@ -288,8 +288,9 @@ static void on_initialize(lsp_server *s, json_t *id, json_t *params) {
                    : !strcmp(t, "messages") ? LSP_TRACE_MESSAGES
                                             : LSP_TRACE_OFF;
     }
-    /* The first encoding the client lists that nib supports; UTF-16 when
-     * it lists none (the spec's default). */
+    /* nib keeps UTF-8, so it takes UTF-8 whenever the client offers it,
+     * then UTF-32 (one unit per code point), and UTF-16 otherwise: the
+     * spec's mandatory default, also when the client lists nothing. */
     s->enc = LSP_ENC_UTF16;
     json_t *encs =
         json_object_get(json_object_get(caps, "general"), "positionEncodings");
@@ -297,20 +298,10 @@ static void on_initialize(lsp_server *s, json_t *id, json_t *params) {
     json_t *e;
     json_array_foreach(encs, i, e) {
         const char *name = json_string_value(e);
-        if (!name)
-            continue;
-        if (!strcmp(name, "utf-8")) {
+        if (name && !strcmp(name, "utf-8"))
             s->enc = LSP_ENC_UTF8;
-            break;
-        }
-        if (!strcmp(name, "utf-16")) {
-            s->enc = LSP_ENC_UTF16;
-            break;
-        }
-        if (!strcmp(name, "utf-32")) {
+        else if (name && !strcmp(name, "utf-32") && s->enc == LSP_ENC_UTF16)
             s->enc = LSP_ENC_UTF32;
-            break;
-        }
     }
     s->cap_work_done = json_true_at(caps, "window", "workDoneProgress");
     s->cap_config_pull = json_true_at(caps, "workspace", "configuration");

@@ -25,7 +25,10 @@ test('position encoding negotiation', async () => {
     [undefined, 'utf-16'],
     [['utf-8', 'utf-16'], 'utf-8'],
     [['utf-32', 'utf-16'], 'utf-32'],
-    [['utf-16', 'utf-8'], 'utf-16'],
+    [['utf-16', 'utf-8'], 'utf-8'],
+    [['utf-16', 'utf-32', 'utf-8'], 'utf-8'],
+    [['utf-16', 'utf-32'], 'utf-32'],
+    [['utf-16'], 'utf-16'],
     [['klingon'], 'utf-16'],
   ];
   for (const [offered, want] of cases) {

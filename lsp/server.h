@@ -130,7 +130,7 @@ typedef struct lsp_server {
     uv_check_t flush_check;
     uv_async_t log_async;
     uv_mutex_t log_lock;
-    bool log_async_open; /* guarded by log_lock */
+    bool log_async_open;             /* guarded by log_lock */
     lsp_outbuf *log_head, *log_tail; /* window/logMessage params, as JSON */
     FILE *log_file;
     nib_log_level log_level;
@@ -183,6 +183,17 @@ void lsp_show_message(lsp_server *s, int type, const char *fmt, ...)
  * integer") into msg and returns -1. Keys in fmt must be "s" arguments. */
 int lsp_unpack(json_t *v, char *msg, size_t msg_size, const char *fmt, ...);
 
+/* ---- shared by the handler files ---------------------------------------- */
+
+#define LSP_NIB_VERSION "0.1.0"
+
+/* Bytes of text copied per side for a prompt: about the most the token
+ * budget can use, so a request costs O(budget), not O(document). */
+#define LSP_BYTES_PER_TOKEN 8
+
+#define LSP_BAD_PARAMS(s, id, msg)                                             \
+    lsp_respond_error(s, id, LSP_INVALID_PARAMS, "invalid params: %s", msg)
+
 /* ---- handlers.c ---------------------------------------------------------- */
 
 typedef void (*lsp_request_fn)(lsp_server *s, json_t *id, json_t *params);
@@ -212,8 +223,36 @@ void lsp_apply_settings(lsp_server *s, json_t *obj, bool from_init);
 /* Start (or restart) loading the configured model. */
 void lsp_start_model(lsp_server *s);
 
-/* Cancel every pending completion (shutdown, exit). */
-void lsp_cancel_all(lsp_server *s);
+bool lsp_language_enabled(lsp_server *s, const char *lang);
+
+/* ---- textdoc.c ----------------------------------------------------------- */
+
+/* The open document for uri (borrowed), or NULL. */
+lsp_docent *lsp_docs_find(lsp_server *s, const char *uri);
 void lsp_docs_free(lsp_server *s);
+/* A Position object with non-negative integers; 0 or -1. */
+int lsp_get_position(json_t *pos, uint64_t *line, uint64_t *ch);
+
+void lsp_on_did_open(lsp_server *s, json_t *params);
+void lsp_on_did_change(lsp_server *s, json_t *params);
+void lsp_on_did_close(lsp_server *s, json_t *params);
+void lsp_on_did_save(lsp_server *s, json_t *params);
+void lsp_on_document_text(lsp_server *s, json_t *id, json_t *params);
+
+/* ---- complete.c ---------------------------------------------------------- */
+
+/* Cancel every pending request (shutdown, exit). */
+void lsp_cancel_all(lsp_server *s);
+/* Cancel the completions of one document, and its commands too when
+ * `commands` (the document closed). */
+void lsp_cancel_for_uri(lsp_server *s, const char *uri, bool commands);
+/* The model is ready or failed: release the requests waiting for it. */
+void lsp_pending_model_done(lsp_server *s, cmp_model_state st, const char *msg);
+
+void lsp_on_inline_completion(lsp_server *s, json_t *id, json_t *params);
+void lsp_on_completion(lsp_server *s, json_t *id, json_t *params);
+void lsp_on_cancel_request(lsp_server *s, json_t *params);
+void lsp_on_code_action(lsp_server *s, json_t *id, json_t *params);
+void lsp_on_execute_command(lsp_server *s, json_t *id, json_t *params);
 
 #endif

@@ -10,6 +10,7 @@
 #include "common/nib.h"
 #include "lsp/document.h"
 #include "lsp/framing.h"
+#include "lsp/server.h"
 #include "test.h"
 
 /* ---- framing ------------------------------------------------------------- */
@@ -598,5 +599,41 @@ TEST_IMPL(lsp_stdio_raw_session) {
     char *rest = next_body(&cur);
     ASSERT_MSG(rest == NULL, "unexpected output: %s", rest);
     free(out);
+    return 0;
+}
+
+/* ---- params validation --------------------------------------------------- */
+
+TEST_IMPL(lsp_unpack_names_the_field) {
+    json_t *v = json_loads("{\"textDocument\":{\"uri\":5},\"position\":"
+                           "{\"line\":\"x\",\"character\":1}}",
+                           0, NULL);
+    ASSERT(v != NULL);
+    char msg[256];
+    const char *uri;
+    int line, ch;
+    json_t *o;
+    ASSERT_EQ(lsp_unpack(v, msg, sizeof msg, "{s:{s:s},s:{s:i,s:i}}",
+                         "textDocument", "uri", &uri, "position", "line", &line,
+                         "character", &ch),
+              -1);
+    ASSERT_STR_EQ(msg, "textDocument.uri: expected string, got integer");
+    ASSERT_EQ(lsp_unpack(v, msg, sizeof msg, "{s:o,s:{s:i,s:i}}",
+                         "textDocument", &o, "position", "line", &line,
+                         "character", &ch),
+              -1);
+    ASSERT_STR_EQ(msg, "position.line: expected integer, got string");
+    ASSERT_EQ(lsp_unpack(v, msg, sizeof msg, "{s:o,s?s%,s:o}", "textDocument",
+                         &o, "opt", &uri, &(size_t){0}, "missing", &o),
+              -1);
+    ASSERT(strncmp(msg, "missing: ", 9) == 0);
+    ASSERT_EQ(lsp_unpack(NULL, msg, sizeof msg, "{s:o}", "x", &o), -1);
+    ASSERT_STR_EQ(msg, "params: missing");
+    json_t *arr = json_array();
+    ASSERT_EQ(lsp_unpack(arr, msg, sizeof msg, "{s:o}", "x", &o), -1);
+    ASSERT(strncmp(msg, "params: expected object", 23) == 0);
+    ASSERT_EQ(lsp_unpack(v, msg, sizeof msg, "{s:o}", "position", &o), 0);
+    json_decref(arr);
+    json_decref(v);
     return 0;
 }

@@ -1,6 +1,9 @@
 // lifecycle.test.mjs — initialize, capabilities, encodings, settings,
 // configuration pull, trace, commands, code actions, shutdown and exit.
 import assert from 'node:assert/strict';
+import { readFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   startClient, stopClient, waitFor, openDoc, spawnServer, STAR,
@@ -190,4 +193,18 @@ test('model loading reports $/progress and does not block the handshake', { skip
   assert.equal(prog()[0].kind, 'begin');
   assert.equal(prog().at(-1).kind, 'end');
   await stopClient(c);
+});
+
+test('--log-file gets the log; stderr too', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'nib-lsp-')), 'lsp.log');
+  const c = await startClient({ args: ['--log-file', file, '--log-level', 'info'] });
+  await c.conn.sendNotification('textDocument/didChange', {
+    textDocument: { uri: 'file:///none', version: 1 }, contentChanges: [{ text: '' }],
+  });
+  await stopClient(c);
+  const log = readFileSync(file, 'utf8');
+  assert.match(log, /language server started/);
+  assert.match(log, /initialized \(position encoding utf-16\)/);
+  assert.match(log, /not open/);
+  assert.match(c.proc.stderrText, /not open/);
 });

@@ -136,3 +136,54 @@ test('the default limit is 64 MiB and a 5 MB document is fine', async () => {
   assert.ok((await text(c, 'big')) === big);
   await finish(c);
 });
+
+test('random garbage and random messages do not crash the server or touch documents', async () => {
+  const c = await ready();
+  let x = 7;
+  const r = (n) => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x % n; };
+  const methods = ['initialize', 'shutdown', 'textDocument/didChange', 'textDocument/didOpen', 'textDocument/didClose',
+    'textDocument/inlineCompletion', 'textDocument/completion', 'textDocument/codeAction', 'workspace/executeCommand',
+    '$/cancelRequest', '$/setTrace', 'workspace/didChangeConfiguration', 'nib/_documentText', 'initialized'];
+  const values = () => [null, 0, -1, 1.5, 2 ** 53, '', 'x', [], {}, [1, 'a'], { uri: 5 }, { line: -1, character: 'a' }, true][r(13)];
+  const randObj = (depth) => {
+    const o = {};
+    for (let i = r(4); i > 0; i--) {
+      const k = ['textDocument', 'uri', 'position', 'range', 'start', 'end', 'line', 'character', 'text',
+        'contentChanges', 'context', 'triggerKind', 'command', 'arguments', 'settings', 'value', 'id'][r(17)];
+      o[k] = depth > 0 && r(2) ? randObj(depth - 1) : values();
+    }
+    return o;
+  };
+  const chunks = [];
+  for (let i = 0; i < 400; i++) {
+    const kind = r(6);
+    if (kind === 0) {
+      chunks.push(Buffer.from(Array.from({ length: r(64) }, () => r(256))));
+    } else if (kind === 1) {
+      chunks.push(Buffer.from(['Content-Length: ', 'Content-Length: 99\r\n', '\r\n\r\n', 'Content-Length: 3\r\n\r\n{}}'][r(4)]));
+    } else {
+      const m = { jsonrpc: r(10) ? '2.0' : values(), method: r(10) ? methods[r(methods.length)] : values() };
+      if (r(2)) m.id = r(3) ? i + 1000 : values();
+      if (r(4)) m.params = randObj(3);
+      if (m.params && typeof m.params.textDocument === 'object' && m.params.textDocument && r(2)) {
+        m.params.textDocument = { uri: r(2) ? uri : 'file:///other', version: 5 };
+      }
+      // Never let the fuzz edit the document on purpose, nor end the session.
+      if (['textDocument/didChange', 'textDocument/didOpen', 'textDocument/didClose'].includes(m.method)) {
+        m.params = { ...(m.params || {}), textDocument: { uri: 'file:///other', version: 5 } };
+      }
+      if (m.method === 'shutdown' || m.method === 'exit') m.method = 'nib/nothing';
+      chunks.push(frame(m));
+    }
+  }
+  for (const ch of chunks) c.send(ch);
+  // Close any frame the garbage left open, then resynchronize.
+  c.send(Buffer.from('\r\n\r\n' + ' '.repeat(200)));
+  for (let i = 0; i < 3; i++) {
+    c.send(frame({ jsonrpc: '2.0', id: `probe${i}`, method: 'nib/_documentText', params: { uri } }));
+  }
+  const got = await waitFor(() => c.messages.find((m) => typeof m.id === 'string' && m.id.startsWith('probe') && m.result), 5000, 'a probe answer');
+  assert.equal(got.result.text, 'keep me\n');
+  assert.equal(c.proc.exitCode, null, 'server died: ' + c.proc.stderrText);
+  await finish(c);
+});

@@ -79,6 +79,16 @@ local ok, err = pcall(function()
   end
   io.stderr:write(('nvim: %d item(s), first %q\n'):format(#items, items[1].insertText))
 
+  -- The classic fallback older Neovim versions use.
+  local cr = client.request_sync('textDocument/completion', params, 20000, buf)
+  check(cr and cr.result and not cr.err, 'completion failed: ' .. vim.inspect(cr))
+  local citems = cr.result.items
+  check(#citems <= 1, 'more than one classic item')
+  if #citems == 1 then
+    check(citems[1].filterText == 'ret', 'filterText: ' .. tostring(citems[1].filterText))
+    check(type(citems[1].textEdit.newText) == 'string', 'textEdit.newText')
+  end
+
   vim.lsp.stop_client(id)
   check(vim.wait(5000, function() return vim.lsp.get_client_by_id(id) == nil end, 20), 'server did not stop')
 end)

@@ -15,8 +15,9 @@
  *   --log-level LEVEL  error | warn | info | debug (stderr and the file;
  *                      default info)
  *   --model PATH       default model when settings name none (otherwise
- *                      $NIB_MODEL, then models/nib-coder.gguf next to the
- *                      repository root; NIB_MODEL="" means no default)
+ *                      $NIB_MODEL, then the shipped models/nib-coder.gguf
+ *                      found by nib_default_model; NIB_MODEL="" means no
+ *                      default)
  *   --max-message N    cap on one message body in bytes (default 64 MiB)
  *   -h, --help
  * Returns the process exit status: 0 after shutdown then exit, 1 when the

@@ -554,32 +554,6 @@ static int parse_level(const char *v, nib_log_level *out) {
     return NIB_EINVAL;
 }
 
-/* The model nib ships lives in models/ next to the repository root: one
- * level above the binary (an installed tree or `./nib`), or two (a build
- * directory such as build/nib). */
-static char *shipped_model(void) {
-    char exe[4096];
-    size_t n = sizeof exe;
-    if (uv_exepath(exe, &n) != 0)
-        return NULL;
-    char *slash = strrchr(exe, '/');
-    if (!slash)
-        return NULL;
-    *slash = 0;
-    static const char *rel[] = {"/../models/nib-coder.gguf",
-                                "/../../models/nib-coder.gguf",
-                                "/models/nib-coder.gguf"};
-    for (size_t i = 0; i < NIB_ARRAY_LEN(rel); i++) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s%s", exe, rel[i]);
-        if (access(path, R_OK) == 0) {
-            char real[4096];
-            return nib_strdup(realpath(path, real) ? real : path);
-        }
-    }
-    return NULL;
-}
-
 int lsp_main(int argc, char **argv) {
     lsp_server *s = nib_calloc(1, sizeof *s);
     s->log_level = NIB_LOG_INFO;
@@ -638,12 +612,14 @@ int lsp_main(int argc, char **argv) {
     }
     if (!s->default_model) {
         /* NIB_MODEL set to "" means "no default", which also keeps the
-         * shipped model out (tests rely on that). */
+         * shipped model out (tests rely on that); a NIB_MODEL that names a
+         * missing file is kept so that loading reports it by name. */
         const char *env = getenv("NIB_MODEL");
+        char path[4096];
         if (env)
             s->default_model = *env ? nib_strdup(env) : NULL;
-        else
-            s->default_model = shipped_model();
+        else if (nib_default_model(false, path, sizeof path))
+            s->default_model = nib_strdup(path);
     }
 
     /* A client that dies mid-write must not kill the server with SIGPIPE;

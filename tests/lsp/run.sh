@@ -23,4 +23,4 @@ if ! "${NIB_BINARY:-nib}" lsp --help >/dev/null 2>&1; then
 fi
 cd "$here" || exit 1
 [ $# -gt 0 ] || set -- *.test.mjs
-exec node --test --test-concurrency=1 "$@"
+exec node --test "$@"

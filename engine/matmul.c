@@ -12,6 +12,11 @@
 
 #include <string.h>
 
+/* Below this many bytes of weights a product is done on the calling thread:
+ * waking the pool costs microseconds (and much more when another process
+ * holds the other core), which is more than a small matrix takes. */
+#define PARALLEL_MIN_BYTES (256 * 1024)
+
 /* Rows per tile: 16 rows of a 4096-wide Q8_0 matrix are ~70 KB, about what
  * stays in L1/L2 while the batch loops over them. */
 #define TILE_ROWS 16
@@ -79,5 +84,8 @@ void eng_matmul(eng_ctx *c, float *out, const eng_tensor *w, const float *x,
         else
             eng_pool_run(c->pool, mm_convert, &t);
     }
-    eng_pool_run(c->pool, mm_rows, &t);
+    if (w->row_bytes * (size_t)w->ne1 * (size_t)n_batch < PARALLEL_MIN_BYTES)
+        mm_rows(&t, 0, 1);
+    else
+        eng_pool_run(c->pool, mm_rows, &t);
 }

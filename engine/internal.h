@@ -108,7 +108,7 @@ struct eng_ctx {
     float *v;      /* [n_batch][kv_dim] */
     float *hb;     /* [n_batch][hidden_dim] */
     float *hb2;    /* [n_batch][hidden_dim] */
-    float *att;    /* [n_threads][n_ctx] attention scores, per thread */
+    float *att;    /* [n_threads][n_ctx + head_dim] scores + fp16 query */
     float *logits; /* [n_batch or 1][n_vocab] */
     int n_logits;  /* rows valid in logits after the last eval */
     bool logits_all_rows; /* row i of logits is token i of the last eval */

@@ -11,4 +11,11 @@ static inline bool cli_default_model(char *buf, size_t n) {
     return nib_default_model(false, buf, n);
 }
 
+/* Subcommands living in their own files. Each takes argv starting at the
+ * subcommand's name and returns the process exit code. Declared weak so
+ * the CLI links while one is being written; main() reports a missing one. */
+__attribute__((weak)) int cli_quantize(int argc, char **argv);
+__attribute__((weak)) int cli_mkmodel(int argc, char **argv);
+__attribute__((weak)) int cli_bench(int argc, char **argv);
+
 #endif

@@ -451,6 +451,25 @@ int main(int argc, char **argv) {
         return lsp_main(argc - 1, argv + 1);
 #endif
 
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } tools[] = {
+        {"quantize", cli_quantize},
+        {"mkmodel", cli_mkmodel},
+        {"bench", cli_bench},
+    };
+    for (size_t i = 0; i < NIB_ARRAY_LEN(tools); i++) {
+        if (strcmp(cmd, tools[i].name) == 0) {
+            if (!tools[i].fn) {
+                fprintf(stderr, "nib: '%s' is not built into this binary\n",
+                        cmd);
+                return 2;
+            }
+            return tools[i].fn(argc - 1, argv + 1);
+        }
+    }
+
     options o = {.n_predict = -1, .sp = eng_sampler_default_params()};
     int r = parse_options(argc - 1, argv + 1, &o);
     if (r)

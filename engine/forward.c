@@ -51,141 +51,12 @@ static void rope(float *x, int n_heads, int head_dim, int n_rot, int pos,
     }
 }
 
-/* exp(x) as llama.cpp's vectorised CPU kernels compute it (a range
- * reduction to x = n ln2 + b and a degree-5 polynomial in b, after ARM's
- * optimized-routines expf), evaluated with the same fused multiply-adds so
- * the result is bit-identical. libm's expf differs in the last bit now and
- * then, and the random-weight reference models amplify such bits into
- * visible logit differences. */
-static float expf_vec(float x) {
-    const float shift = 0x1.8p23f;
-    float z = fmaf(x, 0x1.715476p+0f, shift);
-    float n = z - shift;
-    if (!(fabsf(n) <= 192.0f)) /* far outside float's range, or NaN */
-        return n > 0 ? INFINITY : (x != x ? x : 0.0f);
-    float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
-    float u = b * b;
-    float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
-                        fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
-                   u, fmaf(0x1.ffffecp-1f, b, 1.0f));
-    return ldexpf(j, (int)n);
-}
-
 static void swiglu(float *o, const float *gate, const float *up, int n) {
     for (int i = 0; i < n; i++) {
         float g = gate[i];
-        o[i] = g / (1.0f + expf_vec(0.0f - g)) * up[i];
+        o[i] = g / (1.0f + eng__expf_vec(0.0f - g)) * up[i];
     }
 }
-
-/* Sum of 16 lanes in the order of a 512-bit horizontal add (halves, then
- * quarters, then pairs), so softmax sums round as the reference's do. */
-static float sum16_tree(const float *v) {
-    float s8[8], s4[4];
-    for (int i = 0; i < 8; i++)
-        s8[i] = v[i] + v[i + 8];
-    for (int i = 0; i < 4; i++)
-        s4[i] = s8[i] + s8[i + 4];
-    return (s4[0] + s4[2]) + (s4[1] + s4[3]);
-}
-
-/* In-place softmax of x[0..n): blocks of 16 exponentials, each block summed
- * as a tree and the blocks accumulated in double. */
-static void softmax(float *x, int n) {
-    float max = -INFINITY;
-    for (int i = 0; i < n; i++)
-        if (x[i] > max)
-            max = x[i];
-    double sum = 0.0;
-    for (int i = 0; i < n; i += 16) {
-        float blk[16];
-        for (int k = 0; k < 16; k++)
-            blk[k] = i + k < n ? (x[i + k] = expf_vec(x[i + k] - max)) : 0.0f;
-        sum += (double)sum16_tree(blk);
-    }
-    float inv = (float)(1.0 / sum);
-    for (int i = 0; i < n; i++)
-        x[i] *= inv;
-}
-
-/* ---- attention ---------------------------------------------------------- */
-
-typedef struct {
-    eng_ctx *c;
-    int layer;
-    int n;      /* tokens in the batch */
-    int pos0;   /* position of the first one */
-} attn_task;
-
-/* The attention dot products in the order llama.cpp's CPU backend sums them
- * (its tiled F16 GEMM: one 16-lane accumulator per output, fused
- * multiply-adds along k, then a tree over the lanes; lengths that are not a
- * multiple of 16 take the plain kernel, accumulated in double). Matching the
- * order bit for bit matters on the random-weight reference models, which
- * turn one flipped bit of an attention score into a visibly different
- * logit. */
-static float dot16_f16(int n, const eng_fp16 *x, const eng_fp16 *y) {
-    if (n % 16) {
-        double sum = 0.0;
-        for (int k = 0; k < n; k++)
-            sum += (double)(eng_fp16_to_fp32(x[k]) * eng_fp16_to_fp32(y[k]));
-        return (float)sum;
-    }
-    float acc[16] = {0};
-    for (int k = 0; k < n; k += 16)
-        for (int l = 0; l < 16; l++)
-            acc[l] = fmaf(eng_fp16_to_fp32(x[k + l]), eng_fp16_to_fp32(y[k + l]),
-                          acc[l]);
-    return sum16_tree(acc);
-}
-
-/* One (token, head) pair per unit of work: the scores of that query against
- * every cached key up to its own position, softmax, weighted sum of V.
- * The query and the softmax weights are rounded to fp16 before their dot
- * products, where llama.cpp's attention (fp16 KV cache, F16 matmuls with
- * fp16 activations) rounds them. */
-static void attn_worker(void *arg, int ith, int nth) {
-    attn_task *t = arg;
-    eng_ctx *c = t->c;
-    const eng_config *cfg = &c->m->cfg;
-    int hd = cfg->head_dim, kv_dim = cfg->n_kv_heads * hd;
-    int q_dim = cfg->n_heads * hd;
-    int group = cfg->n_heads / cfg->n_kv_heads;
-    float scale = 1.0f / sqrtf((float)hd);
-    size_t layer_off = (size_t)t->layer * c->n_ctx * kv_dim;
-    const eng_fp16 *kc = c->key_cache + layer_off;
-    const eng_fp16 *vc = c->value_cache + layer_off;
-    float *att = c->att + (size_t)ith * (c->n_ctx + hd + 16);
-    eng_fp16 *q16 = (eng_fp16 *)(att + c->n_ctx + 16);
-    int units = t->n * cfg->n_heads;
-    for (int u = ith; u < units; u += nth) {
-        int b = u / cfg->n_heads, h = u % cfg->n_heads;
-        int pos = t->pos0 + b;
-        const float *q = c->q + (size_t)b * q_dim + h * hd;
-        for (int d = 0; d < hd; d++)
-            q16[d] = eng_fp32_to_fp16(q[d]);
-        int kvh = h / group;
-        for (int j = 0; j <= pos; j++)
-            att[j] = dot16_f16(hd, kc + (size_t)j * kv_dim + kvh * hd, q16) *
-                     scale;
-        softmax(att, pos + 1);
-        /* out[d] = sum_j fp16(p_j) v_j[d], lane j % 16 as in the GEMM */
-        float *o = c->xb + (size_t)b * q_dim + h * hd;
-        for (int d = 0; d < hd; d++) {
-            float acc[16] = {0};
-            for (int j = 0; j <= pos; j++) {
-                float p = eng_fp16_to_fp32(eng_fp32_to_fp16(att[j]));
-                const eng_fp16 *v = vc + (size_t)j * kv_dim + kvh * hd;
-                acc[j % 16] = fmaf(eng_fp16_to_fp32(v[d]), p, acc[j % 16]);
-            }
-            o[d] = sum16_tree(acc);
-        }
-    }
-}
-
-/* Attention work (multiply-adds) below which the calling thread does it
- * alone; see PARALLEL_MIN_BYTES in matmul.c. */
-#define ATTN_PARALLEL_MIN (64 * 1024)
 
 /* ---- forward ------------------------------------------------------------ */
 
@@ -237,11 +108,7 @@ int eng_forward(eng_ctx *c, const int32_t *tokens, int n, bool all_logits) {
         }
 
         /* grouped-query attention, causal */
-        attn_task at = {c, l, n, pos0};
-        if ((size_t)n * p->n_heads * (pos0 + n) * hd < ATTN_PARALLEL_MIN)
-            attn_worker(&at, 0, 1);
-        else
-            eng_pool_run(c->pool, attn_worker, &at);
+        eng_attention(c, l, n, pos0);
 
         /* output projection and residual */
         eng_matmul(c, c->xb2, &L->wo, c->xb, n);

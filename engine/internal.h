@@ -135,6 +135,13 @@ void eng_matmul(eng_ctx *c, float *out, const eng_tensor *w, const float *x,
  * the last token or all of them. */
 int eng_forward(eng_ctx *c, const int32_t *tokens, int n, bool all_logits);
 
+/* Attention of layer `layer` for the n tokens at positions pos0.. whose
+ * q (c->q) and K/V (already in the cache) are computed; writes c->xb. */
+void eng_attention(eng_ctx *c, int layer, int n, int pos0);
+
+/* exp(x) computed as llama.cpp's vectorised kernels do (bit-identical). */
+float eng__expf_vec(float x);
+
 /* Dequantize row `row` of t into out[ne0]. */
 void eng_tensor_get_row(const eng_tensor *t, int64_t row, float *out);
 

@@ -136,6 +136,8 @@ typedef struct {
     int n_threads;    /* 0 = number of physical cores */
     bool logits_all;  /* keep logits for every token of the last eval, not
                          only the last (needs n_batch * n_vocab floats) */
+    int kv_limit_mb;  /* LRU limit on the KV memory of all sequences
+                         (0 = 512); the current sequence is never dropped */
 } eng_ctx_params;
 
 eng_ctx_params eng_ctx_default_params(void);
@@ -163,6 +165,39 @@ int eng_ctx_n_vocab(const eng_ctx *c);
 
 /* Forget every token from position n on (n <= n_past). */
 void eng_ctx_truncate(eng_ctx *c, int n);
+
+/* ---- KV cache reuse ----------------------------------------------------------- */
+
+typedef struct {
+    int n_reused;    /* tokens whose K/V were kept (prefix + moved chunks) */
+    int n_evaluated; /* tokens that went through the model */
+    int n_shifted;   /* of n_reused, tokens in chunks moved to a new position */
+} eng_reuse_stats;
+
+/* Make the context hold exactly `tokens` (n of them) and compute the logits
+ * of the last one, evaluating only what the cache does not already have:
+ * the longest common prefix is kept as it is, and after it, runs of at
+ * least `min_chunk` tokens that are identical to a run already in the cache
+ * at another position are moved there (their keys re-rotated by the
+ * position delta) instead of being recomputed, as llama.cpp's server does
+ * with cache_reuse. min_chunk <= 0 disables chunk moving (prefix only).
+ * Returns 0, NIB_ECTXFULL or NIB_EINVAL; fills *st when not NULL. */
+int eng_eval_reuse(eng_ctx *c, const int32_t *tokens, int n, int min_chunk,
+                   eng_reuse_stats *st);
+
+/* ---- sequences ------------------------------------------------------------------ */
+
+/* A context holds several KV sequences (e.g. one per open document plus a
+ * spare); eng_ctx_use_seq switches the context to the sequence named `key`
+ * (any 64-bit id, e.g. a hash of the document URI), creating it if needed.
+ * When the KV memory of all sequences would exceed the limit given in
+ * eng_ctx_params.kv_limit_mb, the least recently used ones are dropped.
+ * Returns 0 or NIB_ENOMEM. The current sequence's tokens and cache are what
+ * eng_eval, eng_eval_reuse, eng_ctx_n_past and eng_ctx_tokens see. */
+int eng_ctx_use_seq(eng_ctx *c, uint64_t key);
+/* Number of live sequences and their total KV bytes. */
+int eng_ctx_n_seqs(const eng_ctx *c);
+size_t eng_ctx_kv_bytes(const eng_ctx *c);
 
 /* ---- sampling ------------------------------------------------------------- */
 

@@ -40,7 +40,7 @@ PRESETS = {
     "tiny": Config(dim=64, n_layers=2, n_heads=2, n_kv_heads=1, ffn_dim=128, ctx=256),
     # A bigger pair for a GPU (see README).
     "target-gpu": Config(dim=1024, n_layers=16, n_heads=16, n_kv_heads=4, ffn_dim=2816, ctx=2048),
-    "draft-gpu": Config(dim=384, n_layers=4, n_heads=6, n_kv_heads=2, ffn_dim=1024, ctx=2048),
+    "draft-gpu": Config(dim=512, n_layers=6, n_heads=8, n_kv_heads=2, ffn_dim=1536, ctx=2048),
 }
 
 

@@ -62,6 +62,9 @@ def main():
     ap.add_argument("--ckpt-every", type=float, default=300, help="seconds")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init", default=None,
+                    help="start from these weights (.pt checkpoint or .gguf), e.g. to "
+                         "fine-tune the shipped model on your own code")
     ap.add_argument("--log-every", type=int, default=10)
     args = ap.parse_args()
     assert (args.minutes is None) != (args.steps is None), "give --minutes or --steps"
@@ -81,6 +84,16 @@ def main():
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
     state = {"step": 0, "elapsed": 0.0, "tokens": 0}
+    if args.init:
+        if args.init.endswith(".gguf"):
+            from export import model_from_gguf
+            src, _ = model_from_gguf(args.init)
+        else:
+            src, _ = load_checkpoint(args.init)
+        assert src.cfg.to_dict() == {**cfg.to_dict(), "ctx": src.cfg.ctx}, \
+            f"--init model {src.cfg} does not match preset {cfg}"
+        model.load_state_dict(src.state_dict())
+        print(f"initialised from {args.init}", flush=True)
     if args.resume and os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path, map_location=dev)
         model.load_state_dict(ck["model"])

@@ -1,0 +1,712 @@
+/*
+ * bench.c — `nib bench`: engine speed figures as one JSON object.
+ *
+ *   nib bench -m MODEL [-t THREADS] [-p 512] [-n 64] [-r 3] [--reuse]
+ *             [--reuse-tokens 2000] [--min-chunk 64] [--text FILE]
+ *             [--bw-mb 1024]
+ *
+ * Every figure is a report, never a pass/fail: the targets live in
+ * bench/README.md next to the measured values. The machine this runs on is
+ * usually shared, so the memory bandwidth is measured in the same process
+ * with the same thread count and the decode speed is reported as a fraction
+ * of what that bandwidth allows (tg_efficiency).
+ *
+ * Order of work, and why:
+ *   1. load the model once untimed (pulls the file into the page cache),
+ *      then time a few loads and keep the best;
+ *   2. prompt (pp), decode (tg) and the verify-batch figures on one context;
+ *   3. with --reuse, the edit-in-the-middle figure on a second context;
+ *   4. peak RSS is read here, before the bandwidth buffer exists, so it
+ *      counts the model, the KV cache and the engine's buffers only;
+ *   5. the bandwidth benchmark, after the model is unloaded.
+ */
+#include <errno.h>
+#include <glob.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define BENCH_X86 1
+#endif
+
+#include "cli.h"
+#include "engine/engine.h"
+#include "engine/gguf.h"
+
+/* Weak until the KV-reuse half of engine.h is implemented everywhere this
+ * file is built: a binary without it still runs the other measures and
+ * says so for --reuse. */
+#pragma weak eng_eval_reuse
+#pragma weak eng_ctx_kv_bytes
+
+/* ---- options ---------------------------------------------------------------- */
+
+typedef struct {
+    const char *model;
+    const char *text; /* --text: source of the reuse prompt */
+    int threads;
+    int n_prompt;
+    int n_gen;
+    int reps;
+    bool reuse;
+    int reuse_tokens;
+    int min_chunk;
+    int bw_mb;
+} bench_opts;
+
+static void bench_usage(FILE *f) {
+    fprintf(f,
+            "usage: nib bench -m MODEL [options]\n"
+            "\n"
+            "Prints one JSON object with the engine's speed on this machine.\n"
+            "\n"
+            "  -m, --model MODEL     GGUF model (required)\n"
+            "  -t, --threads N       threads (default: physical cores)\n"
+            "  -p, --n-prompt N      prompt tokens, one batch (default 512)\n"
+            "  -n, --n-gen N         decoded tokens (default 64)\n"
+            "  -r, --reps N          runs of each measure, best kept "
+            "(default 3)\n"
+            "  --reuse               also time a one-line edit in a long "
+            "prompt\n"
+            "  --reuse-tokens N      length of that prompt (default 2000)\n"
+            "  --min-chunk N         eng_eval_reuse min_chunk (default 64)\n"
+            "  --text FILE           source text of that prompt (default: "
+            "nib's\n"
+            "                        engine/*.c next to this source file)\n"
+            "  --bw-mb N             bandwidth buffer in MiB (default 1024)\n");
+}
+
+static bool bench_int(const char *s, int lo, int hi, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return false;
+    *out = (int)v;
+    return true;
+}
+
+/* Returns 0, 1 (help printed) or 2 (usage error, message printed). */
+static int bench_parse(int argc, char **argv, bench_opts *o) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        struct {
+            const char *s, *l;
+            int *dst, lo, hi;
+        } ints[] = {
+            {"-t", "--threads", &o->threads, 1, 256},
+            {"-p", "--n-prompt", &o->n_prompt, 1, 1 << 16},
+            {"-n", "--n-gen", &o->n_gen, 1, 1 << 16},
+            {"-r", "--reps", &o->reps, 1, 1000},
+            {NULL, "--reuse-tokens", &o->reuse_tokens, 16, 1 << 16},
+            {NULL, "--min-chunk", &o->min_chunk, 0, 1 << 16},
+            {NULL, "--bw-mb", &o->bw_mb, 1, 1 << 20},
+        };
+        bool done = false;
+        for (size_t k = 0; k < NIB_ARRAY_LEN(ints) && !done; k++) {
+            if (strcmp(a, ints[k].l) && (!ints[k].s || strcmp(a, ints[k].s)))
+                continue;
+            if (!v) {
+                fprintf(stderr, "nib bench: option %s needs a value\n", a);
+                return 2;
+            }
+            if (!bench_int(v, ints[k].lo, ints[k].hi, ints[k].dst)) {
+                fprintf(stderr,
+                        "nib bench: invalid value '%s' for %s (an integer "
+                        "from %d to %d)\n",
+                        v, a, ints[k].lo, ints[k].hi);
+                return 2;
+            }
+            i++;
+            done = true;
+        }
+        if (done)
+            continue;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model") ||
+            !strcmp(a, "--text")) {
+            if (!v) {
+                fprintf(stderr, "nib bench: option %s needs a value\n", a);
+                return 2;
+            }
+            if (!strcmp(a, "--text"))
+                o->text = v;
+            else
+                o->model = v;
+            i++;
+        } else if (!strcmp(a, "--reuse")) {
+            o->reuse = true;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            bench_usage(stdout);
+            return 1;
+        } else {
+            fprintf(stderr, "nib bench: unknown option '%s' (see nib bench "
+                            "--help)\n",
+                    a);
+            return 2;
+        }
+    }
+    if (!o->model) {
+        fprintf(stderr, "nib bench: -m MODEL is required (see nib bench "
+                        "--help)\n");
+        return 2;
+    }
+    return 0;
+}
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static double ms_since(uint64_t t0) { return (double)(nib_now_ns() - t0) / 1e6; }
+
+/* xorshift64*: a seeded, reproducible token stream. */
+static uint64_t bench_rand(uint64_t *s) {
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 0x2545F4914F6CDD1DULL;
+}
+
+static void json_str(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+}
+
+/* Weight bytes the decoder reads for one token: every tensor, except that
+ * the token embedding contributes one row (a lookup) unless it is also the
+ * output matrix (tied embeddings: no output.weight tensor), where all of it
+ * is read by the final matmul. */
+static int bytes_per_token(const char *path, uint64_t *out) {
+    eng_gguf *g;
+    char err[256];
+    int r = eng_gguf_open(path, &g, err, sizeof err);
+    if (r < 0)
+        return r;
+    bool tied = eng_gguf_find_tensor(g, "output.weight") == NULL;
+    uint64_t sum = 0;
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const eng_gguf_tensor *t = &g->tensors[i];
+        if (!tied && strcmp(t->name, "token_embd.weight") == 0)
+            sum += t->n_bytes / (t->n_elements / t->ne[0]);
+        else
+            sum += t->n_bytes;
+    }
+    eng_gguf_close(g);
+    *out = sum;
+    return 0;
+}
+
+/* ---- memory bandwidth -------------------------------------------------------- */
+
+/* Each thread sums its slice of the buffer with the widest loads the CPU
+ * has. Four independent accumulators keep several loads in flight; the sum
+ * is returned so the compiler cannot drop the reads. */
+typedef struct {
+    const uint8_t *p;
+    size_t n; /* bytes, a multiple of 256 */
+    uint64_t sum;
+} bw_slice;
+
+#ifdef BENCH_X86
+__attribute__((target("avx512f"))) static uint64_t
+sum_avx512(const uint8_t *p, size_t n) {
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t i = 0; i < n; i += 256) {
+        a0 = _mm512_add_epi64(a0, _mm512_load_si512((const void *)(p + i)));
+        a1 = _mm512_add_epi64(a1,
+                              _mm512_load_si512((const void *)(p + i + 64)));
+        a2 = _mm512_add_epi64(a2,
+                              _mm512_load_si512((const void *)(p + i + 128)));
+        a3 = _mm512_add_epi64(a3,
+                              _mm512_load_si512((const void *)(p + i + 192)));
+    }
+    a0 = _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3));
+    return (uint64_t)_mm512_reduce_add_epi64(a0);
+}
+
+__attribute__((target("avx2"))) static uint64_t sum_avx2(const uint8_t *p,
+                                                         size_t n) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t i = 0; i < n; i += 128) {
+        a0 = _mm256_add_epi64(a0, _mm256_load_si256((const __m256i *)(p + i)));
+        a1 = _mm256_add_epi64(a1,
+                              _mm256_load_si256((const __m256i *)(p + i + 32)));
+        a2 = _mm256_add_epi64(a2,
+                              _mm256_load_si256((const __m256i *)(p + i + 64)));
+        a3 = _mm256_add_epi64(a3,
+                              _mm256_load_si256((const __m256i *)(p + i + 96)));
+    }
+    a0 = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+    uint64_t lane[4];
+    _mm256_storeu_si256((__m256i *)lane, a0);
+    return lane[0] + lane[1] + lane[2] + lane[3];
+}
+#endif
+
+static uint64_t sum_scalar(const uint8_t *p, size_t n) {
+    const uint64_t *q = (const uint64_t *)(const void *)p;
+    uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (size_t i = 0; i < n / 8; i += 4) {
+        a0 += q[i];
+        a1 += q[i + 1];
+        a2 += q[i + 2];
+        a3 += q[i + 3];
+    }
+    return a0 + a1 + a2 + a3;
+}
+
+static const char *bw_isa = "scalar";
+
+static void *bw_thread(void *arg) {
+    bw_slice *s = arg;
+#ifdef BENCH_X86
+    if (strcmp(bw_isa, "avx512") == 0)
+        s->sum = sum_avx512(s->p, s->n);
+    else if (strcmp(bw_isa, "avx2") == 0)
+        s->sum = sum_avx2(s->p, s->n);
+    else
+#endif
+        s->sum = sum_scalar(s->p, s->n);
+    return NULL;
+}
+
+/* Best read bandwidth in GB/s over `passes` passes of `threads` threads
+ * reading `mb` MiB, or a negative error. */
+static int measure_bandwidth(int mb, int threads, int passes, double *gbs) {
+#ifdef BENCH_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        bw_isa = "avx512";
+    else if (__builtin_cpu_supports("avx2"))
+        bw_isa = "avx2";
+#endif
+    size_t bytes = (size_t)mb << 20;
+    uint8_t *raw = nib_try_malloc(bytes + 4096);
+    if (!raw)
+        return NIB_ENOMEM;
+    uint8_t *buf = (uint8_t *)(((uintptr_t)raw + 4095) & ~(uintptr_t)4095);
+    /* Touch every page first so the passes time reads, not page faults. */
+    memset(buf, 1, bytes);
+    size_t per = bytes / (size_t)threads / 256 * 256;
+    bw_slice *sl = nib_calloc((size_t)threads, sizeof *sl);
+    pthread_t *th = nib_calloc((size_t)threads, sizeof *th);
+    double best = 0;
+    uint64_t check = 0;
+    for (int pass = 0; pass < passes; pass++) {
+        uint64_t t0 = nib_now_ns();
+        for (int i = 0; i < threads; i++) {
+            sl[i] = (bw_slice){buf + (size_t)i * per, per, 0};
+            if (i > 0)
+                pthread_create(&th[i], NULL, bw_thread, &sl[i]);
+        }
+        bw_thread(&sl[0]);
+        for (int i = 1; i < threads; i++)
+            pthread_join(th[i], NULL);
+        double s = (double)(nib_now_ns() - t0) / 1e9;
+        for (int i = 0; i < threads; i++)
+            check += sl[i].sum;
+        double g = (double)(per * (size_t)threads) / s / 1e9;
+        if (g > best)
+            best = g;
+    }
+    /* Every byte is 1, so each pass sums to bytes / 8 * 0x0101...01. */
+    if (check == 0)
+        fprintf(stderr, "nib bench: bandwidth checksum is zero\n");
+    nib_free(th);
+    nib_free(sl);
+    nib_free(raw);
+    *gbs = best;
+    return 0;
+}
+
+/* ---- the reuse prompt -------------------------------------------------------- */
+
+/* Read `path` into a new buffer, or else concatenate the .c files of nib's
+ * engine/ folder, found next to this source file (the compiler is given
+ * absolute source paths, so __FILE__ locates the checkout). */
+static int load_text(const char *path, char **out, size_t *len) {
+    if (path)
+        return nib_read_file(path, out, len);
+    char pat[PATH_MAX];
+    const char *slash = strrchr(__FILE__, '/');
+    int dir = slash ? (int)(slash - __FILE__) : 0;
+    snprintf(pat, sizeof pat, "%.*s%sengine/*.c", dir, __FILE__,
+             slash ? "/../" : "../");
+    glob_t gl;
+    if (glob(pat, 0, NULL, &gl) != 0)
+        return NIB_ENOENT;
+    char *all = NULL;
+    size_t n = 0;
+    /* 64 KiB is far more than 2,000 tokens of C in any code vocabulary. */
+    for (size_t i = 0; i < gl.gl_pathc && n < (64u << 10); i++) {
+        char *t;
+        size_t tl;
+        if (nib_read_file(gl.gl_pathv[i], &t, &tl) < 0)
+            continue;
+        all = nib_realloc(all, n + tl + 1);
+        memcpy(all + n, t, tl);
+        n += tl;
+        all[n] = 0;
+        nib_free(t);
+    }
+    globfree(&gl);
+    if (!all)
+        return NIB_ENOENT;
+    *out = all;
+    *len = n;
+    return 0;
+}
+
+static int tokenize_new(const eng_vocab *v, const char *text, size_t len,
+                        int32_t **out) {
+    int cap = (int)NIB_MIN(len + 16, (size_t)INT_MAX / 8);
+    int32_t *t = nib_malloc((size_t)cap * sizeof *t);
+    int n = eng_tokenize(v, text, len, 0, t, cap);
+    if (n > cap) {
+        t = nib_realloc(t, (size_t)n * sizeof *t);
+        n = eng_tokenize(v, text, len, 0, t, n);
+    }
+    if (n < 0) {
+        nib_free(t);
+        return n;
+    }
+    *out = t;
+    return n;
+}
+
+typedef struct {
+    int32_t *orig, *edit;
+    int n_orig, n_edit;
+} reuse_prompt;
+
+/* The first `want` tokens of the text, and the same text with the line in
+ * the middle replaced by another line of code (same indentation). Both are
+ * tokenized from text, as the LSP would tokenize a document. */
+static int make_reuse_prompt(const eng_vocab *v, const char *path, int want,
+                             reuse_prompt *rp, char *err, size_t err_size) {
+    char *text;
+    size_t len;
+    int r = load_text(path, &text, &len);
+    if (r < 0) {
+        nib_errf(err, err_size,
+                 "no source text for the reuse prompt (%s); give one with "
+                 "--text FILE",
+                 path ? path : "engine/*.c not found");
+        return r;
+    }
+    int32_t *all;
+    int n = tokenize_new(v, text, len, &all);
+    nib_free(text);
+    if (n < want) {
+        if (n >= 0)
+            nib_free(all);
+        nib_errf(err, err_size,
+                 "the reuse text has %d tokens, fewer than %d", n, want);
+        return NIB_EINVAL;
+    }
+    /* The text of exactly `want` tokens, rebuilt from their pieces. */
+    size_t cap = 1024, tl = 0;
+    char *cut = nib_malloc(cap);
+    for (int i = 0; i < want; i++) {
+        char piece[256];
+        int pl = eng_token_piece(v, all[i], true, piece, sizeof piece);
+        if (pl <= 0 || pl > (int)sizeof piece)
+            continue;
+        if (tl + (size_t)pl + 1 > cap)
+            cut = nib_realloc(cut, cap = 2 * cap + (size_t)pl);
+        memcpy(cut + tl, piece, (size_t)pl);
+        tl += (size_t)pl;
+    }
+    nib_free(all);
+    /* The line holding the middle byte. */
+    size_t mid = tl / 2, ls = mid, le = mid;
+    while (ls > 0 && cut[ls - 1] != '\n')
+        ls--;
+    while (le < tl && cut[le] != '\n')
+        le++;
+    size_t ind = ls;
+    while (ind < le && (cut[ind] == ' ' || cut[ind] == '\t'))
+        ind++;
+    static const char repl[] = "edited_value = compute(edited_value, 42);";
+    size_t el = tl - (le - ind) + sizeof repl - 1;
+    char *ed = nib_malloc(el + 1);
+    memcpy(ed, cut, ind);
+    memcpy(ed + ind, repl, sizeof repl - 1);
+    memcpy(ed + ind + sizeof repl - 1, cut + le, tl - le);
+    ed[el] = 0;
+    rp->n_orig = tokenize_new(v, cut, tl, &rp->orig);
+    rp->n_edit = tokenize_new(v, ed, el, &rp->edit);
+    nib_free(cut);
+    nib_free(ed);
+    if (rp->n_orig <= 0 || rp->n_edit <= 0) {
+        nib_errf(err, err_size, "cannot tokenize the reuse prompt");
+        return NIB_EINVAL;
+    }
+    return 0;
+}
+
+/* ---- the benchmark ----------------------------------------------------------- */
+
+typedef struct {
+    double load_ms;
+    double pp_tps, tg_tps;
+    double verify1_ms, verify8_ms;
+    size_t kv_bytes;
+    /* --reuse */
+    int reuse_n, reuse_n_edit;
+    double reuse_full_ms, reuse_edit_ms;
+    eng_reuse_stats rs;
+} bench_result;
+
+static void fill_random(int32_t *t, int n, int n_tok, uint64_t *seed) {
+    for (int i = 0; i < n; i++)
+        t[i] = (int32_t)(bench_rand(seed) % (uint64_t)n_tok);
+}
+
+static size_t ctx_kv_bytes(const eng_ctx *c, const eng_model_info *mi) {
+    size_t kv = eng_ctx_kv_bytes ? eng_ctx_kv_bytes(c) : 0;
+    if (kv == 0) /* fp16 K and V for every layer and position */
+        kv = (size_t)2 * mi->n_layer * eng_ctx_n_ctx(c) * mi->n_head_kv *
+             mi->head_dim * 2;
+    return kv;
+}
+
+/* Prompt, decode and verify on one context. */
+static int run_speed(const eng_model *m, const bench_opts *o,
+                     bench_result *res) {
+    eng_model_info mi;
+    eng_model_get_info(m, &mi);
+    int n_tok = eng_vocab_n_tokens(eng_model_vocab(m));
+    eng_ctx_params cp = eng_ctx_default_params();
+    cp.n_ctx = o->n_prompt + o->n_gen + 8;
+    cp.n_batch = NIB_MAX(o->n_prompt, 8);
+    cp.n_threads = o->threads;
+    eng_ctx *c;
+    int r = eng_ctx_new(m, &cp, &c);
+    if (r < 0)
+        return r;
+    uint64_t seed = 0x6e6962u; /* "nib" */
+    int32_t *prompt = nib_malloc((size_t)o->n_prompt * sizeof *prompt);
+    int32_t *gen = nib_malloc((size_t)(o->n_gen + 8) * sizeof *gen);
+    fill_random(prompt, o->n_prompt, n_tok, &seed);
+    fill_random(gen, o->n_gen + 8, n_tok, &seed);
+
+    /* Prompt: the whole prompt as one batch on an empty cache. */
+    double pp_best = 1e300, tg_best = 1e300;
+    for (int rep = 0; rep < o->reps; rep++) {
+        eng_ctx_truncate(c, 0);
+        uint64_t t0 = nib_now_ns();
+        if ((r = eng_eval(c, prompt, o->n_prompt)) < 0)
+            goto done;
+        pp_best = NIB_MIN(pp_best, ms_since(t0));
+        /* Decode: one token at a time after that prompt. */
+        t0 = nib_now_ns();
+        for (int i = 0; i < o->n_gen; i++)
+            if ((r = eng_eval(c, &gen[i], 1)) < 0)
+                goto done;
+        tg_best = NIB_MIN(tg_best, ms_since(t0));
+    }
+    res->pp_tps = o->n_prompt / (pp_best / 1e3);
+    res->tg_tps = o->n_gen / (tg_best / 1e3);
+
+    /* Verify: 8 tokens in one batch against 1 token, both evaluated right
+     * after the prompt (the same context length) and rolled back. */
+    double v1 = 1e300, v8 = 1e300;
+    for (int rep = 0; rep < NIB_MAX(o->reps, 5); rep++) {
+        eng_ctx_truncate(c, o->n_prompt);
+        uint64_t t0 = nib_now_ns();
+        if ((r = eng_eval(c, gen, 1)) < 0)
+            goto done;
+        v1 = NIB_MIN(v1, ms_since(t0));
+        eng_ctx_truncate(c, o->n_prompt);
+        t0 = nib_now_ns();
+        if ((r = eng_eval(c, gen, 8)) < 0)
+            goto done;
+        v8 = NIB_MIN(v8, ms_since(t0));
+    }
+    res->verify1_ms = v1;
+    res->verify8_ms = v8;
+    res->kv_bytes = NIB_MAX(res->kv_bytes, ctx_kv_bytes(c, &mi));
+done:
+    nib_free(gen);
+    nib_free(prompt);
+    eng_ctx_delete(c);
+    return r;
+}
+
+/* The edit-in-the-middle figure: a full eval of the prompt on an empty
+ * sequence, then eng_eval_reuse of the edited prompt on top of it. */
+static int run_reuse(const eng_model *m, const bench_opts *o,
+                     bench_result *res, char *err, size_t err_size) {
+    eng_model_info mi;
+    eng_model_get_info(m, &mi);
+    reuse_prompt rp = {0};
+    int r = make_reuse_prompt(eng_model_vocab(m), o->text, o->reuse_tokens,
+                              &rp, err, err_size);
+    if (r < 0)
+        goto done_prompt;
+    eng_ctx_params cp = eng_ctx_default_params();
+    cp.n_ctx = NIB_MAX(rp.n_orig, rp.n_edit) + 16;
+    cp.n_threads = o->threads;
+    eng_ctx *c;
+    if ((r = eng_ctx_new(m, &cp, &c)) < 0)
+        goto done_prompt;
+    double full = 1e300, edit = 1e300;
+    for (int rep = 0; rep < o->reps; rep++) {
+        /* An empty cache: nothing to reuse, so this is a full eval. */
+        eng_ctx_truncate(c, 0);
+        eng_reuse_stats st;
+        uint64_t t0 = nib_now_ns();
+        if ((r = eng_eval_reuse(c, rp.orig, rp.n_orig, o->min_chunk, &st)) < 0)
+            goto done;
+        full = NIB_MIN(full, ms_since(t0));
+        t0 = nib_now_ns();
+        if ((r = eng_eval_reuse(c, rp.edit, rp.n_edit, o->min_chunk, &st)) < 0)
+            goto done;
+        double e = ms_since(t0);
+        if (e < edit) {
+            edit = e;
+            res->rs = st;
+        }
+    }
+    res->reuse_n = rp.n_orig;
+    res->reuse_n_edit = rp.n_edit;
+    res->reuse_full_ms = full;
+    res->reuse_edit_ms = edit;
+    res->kv_bytes = NIB_MAX(res->kv_bytes, ctx_kv_bytes(c, &mi));
+done:
+    eng_ctx_delete(c);
+done_prompt:
+    nib_free(rp.orig);
+    nib_free(rp.edit);
+    return r;
+}
+
+int cli_bench(int argc, char **argv) {
+    bench_opts o = {.n_prompt = 512,
+                    .n_gen = 64,
+                    .reps = 3,
+                    .reuse_tokens = 2000,
+                    .min_chunk = 64,
+                    .bw_mb = 1024};
+    int r = bench_parse(argc, argv, &o);
+    if (r)
+        return r == 1 ? 0 : 2;
+    if (o.threads <= 0)
+        o.threads = eng_physical_cores();
+    if (access(o.model, R_OK) != 0) {
+        fprintf(stderr, "nib bench: cannot read model %s: %s\n", o.model,
+                strerror(errno));
+        return 1;
+    }
+
+    /* Load once untimed so the file is in the page cache, then time. */
+    char err[512] = "";
+    eng_model *m;
+    if ((r = eng_model_load(o.model, &m, err, sizeof err)) < 0) {
+        fprintf(stderr, "nib bench: cannot load %s: %s\n", o.model,
+                err[0] ? err : nib_strerror(r));
+        return 1;
+    }
+    eng_model_delete(m);
+    bench_result res = {.load_ms = 1e300};
+    for (int i = 0; i < 3; i++) {
+        uint64_t t0 = nib_now_ns();
+        if ((r = eng_model_load(o.model, &m, err, sizeof err)) < 0) {
+            fprintf(stderr, "nib bench: cannot load %s: %s\n", o.model,
+                    err[0] ? err : nib_strerror(r));
+            return 1;
+        }
+        res.load_ms = NIB_MIN(res.load_ms, ms_since(t0));
+        if (i < 2)
+            eng_model_delete(m);
+    }
+    eng_model_info mi;
+    eng_model_get_info(m, &mi);
+    uint64_t bpt;
+    if ((r = bytes_per_token(o.model, &bpt)) < 0) {
+        fprintf(stderr, "nib bench: cannot read %s: %s\n", o.model,
+                nib_strerror(r));
+        eng_model_delete(m);
+        return 1;
+    }
+
+    if ((r = run_speed(m, &o, &res)) < 0) {
+        fprintf(stderr, "nib bench: evaluation failed: %s\n", nib_strerror(r));
+        eng_model_delete(m);
+        return 1;
+    }
+    err[0] = 0;
+    if (o.reuse && !eng_eval_reuse) {
+        fprintf(stderr, "nib bench: --reuse needs eng_eval_reuse, which this "
+                        "build's engine lacks\n");
+        eng_model_delete(m);
+        return 1;
+    }
+    if (o.reuse && (r = run_reuse(m, &o, &res, err, sizeof err)) < 0) {
+        fprintf(stderr, "nib bench: reuse benchmark failed: %s\n",
+                err[0] ? err : nib_strerror(r));
+        eng_model_delete(m);
+        return 1;
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double rss_mb = (double)ru.ru_maxrss / 1024.0; /* KiB on Linux */
+    eng_model_delete(m);
+
+    double bw;
+    if ((r = measure_bandwidth(o.bw_mb, o.threads, 8, &bw)) < 0) {
+        fprintf(stderr, "nib bench: cannot allocate %d MiB for the "
+                        "bandwidth test\n",
+                o.bw_mb);
+        return 1;
+    }
+    double eff = (double)bpt * res.tg_tps / (bw * 1e9);
+
+    const double MB = 1024.0 * 1024.0;
+    printf("{\"model\":");
+    json_str(o.model);
+    printf(",\"ftype\":");
+    json_str(mi.ftype);
+    printf(",\"simd\":");
+    json_str(eng_simd_name());
+    printf(",\"threads\":%d,\"n_prompt\":%d,\"n_gen\":%d,\"reps\":%d",
+           o.threads, o.n_prompt, o.n_gen, o.reps);
+    printf(",\"n_params\":%llu,\"weights_mb\":%.2f,\"bytes_per_token_mb\":%.2f"
+           ",\"kv_mb\":%.2f",
+           (unsigned long long)mi.n_params, (double)mi.weight_bytes / MB,
+           (double)bpt / MB, (double)res.kv_bytes / MB);
+    printf(",\"load_ms\":%.2f,\"pp_tps\":%.2f,\"tg_tps\":%.2f", res.load_ms,
+           res.pp_tps, res.tg_tps);
+    printf(",\"bandwidth_gbs\":%.2f,\"bandwidth_isa\":\"%s\""
+           ",\"tg_efficiency\":%.3f",
+           bw, bw_isa, eff);
+    printf(",\"verify1_ms\":%.3f,\"verify8_ms\":%.3f,\"verify8_ratio\":%.3f",
+           res.verify1_ms, res.verify8_ms, res.verify8_ms / res.verify1_ms);
+    printf(",\"peak_rss_mb\":%.1f", rss_mb);
+    if (o.reuse)
+        printf(",\"reuse_tokens\":%d,\"reuse_tokens_edited\":%d"
+               ",\"reuse_min_chunk\":%d,\"reuse_full_ms\":%.2f"
+               ",\"reuse_edit_ms\":%.2f,\"reuse_fraction\":%.4f"
+               ",\"reuse_reused\":%d,\"reuse_evaluated\":%d"
+               ",\"reuse_shifted\":%d",
+               res.reuse_n, res.reuse_n_edit, o.min_chunk, res.reuse_full_ms,
+               res.reuse_edit_ms, res.reuse_edit_ms / res.reuse_full_ms,
+               res.rs.n_reused, res.rs.n_evaluated, res.rs.n_shifted);
+    printf("}\n");
+    return 0;
+}

@@ -1,0 +1,118 @@
+/*
+ * test-bench.c — `nib bench` smoke tests: the JSON it prints has every
+ * field with a plausible value, and bad arguments give clear errors. The
+ * figures themselves are never asserted against targets (bench/README.md
+ * reports them); only that they are measurements at all.
+ */
+#include <jansson.h>
+
+#include "common/nib.h"
+#include "test.h"
+
+/* Run nib bench with `args` on the shared rq-star Q8_0 model and parse its
+ * stdout; NULL when the model is absent. */
+static json_t *run_bench(const char *model, const char *args) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' bench -m '%s' %s", test_nib_binary(),
+             model, args);
+    char *out;
+    int rc = test_run_capture(cmd, &out, NULL);
+    ASSERT_MSG(rc == 0, "%s exited with %d", cmd, rc);
+    json_error_t e;
+    json_t *j = json_loads(out, 0, &e);
+    ASSERT_MSG(j && json_is_object(j), "not a JSON object (%s): %s", e.text,
+               out);
+    free(out);
+    return j;
+}
+
+static double num(const json_t *j, const char *key) {
+    json_t *v = json_object_get(j, key);
+    ASSERT_MSG(v && json_is_number(v), "field %s missing or not a number",
+               key);
+    return json_number_value(v);
+}
+
+static void check_positive(const json_t *j, const char *const *keys) {
+    for (; *keys; keys++) {
+        double v = num(j, *keys);
+        ASSERT_MSG(v > 0 && v < 1e12, "%s = %g", *keys, v);
+    }
+}
+
+TEST_IMPL(bench_json_fields) {
+    const char *model = test_shared("models/rq-star-q8_0.gguf");
+    if (!model)
+        TEST_SKIP("../shared/models/rq-star-q8_0.gguf absent");
+    json_t *j = run_bench(model, "-t 1 -p 16 -n 4 -r 1 --bw-mb 64");
+    static const char *const pos[] = {
+        "threads",       "n_prompt",   "n_gen",      "n_params",
+        "weights_mb",    "kv_mb",      "load_ms",    "pp_tps",
+        "tg_tps",        "bandwidth_gbs", "tg_efficiency", "verify1_ms",
+        "verify8_ms",    "verify8_ratio", "peak_rss_mb",
+        "bytes_per_token_mb", NULL};
+    check_positive(j, pos);
+    ASSERT_EQ(num(j, "threads"), 1);
+    ASSERT_EQ(num(j, "n_prompt"), 16);
+    ASSERT_EQ(num(j, "n_gen"), 4);
+    ASSERT_STR_EQ(json_string_value(json_object_get(j, "ftype")), "Q8_0");
+    ASSERT(json_string_value(json_object_get(j, "simd")));
+    ASSERT(json_string_value(json_object_get(j, "model")));
+    /* rq-star ties its embeddings: every weight byte is read per token. */
+    ASSERT_NEAR(num(j, "bytes_per_token_mb"), num(j, "weights_mb"), 0.01);
+    /* The decoder cannot read weights faster than memory, give or take
+     * caches: this model fits in L3, so allow a wide margin. */
+    ASSERT(num(j, "tg_efficiency") < 100);
+    /* The process holds the mapped weights at least. */
+    ASSERT(num(j, "peak_rss_mb") >= num(j, "weights_mb") * 0.5);
+    ASSERT(json_object_get(j, "reuse_fraction") == NULL);
+    json_decref(j);
+    return 0;
+}
+
+TEST_IMPL(bench_reuse_fields) {
+    const char *model = test_shared("models/rq-star-q8_0.gguf");
+    if (!model)
+        TEST_SKIP("../shared/models/rq-star-q8_0.gguf absent");
+    json_t *j = run_bench(model, "-t 1 -p 16 -n 4 -r 1 --bw-mb 64 --reuse "
+                                 "--reuse-tokens 300 --min-chunk 16");
+    static const char *const pos[] = {"reuse_tokens", "reuse_full_ms",
+                                      "reuse_edit_ms", "reuse_fraction",
+                                      "reuse_reused", "reuse_evaluated",
+                                      NULL};
+    check_positive(j, pos);
+    /* The prompt is re-tokenized from the cut text, which may merge a
+     * token or two at the cut. */
+    ASSERT_NEAR(num(j, "reuse_tokens"), 300, 2);
+    ASSERT_EQ(num(j, "reuse_min_chunk"), 16);
+    /* Every token of the edited prompt is either kept or evaluated. */
+    ASSERT_EQ(num(j, "reuse_reused") + num(j, "reuse_evaluated"),
+              num(j, "reuse_tokens_edited"));
+    ASSERT_GE(num(j, "reuse_shifted"), 0);
+    ASSERT_LE(num(j, "reuse_shifted"), num(j, "reuse_reused"));
+    /* A one-line edit halfway keeps at least the prefix before it. */
+    ASSERT_GE(num(j, "reuse_reused"), num(j, "reuse_tokens") / 3);
+    json_decref(j);
+    return 0;
+}
+
+TEST_IMPL(bench_bad_arguments) {
+    char cmd[1024];
+    /* Missing -m, an unknown option and a bad number are usage errors. */
+    snprintf(cmd, sizeof cmd, "'%s' bench 2>/dev/null", test_nib_binary());
+    ASSERT_EQ(test_run_capture(cmd, NULL, NULL), 2);
+    snprintf(cmd, sizeof cmd, "'%s' bench -m x --frobnicate 2>/dev/null",
+             test_nib_binary());
+    ASSERT_EQ(test_run_capture(cmd, NULL, NULL), 2);
+    snprintf(cmd, sizeof cmd, "'%s' bench -m x -p 0 2>/dev/null",
+             test_nib_binary());
+    ASSERT_EQ(test_run_capture(cmd, NULL, NULL), 2);
+    /* A missing model names the file on stderr and exits with 1. */
+    char *out;
+    snprintf(cmd, sizeof cmd, "'%s' bench -m /nonexistent/model.gguf 2>&1",
+             test_nib_binary());
+    ASSERT_EQ(test_run_capture(cmd, &out, NULL), 1);
+    ASSERT_MSG(strstr(out, "/nonexistent/model.gguf") != NULL, "%s", out);
+    free(out);
+    return 0;
+}

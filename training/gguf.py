@@ -96,8 +96,9 @@ def quantize_q8_0(arr):
     x = arr.reshape(-1, QK8_0).astype(np.float32)
     amax = np.abs(x).max(axis=1)
     d = amax / 127.0
-    inv = np.where(d > 0, 1.0 / np.where(d > 0, d, 1), 0.0)
-    q = np.round(x * inv[:, None]).astype(np.int8)
+    inv = np.where(d > 0, 1.0 / np.where(d > 0, d, 1), 0.0).astype(np.float32)
+    y = x * inv[:, None]
+    q = (np.sign(y) * np.floor(np.abs(y) + 0.5)).astype(np.int8)  # roundf: half away from 0
     blocks = np.zeros(x.shape[0], dtype=[("d", "<f2"), ("q", "i1", QK8_0)])
     blocks["d"] = d.astype(np.float16)
     blocks["q"] = q

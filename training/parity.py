@@ -5,7 +5,9 @@
 
 For each model, 20 held-out FIM prompts (eval.make_tasks, mixed languages)
 are run through `nib eval -n 32` and through PyTorch on the very weights in
-the GGUF file (Q8_0 dequantized, float32 compute). Checked: the prompt
+the GGUF file (Q8_0 dequantized), rounding activations as nib does: Q8_0
+blocks before each Q8_0 matmul, fp16 for F16 weights and the KV cache
+(--no-emulate: plain float32). Checked: the prompt
 tokenization is identical, and the greedy continuation (up to 32 tokens or
 end of generation) is identical. Where greedy differs, the logit gap of the
 two candidates at the first difference is reported, to tell a near-tie
@@ -33,6 +35,8 @@ def main():
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--gen", type=int, default=32)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--no-emulate", dest="emulate", action="store_false",
+                    help="plain float32 reference instead of nib's activation rounding")
     args = ap.parse_args()
     torch.set_num_threads(1)
     tok = Tokenizer.load(args.tok)
@@ -43,7 +47,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="nib-parity-")
     report = {}
     for mpath in args.models:
-        model, _ = model_from_gguf(mpath)
+        model, _ = model_from_gguf(mpath, emulate=args.emulate)
         res = {"prompts": 0, "tokens_equal": 0, "greedy_equal": 0, "diffs": []}
         for i, t in enumerate(tasks):
             prompt = fim_prompt(t)

@@ -149,8 +149,11 @@ int eng_forward(eng_ctx *c, const int32_t *tokens, int n, bool all_logits) {
 /* ---- context -------------------------------------------------------------- */
 
 eng_ctx_params eng_ctx_default_params(void) {
-    return (eng_ctx_params){
-        .n_ctx = 0, .n_batch = 512, .n_threads = 0, .logits_all = false};
+    return (eng_ctx_params){.n_ctx = 0,
+                            .n_batch = 512,
+                            .n_threads = 0,
+                            .logits_all = false,
+                            .kv_limit_mb = 512};
 }
 
 #define TRY_ALLOC(ptr, n, size)                                                \
@@ -159,6 +162,41 @@ eng_ctx_params eng_ctx_default_params(void) {
         if (!(ptr))                                                            \
             goto oom;                                                          \
     } while (0)
+
+static void seq_free(eng_seq *s) {
+    nib_free(s->key_cache);
+    nib_free(s->value_cache);
+    nib_free(s->tokens);
+    memset(s, 0, sizeof *s);
+}
+
+/* Allocate the buffers of a new, empty sequence. */
+static int seq_alloc(eng_ctx *c, eng_seq *s, uint64_t key) {
+    const eng_config *p = &c->m->cfg;
+    size_t kv = (size_t)p->n_layers * c->n_ctx * p->n_kv_heads * p->head_dim;
+    memset(s, 0, sizeof *s);
+    s->key = key;
+    s->key_cache = nib_try_calloc(kv, sizeof(eng_fp16));
+    s->value_cache = nib_try_calloc(kv, sizeof(eng_fp16));
+    s->tokens = nib_try_calloc((size_t)c->n_ctx, sizeof(int32_t));
+    if (!s->key_cache || !s->value_cache || !s->tokens) {
+        seq_free(s);
+        return NIB_ENOMEM;
+    }
+    return 0;
+}
+
+/* Point the context's working aliases at seqs[i]. */
+static void seq_activate(eng_ctx *c, int i) {
+    eng_seq *s = &c->seqs[i];
+    c->cur = i;
+    c->key_cache = s->key_cache;
+    c->value_cache = s->value_cache;
+    c->tokens = s->tokens;
+    c->n_past = s->n_past;
+    c->n_logits = 0;
+    s->last_used = ++c->clock;
+}
 
 int eng_ctx_new(const eng_model *m, const eng_ctx_params *params,
                 eng_ctx **out) {
@@ -175,6 +213,8 @@ int eng_ctx_new(const eng_model *m, const eng_ctx_params *params,
         c->p.n_batch = c->p.n_ctx;
     if (c->p.n_threads <= 0)
         c->p.n_threads = eng_physical_cores();
+    if (c->p.kv_limit_mb <= 0)
+        c->p.kv_limit_mb = 512;
     if (c->p.n_ctx > (1 << 20) || c->p.n_threads > 256) {
         nib_free(c);
         return NIB_EINVAL;
@@ -197,19 +237,11 @@ int eng_ctx_new(const eng_model *m, const eng_ctx_params *params,
               sizeof(float));
     TRY_ALLOC(c->logits, (c->p.logits_all ? nb : 1) * p->n_vocab,
               sizeof(float));
-    size_t kv = (size_t)p->n_layers * c->n_ctx * kv_dim;
-    TRY_ALLOC(c->key_cache, kv, sizeof(eng_fp16));
-    TRY_ALLOC(c->value_cache, kv, sizeof(eng_fp16));
-    TRY_ALLOC(c->tokens, (size_t)c->n_ctx, sizeof(int32_t));
 
     /* Scratch for activations converted to the widest vec_dot_type row any
      * weight of this model needs. */
-    size_t row = 0;
-    const eng_tensor *all[] = {&m->w.output};
-    for (size_t i = 0; i < NIB_ARRAY_LEN(all); i++)
-        row = NIB_MAX(row, eng_row_size(
-                               eng_type_traits[all[i]->type].vec_dot_type,
-                               all[i]->ne0));
+    size_t row = eng_row_size(eng_type_traits[m->w.output.type].vec_dot_type,
+                              m->w.output.ne0);
     for (int l = 0; l < p->n_layers; l++) {
         const eng_layer *L = &m->w.layers[l];
         const eng_tensor *ts[] = {&L->wq,     &L->wk,   &L->wv,    &L->wo,
@@ -221,6 +253,16 @@ int eng_ctx_new(const eng_model *m, const eng_ctx_params *params,
     }
     c->wdata_size = row * nb;
     TRY_ALLOC(c->wdata, c->wdata_size, 1);
+
+    /* the first sequence (key 0) */
+    c->seq_bytes = (size_t)p->n_layers * c->n_ctx * kv_dim * 2 *
+                       sizeof(eng_fp16) +
+                   (size_t)c->n_ctx * sizeof(int32_t);
+    TRY_ALLOC(c->seqs, 1, sizeof(eng_seq));
+    if (seq_alloc(c, &c->seqs[0], 0) < 0)
+        goto oom;
+    c->n_seqs = 1;
+    seq_activate(c, 0);
 
     c->pool = eng_pool_new(c->p.n_threads);
     *out = c;
@@ -244,12 +286,60 @@ void eng_ctx_delete(eng_ctx *c) {
     nib_free(c->hb2);
     nib_free(c->att);
     nib_free(c->logits);
-    nib_free(c->key_cache);
-    nib_free(c->value_cache);
-    nib_free(c->tokens);
     nib_free(c->wdata);
+    for (int i = 0; i < c->n_seqs; i++)
+        seq_free(&c->seqs[i]);
+    nib_free(c->seqs);
     nib_free(c);
 }
+
+/* ---- sequences ------------------------------------------------------------ */
+
+int eng_ctx_use_seq(eng_ctx *c, uint64_t key) {
+    c->seqs[c->cur].n_past = c->n_past;
+    for (int i = 0; i < c->n_seqs; i++) {
+        if (c->seqs[i].key == key) {
+            seq_activate(c, i);
+            return 0;
+        }
+    }
+    /* Make room: drop least recently used sequences (never the current
+     * one) while a new one would break the limit. */
+    size_t limit = (size_t)c->p.kv_limit_mb << 20;
+    while (c->n_seqs > 1 && (size_t)(c->n_seqs + 1) * c->seq_bytes > limit) {
+        int lru = -1;
+        for (int i = 0; i < c->n_seqs; i++)
+            if (i != c->cur &&
+                (lru < 0 || c->seqs[i].last_used < c->seqs[lru].last_used))
+                lru = i;
+        seq_free(&c->seqs[lru]);
+        c->seqs[lru] = c->seqs[c->n_seqs - 1];
+        if (c->cur == c->n_seqs - 1)
+            c->cur = lru;
+        c->n_seqs--;
+    }
+    eng_seq *grown =
+        nib_try_realloc(c->seqs, (size_t)(c->n_seqs + 1) * sizeof(eng_seq));
+    if (!grown)
+        return NIB_ENOMEM;
+    c->seqs = grown;
+    int r = seq_alloc(c, &c->seqs[c->n_seqs], key);
+    if (r < 0) {
+        seq_activate(c, c->cur); /* realloc may have moved the aliases */
+        return r;
+    }
+    c->n_seqs++;
+    seq_activate(c, c->n_seqs - 1);
+    return 0;
+}
+
+int eng_ctx_n_seqs(const eng_ctx *c) { return c->n_seqs; }
+
+size_t eng_ctx_kv_bytes(const eng_ctx *c) {
+    return (size_t)c->n_seqs * c->seq_bytes;
+}
+
+/* ---- evaluation ------------------------------------------------------------ */
 
 int eng_eval(eng_ctx *c, const int32_t *tokens, int n) {
     if (n <= 0)
@@ -265,6 +355,100 @@ int eng_eval(eng_ctx *c, const int32_t *tokens, int n) {
         if (r < 0)
             return r;
     }
+    c->seqs[c->cur].n_past = c->n_past;
+    return 0;
+}
+
+/* Move the cached K/V of positions [from, from + len) to [to, to + len),
+ * rotating the keys by the position change. RoPE rotations compose, so a
+ * key rotated for position p becomes the key for p + delta after one more
+ * rotation by delta; only the fp16 rounding of the stored key differs from
+ * computing it afresh. */
+static void kv_move(eng_ctx *c, int from, int to, int len) {
+    const eng_config *p = &c->m->cfg;
+    int kv_dim = p->n_kv_heads * p->head_dim;
+    int delta = to - from;
+    float tmp[1024]; /* one head; the loader caps head_dim at 1024 */
+    for (int l = 0; l < p->n_layers; l++) {
+        size_t base = (size_t)l * c->n_ctx * kv_dim;
+        eng_fp16 *k = c->key_cache + base, *v = c->value_cache + base;
+        memmove(k + (size_t)to * kv_dim, k + (size_t)from * kv_dim,
+                (size_t)len * kv_dim * sizeof(eng_fp16));
+        memmove(v + (size_t)to * kv_dim, v + (size_t)from * kv_dim,
+                (size_t)len * kv_dim * sizeof(eng_fp16));
+        if (delta == 0)
+            continue;
+        for (int i = 0; i < len; i++) {
+            for (int h = 0; h < p->n_kv_heads; h++) {
+                eng_fp16 *head = k + (size_t)(to + i) * kv_dim + h * p->head_dim;
+                for (int d = 0; d < p->head_dim; d++)
+                    tmp[d] = eng_fp16_to_fp32(head[d]);
+                rope(tmp, 1, p->head_dim, p->n_rot, delta, p);
+                for (int d = 0; d < p->head_dim; d++)
+                    head[d] = eng_fp32_to_fp16(tmp[d]);
+            }
+        }
+    }
+    memmove(c->tokens + to, c->tokens + from, (size_t)len * sizeof(int32_t));
+}
+
+int eng_eval_reuse(eng_ctx *c, const int32_t *tokens, int n, int min_chunk,
+                   eng_reuse_stats *st) {
+    eng_reuse_stats s = {0};
+    if (n <= 0 || n > c->n_ctx)
+        return n <= 0 ? NIB_EINVAL : NIB_ECTXFULL;
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->m->cfg.n_vocab)
+            return NIB_EINVAL;
+    const int32_t *old = c->tokens;
+    int n_old = c->n_past;
+
+    /* Longest common prefix, keeping at least the last token to evaluate:
+     * its logits are the point of the call. */
+    int pre = 0;
+    while (pre < n_old && pre < n - 1 && old[pre] == tokens[pre])
+        pre++;
+
+    /* Longest common suffix after the prefix in both streams: after a
+     * one-line edit, or a keystroke in a FIM prompt's prefix part, it is
+     * everything past the edit, shifted by the change in length. */
+    int suf = 0;
+    if (min_chunk > 0) {
+        while (suf < n_old - pre && suf < n - pre &&
+               old[n_old - 1 - suf] == tokens[n - 1 - suf])
+            suf++;
+        if (suf < min_chunk)
+            suf = 0;
+    }
+
+    int r;
+    if (suf > 0) {
+        /* old [n_old - suf, n_old) -> new [n - suf, n); the last of them is
+         * evaluated again for its logits. */
+        int from = n_old - suf, to = n - suf;
+        int keep = suf - 1;
+        if (keep > 0 && to != from)
+            kv_move(c, from, to, keep);
+        s.n_shifted = to != from ? keep : 0;
+        c->n_past = pre;
+        if (to > pre && (r = eng_eval(c, tokens + pre, to - pre)) < 0)
+            return r;
+        /* the moved run (its tokens moved with it) follows the middle */
+        c->n_past = to + keep;
+        if ((r = eng_eval(c, tokens + n - 1, 1)) < 0)
+            return r;
+        s.n_reused = pre + keep;
+        s.n_evaluated = (to - pre) + 1;
+    } else {
+        c->n_past = pre;
+        if ((r = eng_eval(c, tokens + pre, n - pre)) < 0)
+            return r;
+        s.n_reused = pre;
+        s.n_evaluated = n - pre;
+    }
+    c->seqs[c->cur].n_past = c->n_past;
+    if (st)
+        *st = s;
     return 0;
 }
 
@@ -289,5 +473,6 @@ void eng_ctx_truncate(eng_ctx *c, int n) {
     if (n < c->n_past) {
         c->n_past = n;
         c->n_logits = 0;
+        c->seqs[c->cur].n_past = n;
     }
 }

@@ -94,6 +94,16 @@ struct eng_model {
 
 /* ---- inference state -------------------------------------------------------- */
 
+/* One KV sequence: the cache of one token stream (e.g. one document). */
+typedef struct {
+    uint64_t key;          /* caller's name for it */
+    eng_fp16 *key_cache;   /* [n_layers][n_ctx][kv_dim] */
+    eng_fp16 *value_cache; /* [n_layers][n_ctx][kv_dim] */
+    int32_t *tokens;       /* [n_ctx] the tokens behind the cache */
+    int n_past;
+    uint64_t last_used;    /* LRU clock */
+} eng_seq;
+
 struct eng_ctx {
     const eng_model *m;
     eng_ctx_params p;
@@ -115,12 +125,19 @@ struct eng_ctx {
     void *wdata;   /* activations converted to a weight's vec_dot_type */
     size_t wdata_size;
 
-    /* KV cache: [n_layers][n_ctx][kv_dim] fp16 each, as llama.cpp keeps it */
+    /* The current sequence's KV cache, [n_layers][n_ctx][kv_dim] fp16 each
+     * as llama.cpp keeps it, and its tokens: aliases of seqs[cur]. */
     eng_fp16 *key_cache;
     eng_fp16 *value_cache;
     int n_ctx;
     int n_past;
-    int32_t *tokens; /* [n_ctx] the tokens behind the cache */
+    int32_t *tokens; /* [n_ctx] */
+
+    eng_seq *seqs;   /* [n_seqs] live sequences */
+    int n_seqs;
+    int cur;         /* index of the current one in seqs */
+    uint64_t clock;
+    size_t seq_bytes; /* KV + token bytes of one sequence */
 };
 
 /* ---- kernels (forward.c, matmul.c) ------------------------------------------ */

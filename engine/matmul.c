@@ -3,22 +3,36 @@
  *
  * Activations are first converted to the weight type's vec_dot_type (Q8_0,
  * Q8_K, F16, ...) once per call, as ggml does, so every row dot product is
- * an integer or half-precision kernel. Threads split the weight rows; each
- * thread walks its rows in small tiles and, inside a tile, every token of
- * the batch, so a tile of weights is read from memory once per batch and
- * then served from L1.
+ * an integer or half-precision kernel. Threads split the weight rows on
+ * tile boundaries. Inside a tile, each weight row meets up to ENG_NRC_MAX
+ * activation rows per call of the type's batched dot (vec_dot_nrc), which
+ * decodes the weight blocks once for all of them; the tile stays in L1/L2
+ * while the batch walks over it, so weights come from memory once per
+ * call however long the batch.
+ *
+ * Every output is bit-identical to what vec_dot gives for that one row and
+ * column (the batched kernels keep vec_dot's summation order, checked by
+ * test kernels_nrc_equals_vec_dot): a token's logits do not depend on the
+ * batch it was evaluated in, so a speculative verify of 8 tokens agrees
+ * with decoding them one by one. That is also why there is no BLAS path
+ * here: dequantizing to F32 and calling sgemm changes the rounding of every
+ * output, and on this 2-core machine it measured slower than the integer
+ * kernels anyway (see bench/kernels/README.md).
  */
 #include "internal.h"
 
 #include <string.h>
 
-/* Below this many bytes of weights a product is done on the calling thread:
- * waking the pool costs microseconds (and much more when another process
- * holds the other core), which is more than a small matrix takes. */
-#define PARALLEL_MIN_BYTES (256 * 1024)
+/* Below this many bytes of weights a product runs on the calling thread:
+ * waking the pool costs a few microseconds when the other core is idle and
+ * up to a scheduler tick when another process holds it, which is more than
+ * such a product takes alone. 0.5B-class decode projections (0.1 to 5 MB)
+ * stay above it, the K/V projections of the small test models below. */
+#define PARALLEL_MIN_BYTES (128 * 1024)
 
-/* Rows per tile: 16 rows of a 4096-wide Q8_0 matrix are ~70 KB, about what
- * stays in L1/L2 while the batch loops over them. */
+/* Rows per tile. A tile is the unit both of the thread split and of cache
+ * reuse: 16 rows of a 4864-wide Q8_0 matrix are 83 KB (L2), of an
+ * 896-wide one 15 KB (L1), while the batch's columns stream past. */
 #define TILE_ROWS 16
 
 typedef struct {
@@ -29,6 +43,7 @@ typedef struct {
     float *out;          /* [n_batch][ne1] */
     int n_batch;
     eng_vec_dot_fn dot;
+    eng_vec_dot_nrc_fn dot_nrc;
     eng_from_float_fn convert; /* NULL: x is used as it is (F32) */
 } mm_task;
 
@@ -39,26 +54,40 @@ static void mm_convert(void *arg, int ith, int nth) {
                    (uint8_t *)t->xq + (size_t)b * t->xq_row, t->w->ne0);
 }
 
+/* Rows [r0, r1) against every column of the batch. */
+static void mm_tile(const mm_task *t, int64_t r0, int64_t r1) {
+    const eng_tensor *w = t->w;
+    const int64_t rows = w->ne1;
+    const int n = (int)w->ne0;
+    const uint8_t *wd = w->data;
+    const uint8_t *xq = t->xq;
+    if (t->n_batch == 1) {
+        for (int64_t r = r0; r < r1; r++)
+            t->dot(n, &t->out[r], wd + (size_t)r * w->row_bytes, xq);
+        return;
+    }
+    for (int b0 = 0; b0 < t->n_batch; b0 += ENG_NRC_MAX) {
+        const int nc = NIB_MIN(ENG_NRC_MAX, t->n_batch - b0);
+        const void *xb = xq + (size_t)b0 * t->xq_row;
+        float *ob = t->out + (size_t)b0 * rows;
+        for (int64_t r = r0; r < r1; r++) {
+            float s[ENG_NRC_MAX];
+            t->dot_nrc(n, nc, s, wd + (size_t)r * w->row_bytes, xb, t->xq_row);
+            for (int c = 0; c < nc; c++)
+                ob[(size_t)c * rows + r] = s[c];
+        }
+    }
+}
+
 static void mm_rows(void *arg, int ith, int nth) {
     mm_task *t = arg;
-    const eng_tensor *w = t->w;
-    int64_t rows = w->ne1;
+    int64_t rows = t->w->ne1;
     /* Split on tile boundaries so threads never share a cache line of
      * output and each gets an even share of rows. */
     int64_t n_tiles = (rows + TILE_ROWS - 1) / TILE_ROWS;
     int64_t t0 = n_tiles * ith / nth, t1 = n_tiles * (ith + 1) / nth;
-    const uint8_t *wd = w->data;
-    const uint8_t *xq = t->xq;
-    for (int64_t tile = t0; tile < t1; tile++) {
-        int64_t r0 = tile * TILE_ROWS;
-        int64_t r1 = NIB_MIN(r0 + TILE_ROWS, rows);
-        for (int b = 0; b < t->n_batch; b++) {
-            const void *xb = xq + (size_t)b * t->xq_row;
-            float *ob = t->out + (size_t)b * rows;
-            for (int64_t r = r0; r < r1; r++)
-                t->dot((int)w->ne0, &ob[r], wd + (size_t)r * w->row_bytes, xb);
-        }
-    }
+    for (int64_t tile = t0; tile < t1; tile++)
+        mm_tile(t, tile * TILE_ROWS, NIB_MIN((tile + 1) * TILE_ROWS, rows));
 }
 
 void eng_matmul(eng_ctx *c, float *out, const eng_tensor *w, const float *x,
@@ -71,7 +100,11 @@ void eng_matmul(eng_ctx *c, float *out, const eng_tensor *w, const float *x,
         .out = out,
         .n_batch = n_batch,
         .dot = tt->vec_dot,
+        .dot_nrc = tt->vec_dot_nrc,
     };
+    const bool parallel =
+        w->row_bytes * (size_t)w->ne1 * (size_t)n_batch >= PARALLEL_MIN_BYTES &&
+        eng_pool_size(c->pool) > 1;
     if (vt == ENG_TYPE_F32) {
         t.xq = (void *)x;
         t.xq_row = (size_t)w->ne0 * sizeof(float);
@@ -79,13 +112,13 @@ void eng_matmul(eng_ctx *c, float *out, const eng_tensor *w, const float *x,
         t.xq = c->wdata;
         t.xq_row = eng_row_size(vt, w->ne0);
         t.convert = eng_type_traits[vt].from_float;
-        if (n_batch == 1)
-            t.convert(x, t.xq, w->ne0);
+        if (n_batch == 1 || !parallel)
+            mm_convert(&t, 0, 1);
         else
             eng_pool_run(c->pool, mm_convert, &t);
     }
-    if (w->row_bytes * (size_t)w->ne1 * (size_t)n_batch < PARALLEL_MIN_BYTES)
-        mm_rows(&t, 0, 1);
-    else
+    if (parallel)
         eng_pool_run(c->pool, mm_rows, &t);
+    else
+        mm_rows(&t, 0, 1);
 }

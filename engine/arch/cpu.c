@@ -31,6 +31,9 @@ int eng__arch_available(const eng_arch_kernels **out, int max) {
         out[n++] = &eng__kernels_avx2;
     if (n < max && has_avx512())
         out[n++] = &eng__kernels_avx512;
+    /* After it, so that its batched dots replace quant_avx512.c's. */
+    if (n < max && has_avx512())
+        out[n++] = &eng__kernels_avx512_gemm;
     return n;
 }
 #else

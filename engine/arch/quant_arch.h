@@ -29,6 +29,9 @@ int eng__arch_available(const eng_arch_kernels **out, int max);
 #if defined(__x86_64__)
 extern const eng_arch_kernels eng__kernels_avx2;
 extern const eng_arch_kernels eng__kernels_avx512;
+/* gemm_avx512.c: batched dots bit-identical to vec_dot (only vec_dot_nrc
+ * entries), installed after eng__kernels_avx512. */
+extern const eng_arch_kernels eng__kernels_avx512_gemm;
 #endif
 
 /* Shared scalar helper (quant.c): unpack Q4_K/Q5_K's 12-byte 6-bit

@@ -1,0 +1,251 @@
+/*
+ * gemm_avx512.c — batched dots (vec_dot_nrc) for the 32-element block types
+ * whose results equal their vec_dot bit for bit (compiled with the AVX-512
+ * + VNNI flags; installed over quant_avx512.c's batched kernels by
+ * eng_quant_init when cpu.c found AVX-512).
+ *
+ * eng_matmul evaluates a batch of tokens with vec_dot_nrc and a single token
+ * with vec_dot, so a token's logits would depend on the batch it arrived in
+ * unless every column of the batched dot is the same float sum, in the same
+ * order, as vec_dot. For the K-quants the existing kernels already are; for
+ * Q8_0, Q4_0, Q5_0 (whose vec_dot keeps two accumulators over four blocks
+ * and finishes leftover blocks one at a time) and Q4_1 (whose vec_dot is the
+ * AVX2 one, eight lanes per block) these kernels rebuild exactly that
+ * order: the int32 lanes hold the same sums of four products, which are
+ * exact whatever instruction forms them, and every float step (scale
+ * product, convert, FMA into the same accumulator, the same horizontal
+ * sums) is the one vec_dot does. Test kernels_nrc_equals_vec_dot checks it.
+ *
+ * Per column the work is a masked negate, one vpdpbusd and one FMA per two
+ * blocks; the weights' decode, |x| and sign mask happen once per row.
+ */
+#include "quant_arch.h"
+
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "quant_x86.h"
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* Same switch as quant_avx512.c: a constant nrc per instance keeps the
+ * per-column accumulators in registers. */
+#define NRC_DISPATCH(name, impl)                                               \
+    void name(int n, int nrc, float *restrict s, const void *restrict vx,      \
+              const void *restrict vy, size_t st) {                            \
+        switch (nrc) {                                                         \
+        case 1: impl(n, 1, s, vx, vy, st); break;                              \
+        case 2: impl(n, 2, s, vx, vy, st); break;                              \
+        case 3: impl(n, 3, s, vx, vy, st); break;                              \
+        case 4: impl(n, 4, s, vx, vy, st); break;                              \
+        case 5: impl(n, 5, s, vx, vy, st); break;                              \
+        case 6: impl(n, 6, s, vx, vy, st); break;                              \
+        case 7: impl(n, 7, s, vx, vy, st); break;                              \
+        default: impl(n, 8, s, vx, vy, st); break;                             \
+        }                                                                      \
+    }
+
+ALWAYS_INLINE const void *col(const void *vy, int c, size_t st) {
+    return (const char *)vy + (size_t)c * st;
+}
+
+ALWAYS_INLINE __m512i join256(__m256i lo, __m256i hi) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/* [a x 8 | b x 8] */
+ALWAYS_INLINE __m512 two_scales(float a, float b) {
+    return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
+}
+
+/* ==== Q8_0-activation types: Q8_0, Q4_0, Q5_0 ============================== */
+
+/* Four weight blocks decoded to signed bytes: w[0] = blocks 0-1, w[1] =
+ * blocks 2-3 (each in element order), and their scales as floats. */
+typedef struct {
+    __m512i w[2];
+    float d[4];
+} quad;
+
+ALWAYS_INLINE void quad_q8_0(const block_q8_0 *a, quad *q) {
+    for (int h = 0; h < 2; h++)
+        q->w[h] =
+            join256(_mm256_loadu_si256((const __m256i *)a[2 * h].qs),
+                    _mm256_loadu_si256((const __m256i *)a[2 * h + 1].qs));
+    for (int k = 0; k < 4; k++)
+        q->d[k] = fp16_to_f32_f16c(a[k].d);
+}
+
+/* Nibbles of two blocks to [lo0 hi0 lo1 hi1] (elements 0-31 of each). */
+ALWAYS_INLINE __m512i nibbles_pair(const uint8_t *q0, const uint8_t *q1) {
+    const __m512i m4 = _mm512_set1_epi8(0xf);
+    const __m512i idx = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
+    __m512i q = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)q0));
+    q = _mm512_inserti32x4(q, _mm_loadu_si128((const __m128i *)q1), 1);
+    __m512i lo = _mm512_and_si512(q, m4);
+    __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+    return _mm512_permutex2var_epi64(lo, idx, hi);
+}
+
+ALWAYS_INLINE void quad_q4_0(const block_q4_0 *a, quad *q) {
+    const __m512i eight = _mm512_set1_epi8(8);
+    for (int h = 0; h < 2; h++)
+        q->w[h] = _mm512_sub_epi8(nibbles_pair(a[2 * h].qs, a[2 * h + 1].qs),
+                                  eight);
+    for (int k = 0; k < 4; k++)
+        q->d[k] = fp16_to_f32_f16c(a[k].d);
+}
+
+ALWAYS_INLINE void quad_q5_0(const block_q5_0 *a, quad *q) {
+    const __m512i sixteen = _mm512_set1_epi8(16);
+    for (int h = 0; h < 2; h++) {
+        uint32_t h0, h1;
+        memcpy(&h0, a[2 * h].qh, 4);
+        memcpy(&h1, a[2 * h + 1].qh, 4);
+        /* q - 16: the nibble where the 5th bit is set, nibble - 16 where
+         * it is clear. */
+        __m512i nib = nibbles_pair(a[2 * h].qs, a[2 * h + 1].qs);
+        q->w[h] = _mm512_mask_sub_epi8(
+            nib, (__mmask64)~((uint64_t)h0 | ((uint64_t)h1 << 32)), nib,
+            sixteen);
+    }
+    for (int k = 0; k < 4; k++)
+        q->d[k] = fp16_to_f32_f16c(a[k].d);
+}
+
+/* One leftover block of signed bytes, decoded per type. */
+ALWAYS_INLINE __m256i single_q8_0(const block_q8_0 *a) {
+    return _mm256_loadu_si256((const __m256i *)a->qs);
+}
+ALWAYS_INLINE __m256i single_q4_0(const block_q4_0 *a) {
+    return _mm256_sub_epi8(nibbles32(a->qs), _mm256_set1_epi8(8));
+}
+ALWAYS_INLINE __m256i single_q5_0(const block_q5_0 *a) {
+    uint32_t qh;
+    memcpy(&qh, a->qh, 4);
+    return _mm256_or_si256(
+        nibbles32(a->qs),
+        _mm256_andnot_si256(bits32_to_bytes(qh), _mm256_set1_epi8((char)0xf0)));
+}
+
+/* The body shared by the three types: vec_dot's acc0 takes blocks 4k and
+ * 4k+1, acc1 blocks 4k+2 and 4k+3, each as fp16(dx) * fp16(dy) times the
+ * int32 lane sums; then hsum(acc0 + acc1) and the leftover blocks added
+ * one by one as (dx * dy) * hsum of their lanes. */
+#define Q8_0_LIKE_NRC(T, BLOCK, QUAD, SINGLE)                                  \
+    ALWAYS_INLINE void T##_nrc_exact_impl(int n, const int nrc,                \
+                                          float *restrict s,                   \
+                                          const void *restrict vx,             \
+                                          const void *restrict vy,             \
+                                          size_t st) {                         \
+        const BLOCK *x = vx;                                                   \
+        const int nb = n / QK8_0;                                              \
+        __m512 acc0[ENG_NRC_MAX], acc1[ENG_NRC_MAX];                           \
+        for (int c = 0; c < nrc; c++)                                          \
+            acc0[c] = acc1[c] = _mm512_setzero_ps();                           \
+        int i = 0;                                                             \
+        for (; i + 4 <= nb; i += 4) {                                          \
+            quad q;                                                            \
+            QUAD(x + i, &q);                                                   \
+            const __mmask64 neg0 = _mm512_movepi8_mask(q.w[0]);                \
+            const __mmask64 neg1 = _mm512_movepi8_mask(q.w[1]);                \
+            const __m512i ax0 = _mm512_abs_epi8(q.w[0]);                       \
+            const __m512i ax1 = _mm512_abs_epi8(q.w[1]);                       \
+            for (int c = 0; c < nrc; c++) {                                    \
+                const block_q8_0 *y = (const block_q8_0 *)col(vy, c, st) + i;  \
+                __m512i y0 = join256(                                          \
+                    _mm256_loadu_si256((const __m256i *)y[0].qs),              \
+                    _mm256_loadu_si256((const __m256i *)y[1].qs));             \
+                __m512i y1 = join256(                                          \
+                    _mm256_loadu_si256((const __m256i *)y[2].qs),              \
+                    _mm256_loadu_si256((const __m256i *)y[3].qs));             \
+                y0 = _mm512_mask_sub_epi8(y0, neg0, _mm512_setzero_si512(),    \
+                                          y0);                                 \
+                y1 = _mm512_mask_sub_epi8(y1, neg1, _mm512_setzero_si512(),    \
+                                          y1);                                 \
+                __m512i p0 =                                                   \
+                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax0, y0);      \
+                __m512i p1 =                                                   \
+                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax1, y1);      \
+                __m512 d01 = two_scales(q.d[0] * fp16_to_f32_f16c(y[0].d),     \
+                                        q.d[1] * fp16_to_f32_f16c(y[1].d));    \
+                __m512 d23 = two_scales(q.d[2] * fp16_to_f32_f16c(y[2].d),     \
+                                        q.d[3] * fp16_to_f32_f16c(y[3].d));    \
+                acc0[c] =                                                      \
+                    _mm512_fmadd_ps(d01, _mm512_cvtepi32_ps(p0), acc0[c]);     \
+                acc1[c] =                                                      \
+                    _mm512_fmadd_ps(d23, _mm512_cvtepi32_ps(p1), acc1[c]);     \
+            }                                                                  \
+        }                                                                      \
+        for (int c = 0; c < nrc; c++)                                          \
+            s[c] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[c], acc1[c]));      \
+        for (; i < nb; i++) {                                                  \
+            const __m256i qx = SINGLE(x + i);                                  \
+            const __m256i ax = _mm256_sign_epi8(qx, qx);                       \
+            const float dx = fp16_to_f32_f16c(x[i].d);                         \
+            for (int c = 0; c < nrc; c++) {                                    \
+                const block_q8_0 *y = (const block_q8_0 *)col(vy, c, st) + i;  \
+                __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);       \
+                __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ax,    \
+                                                _mm256_sign_epi8(qy, qx));     \
+                s[c] += dx * fp16_to_f32_f16c(y->d) * (float)hsum_i32_256(p);  \
+            }                                                                  \
+        }                                                                      \
+    }                                                                          \
+    NRC_DISPATCH(eng__vec_dot_##T##_nrc_exact_avx512, T##_nrc_exact_impl)
+
+Q8_0_LIKE_NRC(q8_0, block_q8_0, quad_q8_0, single_q8_0)
+Q8_0_LIKE_NRC(q4_0, block_q4_0, quad_q4_0, single_q4_0)
+Q8_0_LIKE_NRC(q5_0, block_q5_0, quad_q5_0, single_q5_0)
+
+/* ==== Q4_1 against Q8_1 ==================================================== */
+
+/* vec_dot is the AVX2 kernel: per block an 8-lane FMA of fp16(dx) *
+ * fp16(dy) with the lane sums, the min term summed separately in scalar,
+ * then hsum_ps_256(acc) + summ. Same here with 256-bit VNNI. */
+ALWAYS_INLINE void q4_1_nrc_exact_impl(int n, const int nrc, float *restrict s,
+                                       const void *restrict vx,
+                                       const void *restrict vy, size_t st) {
+    const block_q4_1 *x = vx;
+    __m256 acc[ENG_NRC_MAX];
+    float summ[ENG_NRC_MAX];
+    for (int c = 0; c < nrc; c++) {
+        acc[c] = _mm256_setzero_ps();
+        summ[c] = 0.0f;
+    }
+    for (int i = 0; i < n / QK8_1; i++) {
+        const float dx = fp16_to_f32_f16c(x[i].d);
+        const float mx = fp16_to_f32_f16c(x[i].m);
+        const __m256i qx = nibbles32(x[i].qs);
+        for (int c = 0; c < nrc; c++) {
+            const block_q8_1 *y = (const block_q8_1 *)col(vy, c, st) + i;
+            summ[c] += mx * fp16_to_f32_f16c(y->s);
+            __m256i p = _mm256_dpbusd_epi32(
+                _mm256_setzero_si256(), qx,
+                _mm256_loadu_si256((const __m256i *)y->qs));
+            acc[c] = _mm256_fmadd_ps(
+                _mm256_set1_ps(dx * fp16_to_f32_f16c(y->d)),
+                _mm256_cvtepi32_ps(p), acc[c]);
+        }
+    }
+    for (int c = 0; c < nrc; c++)
+        s[c] = hsum_ps_256(acc[c]) + summ[c];
+}
+NRC_DISPATCH(eng__vec_dot_q4_1_nrc_exact_avx512, q4_1_nrc_exact_impl)
+
+/* ==== table =============================================================== */
+
+const eng_arch_kernels eng__kernels_avx512_gemm = {
+    .isa = "avx512",
+    .vec_dot_nrc =
+        {
+            [ENG_TYPE_Q8_0] = eng__vec_dot_q8_0_nrc_exact_avx512,
+            [ENG_TYPE_Q4_0] = eng__vec_dot_q4_0_nrc_exact_avx512,
+            [ENG_TYPE_Q5_0] = eng__vec_dot_q5_0_nrc_exact_avx512,
+            [ENG_TYPE_Q4_1] = eng__vec_dot_q4_1_nrc_exact_avx512,
+        },
+};
+
+#endif

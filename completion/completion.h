@@ -115,7 +115,12 @@ typedef struct {
     int n_alternatives; /* 1: greedy only; more: greedy plus sampled ones */
     const char *stop;   /* NULL, or text that ends generation (copied); the
                            result is cut before it */
+    uint64_t doc_key;   /* which KV sequence to use (e.g. a hash of the
+                           document URI): each document keeps its own cache */
 } cmp_params;
+
+/* A 64-bit FNV-1a hash, for cmp_params.doc_key. */
+uint64_t cmp_doc_key(const char *uri);
 
 /* *out is new: start it, or free it with cmp_request_delete. */
 int cmp_request_new(const cmp_params *p, cmp_request **out);

@@ -178,3 +178,10 @@ size_t cmp_stop_at(const char *text, size_t len, size_t from,
             return i;
     return len;
 }
+
+uint64_t cmp_doc_key(const char *uri) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const unsigned char *p = (const unsigned char *)uri; *p; p++)
+        h = (h ^ *p) * 0x100000001b3ull;
+    return h;
+}

@@ -17,7 +17,10 @@
 #define CMP_MAX_ALTERNATIVES 8
 /* Prompt tokens evaluated between two looks at the cancel flag: a long
  * prompt on a slow machine must not delay cancellation by seconds. */
-#define CMP_EVAL_CHUNK 64
+/* Shortest run of tokens after an edit worth moving instead of
+ * recomputing: moving costs a re-rotation of its keys, far cheaper than a
+ * forward pass, but tiny runs are not worth the bookkeeping. */
+#define CMP_REUSE_MIN_CHUNK 16
 
 typedef enum { CMD_LOAD, CMD_COMPLETE } cmd_type;
 
@@ -32,6 +35,7 @@ struct cmp_request {
     int budget;
     int n_alternatives;
     char *stop;
+    uint64_t doc_key;
     atomic_int cancel;
     cmp_done_cb cb;
     void *data;
@@ -125,6 +129,7 @@ int cmp_request_new(const cmp_params *p, cmp_request **out) {
     r->n_alternatives =
         NIB_MAX(1, NIB_MIN(p->n_alternatives, CMP_MAX_ALTERNATIVES));
     r->stop = p->stop && *p->stop ? nib_strdup(p->stop) : NULL;
+    r->doc_key = p->doc_key;
     atomic_init(&r->cancel, 0);
     *out = r;
     return 0;
@@ -310,6 +315,8 @@ static int generate(cmp_worker *w, cmp_request *r, eng_sampler *smp,
     return 0;
 }
 
+static bool abort_cb(void *ud) { return cancelled(ud) != 0; }
+
 static int run_complete(cmp_worker *w, cmp_request *r) {
     if (cancelled(r))
         return NIB_ECANCELED;
@@ -328,28 +335,25 @@ static int run_complete(cmp_worker *w, cmp_request *r) {
     if (rc != 0)
         return rc;
 
-    /* Reuse the KV cache for the prompt's longest common prefix with the
-     * previous one: typing changes the end of the prefix only. At least
-     * the last token is evaluated again to get its logits. */
-    int have = eng_ctx_n_past(w->ctx);
-    const int32_t *old = eng_ctx_tokens(w->ctx);
-    int common = 0;
-    while (common < have && common < n && old[common] == prompt[common])
-        common++;
-    if (common >= n)
-        common = n - 1;
-    eng_ctx_truncate(w->ctx, common);
-    for (int i = common; i < n && rc == 0; i += CMP_EVAL_CHUNK) {
-        if (cancelled(r)) {
-            rc = NIB_ECANCELED;
-            break;
-        }
-        rc = eng_eval(w->ctx, prompt + i, NIB_MIN(CMP_EVAL_CHUNK, n - i));
+    /* Each document has its own KV sequence. Within it, the prompt's
+     * longest common prefix with the previous one is reused, and so is the
+     * part after the edit (in a FIM prompt: the suffix), moved to its new
+     * position: typing evaluates only what changed. The engine polls the
+     * cancel flag between layers. */
+    if ((rc = eng_ctx_use_seq(w->ctx, r->doc_key)) == 0) {
+        eng_ctx_set_abort(w->ctx, abort_cb, r);
+        eng_reuse_stats st;
+        rc = eng_eval_reuse(w->ctx, prompt, n, CMP_REUSE_MIN_CHUNK, &st);
+        eng_ctx_set_abort(w->ctx, NULL, NULL);
+        if (rc == 0)
+            nib_log_debug("prompt %d tokens: %d reused (%d moved), %d "
+                          "evaluated",
+                          n, st.n_reused, st.n_shifted, st.n_evaluated);
     }
     nib_free(prompt);
     if (rc != 0) {
         eng_ctx_truncate(w->ctx, 0); /* unknown state: start clean next time */
-        return rc;
+        return rc == NIB_ECANCELED || cancelled(r) ? NIB_ECANCELED : rc;
     }
     memcpy(w->logits, eng_ctx_logits(w->ctx, -1),
            (size_t)eng_ctx_n_vocab(w->ctx) * sizeof(float));

@@ -166,6 +166,12 @@ int eng_ctx_n_vocab(const eng_ctx *c);
 /* Forget every token from position n on (n <= n_past). */
 void eng_ctx_truncate(eng_ctx *c, int n);
 
+/* Install a callback that eng_eval and eng_eval_reuse poll between layers
+ * (from the calling thread); when it returns true they stop and return
+ * NIB_ECANCELED, leaving the context holding the tokens it held before the
+ * interrupted batch. fn NULL removes it. */
+void eng_ctx_set_abort(eng_ctx *c, bool (*fn)(void *ud), void *ud);
+
 /* ---- KV cache reuse ----------------------------------------------------------- */
 
 typedef struct {

@@ -75,6 +75,8 @@ int eng_forward(eng_ctx *c, const int32_t *tokens, int n, bool all_logits) {
 
     for (int l = 0; l < p->n_layers; l++) {
         const eng_layer *L = &w->layers[l];
+        if (c->abort_fn && c->abort_fn(c->abort_ud))
+            return NIB_ECANCELED;
 
         /* attention rmsnorm */
         for (int b = 0; b < n; b++)
@@ -335,6 +337,11 @@ int eng_ctx_use_seq(eng_ctx *c, uint64_t key) {
 
 int eng_ctx_n_seqs(const eng_ctx *c) { return c->n_seqs; }
 
+void eng_ctx_set_abort(eng_ctx *c, bool (*fn)(void *ud), void *ud) {
+    c->abort_fn = fn;
+    c->abort_ud = ud;
+}
+
 size_t eng_ctx_kv_bytes(const eng_ctx *c) {
     return (size_t)c->n_seqs * c->seq_bytes;
 }
@@ -352,8 +359,10 @@ int eng_eval(eng_ctx *c, const int32_t *tokens, int n) {
     for (int i = 0; i < n; i += c->p.n_batch) {
         int chunk = NIB_MIN(c->p.n_batch, n - i);
         int r = eng_forward(c, tokens + i, chunk, c->p.logits_all);
-        if (r < 0)
+        if (r < 0) {
+            c->seqs[c->cur].n_past = c->n_past;
             return r;
+        }
     }
     c->seqs[c->cur].n_past = c->n_past;
     return 0;

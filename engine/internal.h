@@ -133,6 +133,9 @@ struct eng_ctx {
     int n_past;
     int32_t *tokens; /* [n_ctx] */
 
+    bool (*abort_fn)(void *ud); /* polled between layers, may be NULL */
+    void *abort_ud;
+
     eng_seq *seqs;   /* [n_seqs] live sequences */
     int n_seqs;
     int cur;         /* index of the current one in seqs */

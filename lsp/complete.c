@@ -382,6 +382,7 @@ static void start_completion(lsp_server *s, json_t *id, json_t *params,
         .max_tokens = s->settings.max_tokens,
         .budget = s->settings.context_budget,
         .n_alternatives = trigger == 1 && !classic ? INVOKED_ALTERNATIVES : 1,
+        .doc_key = cmp_doc_key(uri),
     };
     cmp_request *req;
     int r = cmp_request_new(&cp, &req);

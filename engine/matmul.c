@@ -3,8 +3,8 @@
  *
  * Activations are first converted to the weight type's vec_dot_type (Q8_0,
  * Q8_K, F16, ...) once per call, as ggml does, so every row dot product is
- * an integer or half-precision kernel. Threads split the weight rows on
- * tile boundaries. Inside a tile, each weight row meets up to ENG_NRC_MAX
+ * an integer or half-precision kernel. Threads take tiles of weight rows
+ * from a shared counter. Inside a tile, each weight row meets up to ENG_NRC_MAX
  * activation rows per call of the type's batched dot (vec_dot_nrc), which
  * decodes the weight blocks once for all of them; the tile stays in L1/L2
  * while the batch walks over it, so weights come from memory once per
@@ -21,6 +21,7 @@
  */
 #include "internal.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 /* Below this many bytes of weights a product runs on the calling thread:
@@ -35,6 +36,11 @@
  * 896-wide one 15 KB (L1), while the batch's columns stream past. */
 #define TILE_ROWS 16
 
+/* At most this many bytes of weights per grab from the tile counter: a
+ * thread preempted in the middle of its grab holds up the others by that
+ * much work, at most. */
+#define GRAB_BYTES (128 * 1024)
+
 typedef struct {
     const eng_tensor *w;
     const float *x;      /* [n_batch][ne0] */
@@ -45,6 +51,7 @@ typedef struct {
     eng_vec_dot_fn dot;
     eng_vec_dot_nrc_fn dot_nrc;
     eng_from_float_fn convert; /* NULL: x is used as it is (F32) */
+    atomic_llong next_tile;    /* next tile nobody has taken */
 } mm_task;
 
 static void mm_convert(void *arg, int ith, int nth) {
@@ -79,15 +86,30 @@ static void mm_tile(const mm_task *t, int64_t r0, int64_t r1) {
     }
 }
 
+/* Threads take tiles from a shared counter, a few at a time, instead of
+ * fixed halves: when the other core is busy with another process the
+ * caller's thread simply takes more (see pool.c), and when both run they
+ * finish together. At least eight grabs per thread, each at most
+ * GRAB_BYTES of weights per 8 columns, keep the atomic traffic small next
+ * to the work. */
 static void mm_rows(void *arg, int ith, int nth) {
+    (void)ith;
     mm_task *t = arg;
-    int64_t rows = t->w->ne1;
-    /* Split on tile boundaries so threads never share a cache line of
-     * output and each gets an even share of rows. */
-    int64_t n_tiles = (rows + TILE_ROWS - 1) / TILE_ROWS;
-    int64_t t0 = n_tiles * ith / nth, t1 = n_tiles * (ith + 1) / nth;
-    for (int64_t tile = t0; tile < t1; tile++)
-        mm_tile(t, tile * TILE_ROWS, NIB_MIN((tile + 1) * TILE_ROWS, rows));
+    const int64_t rows = t->w->ne1;
+    const int64_t n_tiles = (rows + TILE_ROWS - 1) / TILE_ROWS;
+    /* a tile's weight bytes, times the batch passes over them */
+    const size_t tile_bytes = (size_t)TILE_ROWS * t->w->row_bytes *
+                              (size_t)((t->n_batch + ENG_NRC_MAX - 1) /
+                                       ENG_NRC_MAX);
+    const int64_t grab = NIB_MAX(
+        1, NIB_MIN(n_tiles / (8 * nth), (int64_t)(GRAB_BYTES / tile_bytes)));
+    for (;;) {
+        int64_t t0 = atomic_fetch_add(&t->next_tile, grab);
+        if (t0 >= n_tiles)
+            break;
+        int64_t t1 = NIB_MIN(t0 + grab, n_tiles);
+        mm_tile(t, t0 * TILE_ROWS, NIB_MIN(t1 * TILE_ROWS, rows));
+    }
 }
 
 void eng_matmul(eng_ctx *c, float *out, const eng_tensor *w, const float *x,
@@ -117,6 +139,7 @@ void eng_matmul(eng_ctx *c, float *out, const eng_tensor *w, const float *x,
         else
             eng_pool_run(c->pool, mm_convert, &t);
     }
+    atomic_init(&t.next_tile, 0);
     if (parallel)
         eng_pool_run(c->pool, mm_rows, &t);
     else

@@ -4,13 +4,25 @@
  * Decode issues a few hundred short parallel sections per token, so waking
  * workers through a condition variable each time would cost more than the
  * work. Workers spin on a generation counter for a short while and only
- * then sleep on the condition variable; the caller thread takes share 0 of
- * every task itself.
+ * then sleep on the condition variable.
+ *
+ * A task has n shares, and whichever thread comes first takes the next
+ * one: the caller starts on share 0 at once and goes on to the others if
+ * no worker has claimed them. This matters on a busy machine: when another
+ * process holds the second core, the worker may not run for a whole
+ * scheduler tick (milliseconds), and a fixed split would make every one of
+ * a token's ~170 products wait that long for the worker's half. Here the
+ * caller just does that half itself and the task costs what one thread
+ * costs. A worker that wakes after the task was closed backs out without
+ * touching it (the open/active handshake in eng_pool_run). Callers that
+ * also split their share's work dynamically (matmul.c's tile counter) keep
+ * both threads busy to the end when both do run.
  */
 #include "internal.h"
 
 #include <pthread.h>
 #include <sched.h>
+#include <time.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -23,29 +35,36 @@
  * matmuls of one token, much shorter than the gap between two requests. */
 #define SPIN_ITERS 20000
 
+/* When the workers were late (did not join at all, or kept the caller
+ * waiting at the end for more than a quarter of the task) in LATE_OF_16
+ * of the last 16 tasks, the other cores are busy with other processes:
+ * run the next SOLO_TASKS tasks (a few tokens' worth) on the caller alone,
+ * then try the workers again. Measured on a 2-core machine with a
+ * training job and benchmarks running: 2 threads took 1.5-2x as long per
+ * token as 1 thread without this. */
+#define LATE_OF_16 8
+#define SOLO_TASKS 1024
+
 struct eng_pool {
     int n;                 /* threads including the caller */
     pthread_t *threads;    /* [n - 1] */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    atomic_uint gen;       /* bumped for each task */
-    atomic_int pending;    /* shares not finished yet */
+    atomic_uint gen;       /* bumped for each task (never 0) */
+    atomic_uint open_gen;  /* gen of the task workers may join; 0: none */
+    atomic_int next_share; /* next unclaimed share of the open task */
+    atomic_int active;     /* workers inside a task (joined or backing out) */
     atomic_int sleepers;   /* workers blocked on cv */
     atomic_bool stop;
     eng_task_fn fn;
     void *arg;
+    /* caller-thread only: the adaptive fallback to one thread */
+    unsigned late_bits; /* last 16 tasks, 1 = the workers were late */
+    int solo_left;      /* tasks still to run on the caller alone */
 };
 
-typedef struct {
-    eng_pool *p;
-    int ith;
-} worker_arg;
-
-static void *worker_main(void *arg_) {
-    worker_arg *wa = arg_;
-    eng_pool *p = wa->p;
-    int ith = wa->ith;
-    nib_free(wa);
+static void *worker_main(void *arg) {
+    eng_pool *p = arg;
     unsigned seen = 0;
     for (;;) {
         unsigned g;
@@ -68,8 +87,19 @@ static void *worker_main(void *arg_) {
         if (atomic_load(&p->stop))
             return NULL;
         seen = g;
-        p->fn(p->arg, ith, p->n);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
+        /* Announce first, then check the task is still open: the caller
+         * closes first, then waits for active == 0 (both seq_cst), so
+         * either it sees us and waits, or we see it closed and leave
+         * without touching fn/arg, which may be gone. */
+        atomic_fetch_add(&p->active, 1);
+        if (atomic_load(&p->open_gen) == g) {
+            eng_task_fn fn = p->fn;
+            void *arg = p->arg;
+            int k;
+            while ((k = atomic_fetch_add(&p->next_share, 1)) < p->n)
+                fn(arg, k, p->n);
+        }
+        atomic_fetch_sub(&p->active, 1);
     }
 }
 
@@ -80,12 +110,8 @@ eng_pool *eng_pool_new(int n_threads) {
     pthread_cond_init(&p->cv, NULL);
     p->threads = nib_calloc((size_t)p->n, sizeof(pthread_t));
     for (int i = 1; i < p->n; i++) {
-        worker_arg *wa = nib_malloc(sizeof *wa);
-        wa->p = p;
-        wa->ith = i;
-        if (pthread_create(&p->threads[i - 1], NULL, worker_main, wa) != 0) {
+        if (pthread_create(&p->threads[i - 1], NULL, worker_main, p) != 0) {
             /* Run with the threads we got rather than fail the request. */
-            nib_free(wa);
             nib_log_warn("could not start worker thread %d; using %d", i, i);
             p->n = i;
             break;
@@ -111,27 +137,58 @@ void eng_pool_delete(eng_pool *p) {
 
 int eng_pool_size(const eng_pool *p) { return p->n; }
 
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 void eng_pool_run(eng_pool *p, eng_task_fn fn, void *arg) {
     if (p->n == 1) {
         fn(arg, 0, 1);
         return;
     }
+    if (p->solo_left > 0) {
+        p->solo_left--;
+        for (int k = 0; k < p->n; k++)
+            fn(arg, k, p->n);
+        return;
+    }
     p->fn = fn;
     p->arg = arg;
-    atomic_store(&p->pending, p->n - 1);
+    atomic_store(&p->next_share, 0);
+    unsigned g = atomic_load(&p->gen) + 1;
+    if (g == 0)
+        g = 1;
+    atomic_store(&p->open_gen, g);
     /* seq_cst pairs with the sleepers check below (Dekker-style). */
-    atomic_fetch_add(&p->gen, 1);
+    atomic_store(&p->gen, g);
     if (atomic_load(&p->sleepers) > 0) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
     }
-    fn(arg, 0, p->n);
+    double t0 = now_s();
+    int k, mine = 0;
+    while ((k = atomic_fetch_add(&p->next_share, 1)) < p->n) {
+        fn(arg, k, p->n);
+        mine++;
+    }
+    /* Every share is claimed; close the task and wait for workers still
+     * running theirs (or just backing out). */
+    atomic_store(&p->open_gen, 0u);
+    double t1 = now_s();
     int spins = 0;
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
+    while (atomic_load(&p->active) > 0) {
         if (++spins < SPIN_ITERS)
             cpu_relax();
         else
             sched_yield();
+    }
+    bool late = mine == p->n || (spins > 0 && now_s() - t1 > (t1 - t0) / 4);
+    p->late_bits = (p->late_bits << 1) | (late ? 1u : 0u);
+    if (__builtin_popcount(p->late_bits & 0xffffu) >= LATE_OF_16) {
+        p->solo_left = SOLO_TASKS;
+        p->late_bits = 0;
     }
 }

@@ -9,7 +9,10 @@
  */
 #include "internal.h"
 
+#include "arch/attn_arch.h"
+
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 /* Attention work (multiply-adds) below which the calling thread does it
@@ -21,6 +24,8 @@ typedef struct {
     int layer;
     int n;      /* tokens in the batch */
     int pos0;   /* position of the first one */
+    eng_attn_head_fn head;
+    atomic_int next_unit; /* next (token, head) nobody has taken */
 } attn_task;
 
 /* exp(x) as llama.cpp's vectorised CPU kernels compute it (a range
@@ -96,12 +101,48 @@ static float dot16_f16(int n, const eng_fp16 *x, const eng_fp16 *y) {
     return sum16_tree(acc);
 }
 
-/* One (token, head) pair per unit of work: the scores of that query against
- * every cached key up to its own position, softmax, weighted sum of V.
- * The query and the softmax weights are rounded to fp16 before their dot
- * products, where llama.cpp's attention (fp16 KV cache, F16 matmuls with
- * fp16 activations) rounds them. */
+/* One (token, head) pair: the scores of that query against every cached
+ * key up to its own position, softmax, weighted sum of V. The query and
+ * the softmax weights are rounded to fp16 before their dot products, where
+ * llama.cpp's attention (fp16 KV cache, F16 matmuls with fp16 activations)
+ * rounds them. This is the reference arch/attn_avx512.c must equal bit for
+ * bit. Memory is O(n_pos) per thread: one row of scores. */
+void eng__attn_head_ref(float *out, const float *q, const eng_fp16 *k,
+                        const eng_fp16 *v, size_t stride, int hd, int n_pos,
+                        float scale, float *att, eng_fp16 *q16) {
+    for (int d = 0; d < hd; d++)
+        q16[d] = eng_fp32_to_fp16(q[d]);
+    for (int j = 0; j < n_pos; j++)
+        att[j] = dot16_f16(hd, k + (size_t)j * stride, q16) * scale;
+    softmax(att, n_pos);
+    /* out[d] = sum_j fp16(p_j) v_j[d], lane j % 16 as in the GEMM */
+    for (int d = 0; d < hd; d++) {
+        float acc[16] = {0};
+        for (int j = 0; j < n_pos; j++) {
+            float p = eng_fp16_to_fp32(eng_fp32_to_fp16(att[j]));
+            const eng_fp16 *vj = v + (size_t)j * stride;
+            acc[j % 16] = fmaf(eng_fp16_to_fp32(vj[d]), p, acc[j % 16]);
+        }
+        out[d] = sum16_tree(acc);
+    }
+}
+
+eng_attn_head_fn eng__attn_head_best(void) {
+#if defined(__x86_64__)
+    eng_quant_init();
+    /* "avx512" only when cpu.c found it and NIB_FORCE_SCALAR is unset */
+    if (strcmp(eng_quant_isa(), "avx512") == 0)
+        return eng__attn_head_avx512;
+#endif
+    return eng__attn_head_ref;
+}
+
+/* Threads take (token, head) units from a shared counter, so a thread the
+ * scheduler leaves out (another process on the core) costs nothing but
+ * its share of the speed-up; the share index `ith` only picks the scratch
+ * row. */
 static void attn_worker(void *arg, int ith, int nth) {
+    (void)nth;
     attn_task *t = arg;
     eng_ctx *c = t->c;
     const eng_config *cfg = &c->m->cfg;
@@ -115,38 +156,24 @@ static void attn_worker(void *arg, int ith, int nth) {
     float *att = c->att + (size_t)ith * (c->n_ctx + hd + 16);
     eng_fp16 *q16 = (eng_fp16 *)(att + c->n_ctx + 16);
     int units = t->n * cfg->n_heads;
-    for (int u = ith; u < units; u += nth) {
+    for (int u; (u = atomic_fetch_add(&t->next_unit, 1)) < units;) {
         int b = u / cfg->n_heads, h = u % cfg->n_heads;
-        int pos = t->pos0 + b;
-        const float *q = c->q + (size_t)b * q_dim + h * hd;
-        for (int d = 0; d < hd; d++)
-            q16[d] = eng_fp32_to_fp16(q[d]);
         int kvh = h / group;
-        for (int j = 0; j <= pos; j++)
-            att[j] = dot16_f16(hd, kc + (size_t)j * kv_dim + kvh * hd, q16) *
-                     scale;
-        softmax(att, pos + 1);
-        /* out[d] = sum_j fp16(p_j) v_j[d], lane j % 16 as in the GEMM */
-        float *o = c->xb + (size_t)b * q_dim + h * hd;
-        for (int d = 0; d < hd; d++) {
-            float acc[16] = {0};
-            for (int j = 0; j <= pos; j++) {
-                float p = eng_fp16_to_fp32(eng_fp32_to_fp16(att[j]));
-                const eng_fp16 *v = vc + (size_t)j * kv_dim + kvh * hd;
-                acc[j % 16] = fmaf(eng_fp16_to_fp32(v[d]), p, acc[j % 16]);
-            }
-            o[d] = sum16_tree(acc);
-        }
+        t->head(c->xb + (size_t)b * q_dim + h * hd,
+                c->q + (size_t)b * q_dim + h * hd, kc + kvh * hd,
+                vc + kvh * hd, (size_t)kv_dim, hd, t->pos0 + b + 1, scale, att,
+                q16);
     }
 }
 
-/* Attention work (multiply-adds) below which the calling thread does it
- * alone; see PARALLEL_MIN_BYTES in matmul.c. */
-#define ATTN_PARALLEL_MIN (64 * 1024)
-
 void eng_attention(eng_ctx *c, int layer, int n, int pos0) {
     const eng_config *p = &c->m->cfg;
-    attn_task at = {c, layer, n, pos0};
+    attn_task at = {.c = c,
+                    .layer = layer,
+                    .n = n,
+                    .pos0 = pos0,
+                    .head = eng__attn_head_best()};
+    atomic_init(&at.next_unit, 0);
     if ((size_t)n * p->n_heads * (pos0 + n) * p->head_dim < ATTN_PARALLEL_MIN)
         attn_worker(&at, 0, 1);
     else

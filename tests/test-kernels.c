@@ -1,0 +1,196 @@
+/*
+ * test-kernels.c — the engine's fast paths against their references, bit
+ * for bit where the engine relies on it:
+ *   - the batched dot (vec_dot_nrc) eng_matmul uses for batches equals
+ *     vec_dot column by column, so a token's logits do not depend on the
+ *     batch it was evaluated in (speculative verify == plain decode);
+ *   - the SIMD attention unit equals the scalar reference in attn.c;
+ *   - the thread pool runs every share of every task exactly once.
+ */
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "common/nib.h"
+#include "engine/arch/attn_arch.h"
+#include "engine/internal.h"
+#include "engine/quant.h"
+#include "test.h"
+
+static uint64_t krng = 0x2545f4914f6cdd1dull;
+
+static uint32_t krng_u32(void) {
+    krng ^= krng >> 12;
+    krng ^= krng << 25;
+    krng ^= krng >> 27;
+    return (uint32_t)((krng * 2685821657736338717ull) >> 32);
+}
+
+static float krng_sym(void) { /* [-1, 1) */
+    return (float)(krng_u32() >> 8) * (2.0f / 16777216.0f) - 1.0f;
+}
+
+/* ---- batched dot == vec_dot ---------------------------------------------- */
+
+TEST_IMPL(kernels_nrc_equals_vec_dot) {
+    static const eng_type types[] = {
+        ENG_TYPE_F32,  ENG_TYPE_F16,  ENG_TYPE_BF16, ENG_TYPE_Q4_0,
+        ENG_TYPE_Q4_1, ENG_TYPE_Q5_0, ENG_TYPE_Q5_1, ENG_TYPE_Q8_0,
+        ENG_TYPE_Q4_K, ENG_TYPE_Q5_K, ENG_TYPE_Q6_K};
+    /* Block counts that hit every leftover path of the 4-block loops
+     * (1..7 blocks of 32), the test models' 256/768 and Qwen's 896/4864. */
+    static const int lens[] = {32,  64,  96,  128, 160, 192,  224,
+                               256, 512, 768, 896, 1024, 4864};
+    enum { NMAX = 4864, PAD = 40 };
+    static float x[NMAX], y[NMAX];
+    static uint8_t qx[NMAX * 4], qy[ENG_NRC_MAX * (NMAX * 4 + PAD)];
+    eng_quant_init();
+    int checked = 0;
+    for (size_t ti = 0; ti < NIB_ARRAY_LEN(types); ti++) {
+        const eng_type t = types[ti];
+        const eng_type_traits_t *tt = &eng_type_traits[t];
+        const eng_type vt = tt->vec_dot_type;
+        const int64_t blk = NIB_MAX(tt->blck_size, eng_type_traits[vt].blck_size);
+        for (size_t li = 0; li < NIB_ARRAY_LEN(lens); li++) {
+            const int n = lens[li];
+            if (n % blk)
+                continue;
+            const size_t st = eng_row_size(vt, n) + (li % 2) * PAD;
+            for (int i = 0; i < n; i++)
+                x[i] = krng_sym() * (1.0f + (float)(i % 7));
+            tt->from_float_ref(x, qx, n);
+            for (int c = 0; c < ENG_NRC_MAX; c++) {
+                for (int i = 0; i < n; i++)
+                    y[i] = krng_sym() * (float)(c + 1);
+                eng_type_traits[vt].from_float(y, qy + c * st, n);
+            }
+            for (int nrc = 1; nrc <= ENG_NRC_MAX; nrc++) {
+                float got[ENG_NRC_MAX + 1];
+                got[nrc] = 12345.0f;
+                tt->vec_dot_nrc(n, nrc, got, qx, qy, st);
+                ASSERT(got[nrc] == 12345.0f);
+                for (int c = 0; c < nrc; c++) {
+                    float want;
+                    tt->vec_dot(n, &want, qx, qy + c * st);
+                    ASSERT_MSG(memcmp(&want, &got[c], sizeof want) == 0,
+                               "%s (%s) n=%d nrc=%d col %d: %.9g vs %.9g",
+                               tt->name, eng_quant_isa(), n, nrc, c, got[c],
+                               want);
+                    checked++;
+                }
+            }
+        }
+    }
+    fprintf(stderr, "%d columns bit-identical (%s)\n", checked,
+            eng_quant_isa());
+    return 0;
+}
+
+/* ---- attention unit: SIMD == scalar -------------------------------------- */
+
+TEST_IMPL(kernels_attn_head) {
+    eng_quant_init();
+    eng_attn_head_fn best = eng__attn_head_best();
+    if (best == eng__attn_head_ref)
+        TEST_SKIP("no SIMD attention on this CPU (%s)", eng_quant_isa());
+    enum { MAXPOS = 2100, MAXHD = 128, KV_HEADS = 2 };
+    static const int hds[] = {64, 128, 80};
+    static const int npos[] = {1, 2, 15, 16, 17, 31, 33, 100, 257, 2000};
+    /* score spreads: mild, and wide enough that most exps underflow to
+     * subnormals and zero */
+    static const float qscale[] = {0.5f, 8.0f, 60.0f};
+    static eng_fp16 k[MAXPOS * KV_HEADS * MAXHD], v[MAXPOS * KV_HEADS * MAXHD];
+    static float q[MAXHD], att[MAXPOS + 16 + MAXHD];
+    static float out_ref[MAXHD], out_simd[MAXHD];
+    static eng_fp16 q16[MAXHD];
+    int checked = 0;
+    for (size_t hi = 0; hi < NIB_ARRAY_LEN(hds); hi++) {
+        const int hd = hds[hi];
+        const size_t stride = (size_t)KV_HEADS * hd;
+        for (size_t i = 0; i < MAXPOS * stride; i++) {
+            k[i] = eng_fp32_to_fp16(krng_sym() * 2.0f);
+            v[i] = eng_fp32_to_fp16(krng_sym() * 3.0f);
+        }
+        for (size_t pi = 0; pi < NIB_ARRAY_LEN(npos); pi++) {
+            for (size_t si = 0; si < NIB_ARRAY_LEN(qscale); si++) {
+                for (int d = 0; d < hd; d++)
+                    q[d] = krng_sym() * qscale[si];
+                const int n = npos[pi];
+                const float scale = 1.0f / sqrtf((float)hd);
+                /* the second KV head's slice, to exercise the stride */
+                eng__attn_head_ref(out_ref, q, k + hd, v + hd, stride, hd, n,
+                                   scale, att, q16);
+                best(out_simd, q, k + hd, v + hd, stride, hd, n, scale, att,
+                     q16);
+                for (int d = 0; d < hd; d++)
+                    ASSERT_MSG(memcmp(&out_ref[d], &out_simd[d], 4) == 0,
+                               "hd=%d n_pos=%d qscale=%g dim %d: %.9g vs %.9g",
+                               hd, n, qscale[si], d, out_simd[d], out_ref[d]);
+                checked++;
+            }
+        }
+    }
+    fprintf(stderr, "%d attention units bit-identical\n", checked);
+    return 0;
+}
+
+/* The vector exp against eng__expf_vec over the whole range softmax feeds
+ * it (x - max <= 0), through attention on one position pair: p = exp(s0 -
+ * s1) / (1 + exp(s0 - s1)) rounds identically only if the exps do. */
+TEST_IMPL(kernels_attn_exp_range) {
+    eng_quant_init();
+    eng_attn_head_fn best = eng__attn_head_best();
+    if (best == eng__attn_head_ref)
+        TEST_SKIP("no SIMD attention on this CPU (%s)", eng_quant_isa());
+    enum { HD = 16, N = 17 };
+    static eng_fp16 k[N * HD], v[N * HD], q16[HD];
+    static float q[HD], att[N + 16 + HD], a[HD], b[HD];
+    for (int i = 0; i < N * HD; i++)
+        v[i] = eng_fp32_to_fp16(krng_sym());
+    int checked = 0;
+    /* key j is e_0 * (j * step): scores are q0 * j * step, spread from 0
+     * to far below the exp underflow point as step grows */
+    for (float step = 0.01f; step < 2000.0f; step *= 1.37f) {
+        memset(k, 0, sizeof k);
+        for (int j = 0; j < N; j++)
+            k[j * HD] = eng_fp32_to_fp16(-(float)j * step / 16.0f);
+        memset(q, 0, sizeof q);
+        q[0] = 16.0f;
+        eng__attn_head_ref(a, q, k, v, HD, HD, N, 1.0f, att, q16);
+        best(b, q, k, v, HD, HD, N, 1.0f, att, q16);
+        ASSERT_MSG(memcmp(a, b, sizeof a) == 0, "step %g", step);
+        checked++;
+    }
+    fprintf(stderr, "%d score spreads bit-identical\n", checked);
+    return 0;
+}
+
+/* ---- pool ------------------------------------------------------------------ */
+
+typedef struct {
+    atomic_int runs[8];
+    int n;
+} pool_probe;
+
+static void pool_probe_fn(void *arg, int ith, int nth) {
+    pool_probe *p = arg;
+    ASSERT(nth == p->n && ith >= 0 && ith < nth);
+    atomic_fetch_add(&p->runs[ith], 1);
+}
+
+TEST_IMPL(kernels_pool_shares_once) {
+    for (int nt = 1; nt <= 4; nt++) {
+        eng_pool *pool = eng_pool_new(nt);
+        ASSERT_EQ(eng_pool_size(pool), nt);
+        for (int task = 0; task < 20000; task++) {
+            pool_probe pr = {.n = nt};
+            for (int i = 0; i < 8; i++)
+                atomic_init(&pr.runs[i], 0);
+            eng_pool_run(pool, pool_probe_fn, &pr);
+            for (int i = 0; i < nt; i++)
+                ASSERT_EQ(atomic_load(&pr.runs[i]), 1);
+        }
+        eng_pool_delete(pool);
+    }
+    return 0;
+}

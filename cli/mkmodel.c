@@ -89,9 +89,11 @@ static void gen_fill(void *ud, int64_t row0, int64_t nrows, float *dst) {
         splitmix64(&s);
         for (int64_t i = 0; i < c->n_per_row; i++) {
             uint64_t x = splitmix64(&s);
-            float sum = (float)(x & 0xffff) + (float)((x >> 16) & 0xffff) +
-                        (float)((x >> 32) & 0xffff) + (float)(x >> 48);
-            row[i] = (sum - mean) * scale;
+            uint32_t sum = (uint32_t)(x & 0xffff) +
+                           (uint32_t)((x >> 16) & 0xffff) +
+                           (uint32_t)((x >> 32) & 0xffff) +
+                           (uint32_t)(x >> 48);
+            row[i] = ((float)(int32_t)sum - mean) * scale;
         }
     }
 }
@@ -104,8 +106,24 @@ static void gen_fill(void *ud, int64_t row0, int64_t nrows, float *dst) {
  * which is what the reference starts its search from; `--exact` keeps the
  * reference so the output equals `nib quantize` of the F32 model. */
 
+/* Round to nearest (ties to even) for |f| < 2^22: adding 1.5 * 2^23 puts
+ * the integer in the low mantissa bits. Inline, unlike lrintf, which the
+ * compiler leaves as a libm call here. */
 static inline int nearest(float f) {
-    return (int)lrintf(f);
+    float v = f + 12582912.0f;
+    int32_t i;
+    memcpy(&i, &v, sizeof i);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+/* fminf/fmaxf stay libm calls without -ffast-math (NaN rules); the weights
+ * here are finite. */
+static inline float minf(float a, float b) {
+    return a < b ? a : b;
+}
+
+static inline float maxf(float a, float b) {
+    return a > b ? a : b;
 }
 
 static inline int clampi(int v, int lo, int hi) {
@@ -120,14 +138,14 @@ static void fast_qk_scales(const float *x, int nmax, float *d_out,
     for (int j = 0; j < 8; j++) {
         float lo = x[32 * j], hi = x[32 * j];
         for (int i = 1; i < 32; i++) {
-            lo = fminf(lo, x[32 * j + i]);
-            hi = fmaxf(hi, x[32 * j + i]);
+            lo = minf(lo, x[32 * j + i]);
+            hi = maxf(hi, x[32 * j + i]);
         }
-        lo = fminf(lo, 0.0f);
+        lo = minf(lo, 0.0f);
         sc[j] = hi > lo ? (hi - lo) / nmax : 0.0f;
         mn[j] = -lo;
-        max_sc = fmaxf(max_sc, sc[j]);
-        max_mn = fmaxf(max_mn, mn[j]);
+        max_sc = maxf(max_sc, sc[j]);
+        max_mn = maxf(max_mn, mn[j]);
     }
     const eng_fp16 hd = eng_fp32_to_fp16(max_sc / 63),
                    hm = eng_fp32_to_fp16(max_mn / 63);
@@ -214,11 +232,11 @@ static void fast_q6_K(const float *restrict x, void *restrict vy, int64_t k) {
         float sc[16], max_abs = 0, max_sc = 0;
         for (int j = 0; j < 16; j++) {
             float amax = 0, v = 0;
-            for (int i = 0; i < 16; i++)
-                if (fabsf(x[16 * j + i]) > amax) {
-                    amax = fabsf(x[16 * j + i]);
-                    v = x[16 * j + i];
-                }
+            for (int i = 0; i < 16; i++) {
+                const float a = fabsf(x[16 * j + i]);
+                v = a > amax ? x[16 * j + i] : v;
+                amax = a > amax ? a : amax;
+            }
             sc[j] = v / -32; /* the extreme maps to -32, as the reference */
             if (fabsf(sc[j]) > max_abs) {
                 max_abs = fabsf(sc[j]);

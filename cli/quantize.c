@@ -406,7 +406,21 @@ static void quantize_usage(FILE *f) {
             cli_ftype_names());
 }
 
+/* Drop the input pages of rows already converted: they are clean file
+ * pages, and keeping them mapped would make a 3 GB model look like a 3 GB
+ * process. A page shared with rows another thread still reads is simply
+ * read again from the file. */
+static void release_pages(const eng_gguf *g, const void *p, uint64_t n) {
+    if (!g->owns_map || n == 0)
+        return;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)p & ~(page - 1);
+    uintptr_t b = ((uintptr_t)p + n + page - 1) & ~(page - 1);
+    madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 typedef struct {
+    const eng_gguf *g;
     const uint8_t *data;
     eng_type src;
     size_t row_bytes;
@@ -415,20 +429,9 @@ typedef struct {
 
 static void deq_fill(void *ud, int64_t row0, int64_t nrows, float *dst) {
     const deq_ctx *c = ud;
-    eng_type_traits[c->src].to_float(c->data + (size_t)row0 * c->row_bytes,
-                                      dst, nrows * c->n_per_row);
-}
-
-/* Drop the input pages of a tensor once it is written: they are clean file
- * pages, and keeping them mapped would make a 3 GB model look like a 3 GB
- * process. */
-static void release_pages(const eng_gguf *g, const void *p, uint64_t n) {
-    if (!g->owns_map || n == 0)
-        return;
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = (uintptr_t)p & ~(page - 1);
-    uintptr_t b = ((uintptr_t)p + n + page - 1) & ~(page - 1);
-    madvise((void *)a, b - a, MADV_DONTNEED);
+    const uint8_t *p = c->data + (size_t)row0 * c->row_bytes;
+    eng_type_traits[c->src].to_float(p, dst, nrows * c->n_per_row);
+    release_pages(c->g, p, (uint64_t)nrows * c->row_bytes);
 }
 
 /* Copy a tensor's bytes unchanged, a chunk at a time. */
@@ -614,12 +617,12 @@ int cli_quantize(int argc, char **argv) {
         if (dst == src) {
             r = copy_tensor(w, out.f, g, t, err, sizeof err);
         } else {
-            deq_ctx c = {t->data, src, eng_row_size(src, (int64_t)t->ne[0]),
+            deq_ctx c = {g, t->data, src,
+                         eng_row_size(src, (int64_t)t->ne[0]),
                          (int64_t)t->ne[0]};
             r = cli_stream_rows(w, out.f, dst, (int64_t)t->ne[0],
                                 (int64_t)(t->n_elements / t->ne[0]), deq_fill,
                                 &c, NULL, n_threads, err, sizeof err);
-            release_pages(g, t->data, t->n_bytes);
         }
         if (r < 0)
             goto fail;

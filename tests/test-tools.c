@@ -283,6 +283,14 @@ TEST_IMPL(tools_quantize_all_types) {
         }
         eng_gguf_close(g);
         load_and_eval(out);
+        if (cases[c].ftype == 32) {
+            /* BF16 input (as Hugging Face exports are) converts too. */
+            rc = nib_run(&log, "quantize '%s' '%s' Q8_0", out,
+                         tmp("from-bf16.gguf"));
+            ASSERT_MSG(rc == 0, "%s", log);
+            free(log);
+            load_and_eval(tmp("from-bf16.gguf"));
+        }
         unlink(out);
     }
     eng_gguf_close(src);
@@ -426,8 +434,8 @@ TEST_IMPL(tools_mkmodel_fast_vs_exact) {
             float *a = dequant(tf), *b = dequant(te), *s = dequant(ts);
             double ef = rel_rmse(a, s, ts->n_elements);
             double ee = rel_rmse(b, s, ts->n_elements);
-            /* The search buys 10-30%; twice the error would be a bug. */
-            ASSERT_MSG(ef <= 1.6 * ee + 1e-6, "%s %s: fast %g, reference %g",
+            /* The search buys about 10%; much more would be a bug. */
+            ASSERT_MSG(ef <= 1.3 * ee + 1e-6, "%s %s: fast %g, reference %g",
                        types[i], tf->name, ef, ee);
             if (tf->type == ENG_TYPE_Q4_K || tf->type == ENG_TYPE_Q5_K ||
                 tf->type == ENG_TYPE_Q6_K) {

@@ -23,7 +23,7 @@
 #include "cli.h"
 #include "tools.h"
 
-/* ==== shapes ================================================================ */
+/* ==== shapes ============================================================== */
 
 typedef struct {
     const char *name;
@@ -37,13 +37,13 @@ typedef struct {
 static const mk_shape shapes[] = {
     {"qwen2.5-coder-0.5b", "qwen2", 896, 24, 14, 2, 4864, 151936, 32768, 1e6f,
      1.0f, 1e-6f, true, true},
-    {"qwen2.5-coder-1.5b", "qwen2", 1536, 28, 12, 2, 8960, 151936, 32768,
-     1e6f, 1.0f, 1e-6f, true, true},
-    {"deepseek-coder-1.3b", "llama", 2048, 24, 16, 16, 5504, 32256, 16384,
-     1e5f, 4.0f, 1e-6f, false, false},
+    {"qwen2.5-coder-1.5b", "qwen2", 1536, 28, 12, 2, 8960, 151936, 32768, 1e6f,
+     1.0f, 1e-6f, true, true},
+    {"deepseek-coder-1.3b", "llama", 2048, 24, 16, 16, 5504, 32256, 16384, 1e5f,
+     4.0f, 1e-6f, false, false},
 };
 
-/* ==== weights =============================================================== */
+/* ==== weights ============================================================= */
 
 /* Standard deviation of every matrix and bias: GPT-2's initialisation, small
  * enough that activations and logits stay finite through any depth. */
@@ -66,7 +66,7 @@ static uint64_t fnv1a(const char *s) {
 typedef struct {
     uint64_t key; /* seed mixed with the tensor name */
     int64_t n_per_row;
-    float std;    /* 0: every value is `value` */
+    float std; /* 0: every value is `value` */
     float value;
 } gen_ctx;
 
@@ -91,14 +91,13 @@ static void gen_fill(void *ud, int64_t row0, int64_t nrows, float *dst) {
             uint64_t x = splitmix64(&s);
             uint32_t sum = (uint32_t)(x & 0xffff) +
                            (uint32_t)((x >> 16) & 0xffff) +
-                           (uint32_t)((x >> 32) & 0xffff) +
-                           (uint32_t)(x >> 48);
+                           (uint32_t)((x >> 32) & 0xffff) + (uint32_t)(x >> 48);
             row[i] = ((float)(int32_t)sum - mean) * scale;
         }
     }
 }
 
-/* ==== one-pass K-quants ======================================================
+/* ==== one-pass K-quants ===================================================
  * The reference K-quantizers search twenty candidate scales per sub-block
  * to minimise the error: about 100 ns a weight, three minutes for a 1.5B
  * model on two cores, and nothing gained for random weights. These write
@@ -181,8 +180,8 @@ static void fast_q4_K(const float *restrict x, void *restrict vy, int64_t k) {
         for (int j = 0; j < 8; j++) {
             const float id = dl[j] > 0 ? 1.0f / dl[j] : 0.0f;
             for (int i = 0; i < 32; i++)
-                L[32 * j + i] =
-                    (uint8_t)clampi(nearest((x[32 * j + i] + ml[j]) * id), 0, 15);
+                L[32 * j + i] = (uint8_t)clampi(
+                    nearest((x[32 * j + i] + ml[j]) * id), 0, 15);
         }
         uint8_t *q = y[b].qs;
         for (int j = 0; j < QK_K; j += 64, q += 32)
@@ -202,8 +201,8 @@ static void fast_q5_K(const float *restrict x, void *restrict vy, int64_t k) {
         for (int j = 0; j < 8; j++) {
             const float id = dl[j] > 0 ? 1.0f / dl[j] : 0.0f;
             for (int i = 0; i < 32; i++)
-                L[32 * j + i] =
-                    (uint8_t)clampi(nearest((x[32 * j + i] + ml[j]) * id), 0, 31);
+                L[32 * j + i] = (uint8_t)clampi(
+                    nearest((x[32 * j + i] + ml[j]) * id), 0, 31);
         }
         uint8_t *qh = y[b].qh, *ql = y[b].qs;
         memset(qh, 0, QK_K / 8);
@@ -260,17 +259,20 @@ static void fast_q6_K(const float *restrict x, void *restrict vy, int64_t k) {
             const float id = 1.0f / dj;
             for (int i = 0; i < 16; i++)
                 L[16 * j + i] =
-                    (uint8_t)(clampi(nearest(x[16 * j + i] * id), -32, 31) + 32);
+                    (uint8_t)(clampi(nearest(x[16 * j + i] * id), -32, 31) +
+                              32);
         }
         uint8_t *ql = y[b].ql, *qh = y[b].qh;
         for (int j = 0; j < QK_K; j += 128, ql += 64, qh += 32) {
             for (int l = 0; l < 32; l++) {
-                ql[l] = (uint8_t)((L[j + l] & 0xf) | ((L[j + l + 64] & 0xf) << 4));
-                ql[l + 32] =
-                    (uint8_t)((L[j + l + 32] & 0xf) | ((L[j + l + 96] & 0xf) << 4));
-                qh[l] = (uint8_t)((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) |
-                                  ((L[j + l + 64] >> 4) << 4) |
-                                  ((L[j + l + 96] >> 4) << 6));
+                ql[l] =
+                    (uint8_t)((L[j + l] & 0xf) | ((L[j + l + 64] & 0xf) << 4));
+                ql[l + 32] = (uint8_t)((L[j + l + 32] & 0xf) |
+                                       ((L[j + l + 96] & 0xf) << 4));
+                qh[l] =
+                    (uint8_t)((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) |
+                              ((L[j + l + 64] >> 4) << 4) |
+                              ((L[j + l + 96] >> 4) << 6));
             }
         }
     }
@@ -280,14 +282,18 @@ static void fast_q6_K(const float *restrict x, void *restrict vy, int64_t k) {
  * NULL (the reference) for the rest, whose reference is one pass already. */
 static eng_from_float_fn fast_quant(eng_type t) {
     switch (t) {
-    case ENG_TYPE_Q4_K: return fast_q4_K;
-    case ENG_TYPE_Q5_K: return fast_q5_K;
-    case ENG_TYPE_Q6_K: return fast_q6_K;
-    default: return NULL;
+    case ENG_TYPE_Q4_K:
+        return fast_q4_K;
+    case ENG_TYPE_Q5_K:
+        return fast_q5_K;
+    case ENG_TYPE_Q6_K:
+        return fast_q6_K;
+    default:
+        return NULL;
     }
 }
 
-/* ==== tensors =============================================================== */
+/* ==== tensors ============================================================= */
 
 typedef struct {
     char name[GGUF_W_MAX_NAME + 1];
@@ -345,7 +351,7 @@ static void build_tensors(mk_list *l, const mk_shape *s) {
     }
 }
 
-/* ==== metadata ============================================================== */
+/* ==== metadata ============================================================ */
 
 static int set_hparams(eng_gguf_w *w, const mk_shape *s, const char *name,
                        const cli_ftype *ft) {
@@ -386,8 +392,8 @@ enum { TOKTYPE_NORMAL = 1, TOKTYPE_USER_DEFINED = 4, TOKTYPE_UNUSED = 5 };
  * user-defined in BPE vocabularies (Qwen2.5's GGUFs), unused with score
  * -1000 in SentencePiece ones (which have scores), as llama.cpp's converter
  * writes them. */
-static int copy_vocab(eng_gguf_w *w, const eng_gguf *v, int n_vocab,
-                      char *err, size_t err_size) {
+static int copy_vocab(eng_gguf_w *w, const eng_gguf *v, int n_vocab, char *err,
+                      size_t err_size) {
     uint64_t n_tok;
     const eng_str *toks;
     if (eng_gguf_get_str_arr(v, "tokenizer.ggml.tokens", &n_tok, &toks) < 0) {
@@ -454,7 +460,7 @@ static int copy_vocab(eng_gguf_w *w, const eng_gguf *v, int n_vocab,
     return r ? NIB_EIO : 0;
 }
 
-/* ==== nib mkmodel =========================================================== */
+/* ==== nib mkmodel ========================================================= */
 
 static void mkmodel_usage(FILE *f) {
     fprintf(f,
@@ -577,8 +583,9 @@ int cli_mkmodel(int argc, char **argv) {
             seed = strtoull(v, &end, 10);
             ok = !errno && end != v && !*end;
         } else {
-            fprintf(stderr, "nib mkmodel: unknown option '%s' (see nib "
-                            "mkmodel --help)\n",
+            fprintf(stderr,
+                    "nib mkmodel: unknown option '%s' (see nib "
+                    "mkmodel --help)\n",
                     a);
             return 2;
         }
@@ -615,8 +622,9 @@ int cli_mkmodel(int argc, char **argv) {
             return 2;
         }
         if (!dim || !layers || !heads || !ffn) {
-            fprintf(stderr, "nib mkmodel: --arch %s needs --dim, --layers, "
-                            "--heads and --ffn\n",
+            fprintf(stderr,
+                    "nib mkmodel: --arch %s needs --dim, --layers, "
+                    "--heads and --ffn\n",
                     arch);
             return 2;
         }
@@ -653,8 +661,7 @@ int cli_mkmodel(int argc, char **argv) {
         s.eps = eps;
     if (tied >= 0)
         s.tied = tied;
-    if (s.dim % s.n_head || s.n_head % s.n_head_kv ||
-        (s.dim / s.n_head) % 2) {
+    if (s.dim % s.n_head || s.n_head % s.n_head_kv || (s.dim / s.n_head) % 2) {
         fprintf(stderr,
                 "nib mkmodel: --dim %d must split into --heads %d of an even "
                 "size, and the heads into --kv-heads %d groups\n",
@@ -732,8 +739,7 @@ int cli_mkmodel(int argc, char **argv) {
         if (cli_plan_type(&plan, t->name, t->n_dims, t->ne, ENG_TYPE_F32,
                           &types[k], err, sizeof err) < 0)
             goto fail;
-        if (eng_gguf_w_add_tensor(w, t->name, types[k], t->n_dims, t->ne) <
-            0) {
+        if (eng_gguf_w_add_tensor(w, t->name, types[k], t->n_dims, t->ne) < 0) {
             nib_errf(err, sizeof err, "%s", eng_gguf_w_error(w));
             goto fail;
         }
@@ -752,8 +758,8 @@ int cli_mkmodel(int argc, char **argv) {
                      t->value};
         if (cli_stream_rows(w, out.f, types[k], (int64_t)t->ne[0],
                             (int64_t)t->ne[1], gen_fill, &c,
-                            exact ? NULL : fast_quant(types[k]), n_threads,
-                            err, sizeof err) < 0)
+                            exact ? NULL : fast_quant(types[k]), n_threads, err,
+                            sizeof err) < 0)
             goto fail;
         bytes += eng_gguf_w_tensor_bytes(w, k);
         params += t->ne[0] * t->ne[1];

@@ -28,7 +28,7 @@
 #include "cli.h"
 #include "tools.h"
 
-/* ==== file types ============================================================ */
+/* ==== file types ========================================================== */
 
 static const cli_ftype ftypes[] = {
     {"F32", CLI_FTYPE_ALL_F32, ENG_TYPE_F32},
@@ -62,7 +62,7 @@ const char *cli_ftype_names(void) {
            "Q5_K_S, Q5_K_M, Q6_K";
 }
 
-/* ==== the type mix ========================================================== */
+/* ==== the type mix ======================================================== */
 
 static bool is_quantized(eng_type t) {
     return eng_type_traits[t].blck_size > 1;
@@ -87,17 +87,28 @@ static bool ends_with(const char *s, const char *suffix) {
 static bool wants_quantizing(const char *name, uint32_t n_dims,
                              const uint64_t *ne) {
     static const char *const keep[] = {
-        "_norm.weight",          "ffn_gate_inp.weight",
-        "altup",                 "laurel",
-        "per_layer_model_proj",  "ssm_conv1d.weight",
-        "shortconv.conv.weight", "time_mix_first.weight",
-        "time_mix_w0.weight",    "time_mix_w1.weight",
-        "time_mix_w2.weight",    "time_mix_v0.weight",
-        "time_mix_v1.weight",    "time_mix_v2.weight",
-        "time_mix_a0.weight",    "time_mix_a1.weight",
-        "time_mix_a2.weight",    "time_mix_g1.weight",
-        "time_mix_g2.weight",    "time_mix_decay_w1.weight",
-        "time_mix_decay_w2.weight", "time_mix_lerp_fused.weight",
+        "_norm.weight",
+        "ffn_gate_inp.weight",
+        "altup",
+        "laurel",
+        "per_layer_model_proj",
+        "ssm_conv1d.weight",
+        "shortconv.conv.weight",
+        "time_mix_first.weight",
+        "time_mix_w0.weight",
+        "time_mix_w1.weight",
+        "time_mix_w2.weight",
+        "time_mix_v0.weight",
+        "time_mix_v1.weight",
+        "time_mix_v2.weight",
+        "time_mix_a0.weight",
+        "time_mix_a1.weight",
+        "time_mix_a2.weight",
+        "time_mix_g1.weight",
+        "time_mix_g2.weight",
+        "time_mix_decay_w1.weight",
+        "time_mix_decay_w2.weight",
+        "time_mix_lerp_fused.weight",
         "attn_rel_b.weight",
     };
     if (!ends_with(name, "weight") || real_dims(n_dims, ne) < 2)
@@ -187,10 +198,18 @@ int cli_plan_type(cli_plan *p, const char *name, uint32_t n_dims,
              * 256-element super-blocks (Qwen2.5-0.5B's 896, for one). */
             eng_type fb;
             switch (t) {
-            case ENG_TYPE_Q4_K: fb = ENG_TYPE_Q5_0; break;
-            case ENG_TYPE_Q5_K: fb = ENG_TYPE_Q5_1; break;
-            case ENG_TYPE_Q6_K: fb = ENG_TYPE_Q8_0; break;
-            default: fb = ENG_TYPE_COUNT; break;
+            case ENG_TYPE_Q4_K:
+                fb = ENG_TYPE_Q5_0;
+                break;
+            case ENG_TYPE_Q5_K:
+                fb = ENG_TYPE_Q5_1;
+                break;
+            case ENG_TYPE_Q6_K:
+                fb = ENG_TYPE_Q8_0;
+                break;
+            default:
+                fb = ENG_TYPE_COUNT;
+                break;
             }
             if (fb == ENG_TYPE_COUNT) {
                 nib_errf(err, err_size,
@@ -217,7 +236,7 @@ int cli_plan_type(cli_plan *p, const char *name, uint32_t n_dims,
     return 0;
 }
 
-/* ==== tensor order ========================================================== */
+/* ==== tensor order ======================================================== */
 
 typedef struct {
     int layer; /* -1 outside blocks */
@@ -246,7 +265,7 @@ void cli_tensor_order(const char *const *names, int64_t *idx, int64_t n) {
     nib_free(k);
 }
 
-/* ==== streaming ============================================================= */
+/* ==== streaming =========================================================== */
 
 /* Floats per batch: large enough that thread start-up is noise, small
  * enough (16 MiB) that the largest embedding never sits in memory whole. */
@@ -314,14 +333,18 @@ int cli_stream_rows(eng_gguf_w *w, FILE *f, eng_type type, int64_t n_per_row,
         bool started[MAX_THREADS] = {false};
         for (int t = 0; t < nt; t++) {
             int64_t a = nb * t / nt, b = nb * (t + 1) / nt;
-            sl[t] = (slice){fill,        ud,     quant,
-                            type,        n_per_row,
-                            row + a,     b - a,  buf + a * n_per_row,
-                            out[cur] + a * row_bytes};
+            sl[t] = (slice){.fill = fill,
+                            .ud = ud,
+                            .quant = quant,
+                            .type = type,
+                            .n_per_row = n_per_row,
+                            .row0 = row + a,
+                            .nrows = b - a,
+                            .buf = buf + a * n_per_row,
+                            .out = out[cur] + a * row_bytes};
             started[t] = pthread_create(&th[t], NULL, slice_run, &sl[t]) == 0;
         }
-        if (pending &&
-            eng_gguf_w_write_data(w, f, out[cur ^ 1], pending) < 0) {
+        if (pending && eng_gguf_w_write_data(w, f, out[cur ^ 1], pending) < 0) {
             nib_errf(err, err_size, "%s", eng_gguf_w_error(w));
             r = NIB_EIO;
         }
@@ -342,7 +365,7 @@ int cli_stream_rows(eng_gguf_w *w, FILE *f, eng_type type, int64_t n_per_row,
     return r;
 }
 
-/* ==== output files ========================================================== */
+/* ==== output files ======================================================== */
 
 int cli_out_open(cli_out *o, const char *path, char *err, size_t err_size) {
     size_t n = strlen(path);
@@ -368,8 +391,7 @@ int cli_out_close(cli_out *o, bool ok, char *err, size_t err_size) {
     if (!o->f)
         return 0;
     if (fclose(o->f) != 0 && ok) {
-        nib_errf(err, err_size, "cannot write %s: %s", o->tmp,
-                 strerror(errno));
+        nib_errf(err, err_size, "cannot write %s: %s", o->tmp, strerror(errno));
         ok = false;
         r = NIB_EIO;
     }
@@ -387,7 +409,7 @@ int cli_out_close(cli_out *o, bool ok, char *err, size_t err_size) {
     return r;
 }
 
-/* ==== nib quantize ========================================================== */
+/* ==== nib quantize ======================================================== */
 
 static void quantize_usage(FILE *f) {
     fprintf(f,
@@ -456,8 +478,7 @@ static int n_layers_of(const eng_gguf *g) {
     if (eng_gguf_get_str(g, "general.architecture", &arch) == 0 &&
         arch.len < 64) {
         char key[128];
-        snprintf(key, sizeof key, "%.*s.block_count", (int)arch.len,
-                 arch.ptr);
+        snprintf(key, sizeof key, "%.*s.block_count", (int)arch.len, arch.ptr);
         if (eng_gguf_get_u32(g, key, &n) == 0)
             return (int)n;
     }
@@ -565,14 +586,13 @@ int cli_quantize(int argc, char **argv) {
                           sizeof err) < 0)
             goto fail;
         if (dst != src && !eng_type_traits[src].to_float) {
-            nib_errf(err, sizeof err,
-                     "tensor %s: nib cannot convert from %s", t->name,
-                     eng_type_traits[src].name);
+            nib_errf(err, sizeof err, "tensor %s: nib cannot convert from %s",
+                     t->name, eng_type_traits[src].name);
             goto fail;
         }
         if (dst != src && !eng_type_traits[dst].from_float_ref) {
-            nib_errf(err, sizeof err, "tensor %s: nib cannot write %s",
-                     t->name, eng_type_traits[dst].name);
+            nib_errf(err, sizeof err, "tensor %s: nib cannot write %s", t->name,
+                     eng_type_traits[dst].name);
             goto fail;
         }
         requant |= dst != src && is_quantized(src);
@@ -586,8 +606,9 @@ int cli_quantize(int argc, char **argv) {
         }
     }
     if (requant)
-        fprintf(stderr, "nib quantize: warning: %s is already quantized; "
-                        "requantizing loses quality\n",
+        fprintf(stderr,
+                "nib quantize: warning: %s is already quantized; "
+                "requantizing loses quality\n",
                 in);
 
     if (eng_gguf_w_copy_kvs(w, g, NULL) < 0 ||
@@ -617,8 +638,7 @@ int cli_quantize(int argc, char **argv) {
         if (dst == src) {
             r = copy_tensor(w, out.f, g, t, err, sizeof err);
         } else {
-            deq_ctx c = {g, t->data, src,
-                         eng_row_size(src, (int64_t)t->ne[0]),
+            deq_ctx c = {g, t->data, src, eng_row_size(src, (int64_t)t->ne[0]),
                          (int64_t)t->ne[0]};
             r = cli_stream_rows(w, out.f, dst, (int64_t)t->ne[0],
                                 (int64_t)(t->n_elements / t->ne[0]), deq_fill,

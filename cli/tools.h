@@ -47,7 +47,7 @@ const cli_ftype *cli_ftype_find(const char *name);
 /* "F32, F16, ..." for messages (static). */
 const char *cli_ftype_names(void);
 
-/* ---- the type mix ------------------------------------------------------------
+/* ---- the type mix -----------------------------------------------------
  * llama.cpp's llama_tensor_get_type for the file types above. Its counters
  * (which attn_v / ffn_down this is) advance in the order tensors are asked
  * about, so ask in the order they are written (cli_tensor_order). */
@@ -61,7 +61,7 @@ typedef struct {
     int n_attention_wv; /* attn_v / attn_qkv tensors in the file */
     int i_attention_wv;
     int i_ffn_down;
-    int n_fallback;     /* tensors whose row length forced another type */
+    int n_fallback; /* tensors whose row length forced another type */
 } cli_plan;
 
 /* names[0..n): every tensor of the file being written. */
@@ -84,8 +84,7 @@ void cli_tensor_order(const char *const *names, int64_t *idx, int64_t n);
 
 /* Writes rows [row0, row0 + nrows) of a tensor as floats into dst (nrows *
  * n_per_row). Called from several threads at once on disjoint rows. */
-typedef void (*cli_fill_fn)(void *ud, int64_t row0, int64_t nrows,
-                            float *dst);
+typedef void (*cli_fill_fn)(void *ud, int64_t row0, int64_t nrows, float *dst);
 
 /* Produce a whole tensor of `nrows` rows of `n_per_row` elements of type
  * `type` from fill(), in batches of a few MiB spread over n_threads threads,

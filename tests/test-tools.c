@@ -154,7 +154,7 @@ static const char *small_model(const char *type, const char *extra,
     return out;
 }
 
-/* ---- byte identity with llama.cpp ------------------------------------------ */
+/* ---- byte identity with llama.cpp ---------------------------------------- */
 
 static int quantize_like_llamacpp(const char *type, const char *ref_name) {
     const char *f16 = test_shared("models/rq-star-f16.gguf");
@@ -202,8 +202,7 @@ TEST_IMPL(tools_quantize_from_quantized) {
               0);
     free(log);
     ASSERT(files_equal(q8, tmp("same.gguf")));
-    ASSERT_EQ(nib_run(&log, "quantize '%s' '%s' F16", q8, tmp("back.gguf")),
-              0);
+    ASSERT_EQ(nib_run(&log, "quantize '%s' '%s' F16", q8, tmp("back.gguf")), 0);
     ASSERT_MSG(strstr(log, "already quantized"), "%s", log);
     free(log);
     eng_gguf *g = open_gguf(tmp("back.gguf"));
@@ -217,7 +216,7 @@ TEST_IMPL(tools_quantize_from_quantized) {
     return 0;
 }
 
-/* ---- every type from a random F32 model ------------------------------------- */
+/* ---- every type from a random F32 model ---------------------------------- */
 
 TEST_IMPL(tools_quantize_all_types) {
     const char *f32 = small_model("F32", "--seed 3", "all-f32.gguf");
@@ -297,7 +296,7 @@ TEST_IMPL(tools_quantize_all_types) {
     return 0;
 }
 
-/* ---- mkmodel ---------------------------------------------------------------- */
+/* ---- mkmodel ------------------------------------------------------------- */
 
 TEST_IMPL(tools_mkmodel_loads) {
     const char *vocab = test_shared("vocab/ggml-vocab-qwen2.gguf");
@@ -468,7 +467,7 @@ TEST_IMPL(tools_mkmodel_requantize) {
     return 0;
 }
 
-/* ---- errors ------------------------------------------------------------------- */
+/* ---- errors ------------------------------------------------------------- */
 
 static void expect_fail(int want_rc, const char *want_msg, const char *args) {
     char *log;

@@ -55,10 +55,6 @@ ALWAYS_INLINE __m512i join256(__m256i lo, __m256i hi) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
-/* [a x 8 | b x 8] */
-ALWAYS_INLINE __m512 two_scales(float a, float b) {
-    return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
-}
 
 /* ==== Q8_0-activation types: Q8_0, Q4_0, Q5_0 ============================== */
 
@@ -66,16 +62,21 @@ ALWAYS_INLINE __m512 two_scales(float a, float b) {
  * blocks 2-3 (each in element order), and their scales as floats. */
 typedef struct {
     __m512i w[2];
-    float d[4];
+    __m128 d4; /* the four weight scales */
 } quad;
+
+ALWAYS_INLINE __m128 scales4(const eng_fp16 d0, const eng_fp16 d1,
+                             const eng_fp16 d2, const eng_fp16 d3) {
+    return _mm_cvtph_ps(_mm_setr_epi16((short)d0, (short)d1, (short)d2,
+                                       (short)d3, 0, 0, 0, 0));
+}
 
 ALWAYS_INLINE void quad_q8_0(const block_q8_0 *a, quad *q) {
     for (int h = 0; h < 2; h++)
         q->w[h] =
             join256(_mm256_loadu_si256((const __m256i *)a[2 * h].qs),
                     _mm256_loadu_si256((const __m256i *)a[2 * h + 1].qs));
-    for (int k = 0; k < 4; k++)
-        q->d[k] = fp16_to_f32_f16c(a[k].d);
+    q->d4 = scales4(a[0].d, a[1].d, a[2].d, a[3].d);
 }
 
 /* Nibbles of two blocks to [lo0 hi0 lo1 hi1] (elements 0-31 of each). */
@@ -94,8 +95,7 @@ ALWAYS_INLINE void quad_q4_0(const block_q4_0 *a, quad *q) {
     for (int h = 0; h < 2; h++)
         q->w[h] = _mm512_sub_epi8(nibbles_pair(a[2 * h].qs, a[2 * h + 1].qs),
                                   eight);
-    for (int k = 0; k < 4; k++)
-        q->d[k] = fp16_to_f32_f16c(a[k].d);
+    q->d4 = scales4(a[0].d, a[1].d, a[2].d, a[3].d);
 }
 
 ALWAYS_INLINE void quad_q5_0(const block_q5_0 *a, quad *q) {
@@ -111,8 +111,7 @@ ALWAYS_INLINE void quad_q5_0(const block_q5_0 *a, quad *q) {
             nib, (__mmask64)~((uint64_t)h0 | ((uint64_t)h1 << 32)), nib,
             sixteen);
     }
-    for (int k = 0; k < 4; k++)
-        q->d[k] = fp16_to_f32_f16c(a[k].d);
+    q->d4 = scales4(a[0].d, a[1].d, a[2].d, a[3].d);
 }
 
 /* One leftover block of signed bytes, decoded per type. */
@@ -145,6 +144,10 @@ ALWAYS_INLINE __m256i single_q5_0(const block_q5_0 *a) {
         __m512 acc0[ENG_NRC_MAX], acc1[ENG_NRC_MAX];                           \
         for (int c = 0; c < nrc; c++)                                          \
             acc0[c] = acc1[c] = _mm512_setzero_ps();                           \
+        const __m512i sel01 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1,  \
+                                                1, 1, 1, 1, 1, 1);             \
+        const __m512i sel23 = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3,  \
+                                                3, 3, 3, 3, 3, 3);             \
         int i = 0;                                                             \
         for (; i + 4 <= nb; i += 4) {                                          \
             quad q;                                                            \
@@ -169,10 +172,13 @@ ALWAYS_INLINE __m256i single_q5_0(const block_q5_0 *a) {
                     _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax0, y0);      \
                 __m512i p1 =                                                   \
                     _mm512_dpbusd_epi32(_mm512_setzero_si512(), ax1, y1);      \
-                __m512 d01 = two_scales(q.d[0] * fp16_to_f32_f16c(y[0].d),     \
-                                        q.d[1] * fp16_to_f32_f16c(y[1].d));    \
-                __m512 d23 = two_scales(q.d[2] * fp16_to_f32_f16c(y[2].d),     \
-                                        q.d[3] * fp16_to_f32_f16c(y[3].d));    \
+                /* the four dx * dy products in one vmulps, then spread */    \
+                const __m512 d4 = _mm512_castps128_ps512(_mm_mul_ps(           \
+                    q.d4, _mm_cvtph_ps(_mm_setr_epi16(                         \
+                              (short)y[0].d, (short)y[1].d, (short)y[2].d,     \
+                              (short)y[3].d, 0, 0, 0, 0))));                   \
+                const __m512 d01 = _mm512_permutexvar_ps(sel01, d4);           \
+                const __m512 d23 = _mm512_permutexvar_ps(sel23, d4);           \
                 acc0[c] =                                                      \
                     _mm512_fmadd_ps(d01, _mm512_cvtepi32_ps(p0), acc0[c]);     \
                 acc1[c] =                                                      \

@@ -483,6 +483,8 @@ static void mkmodel_usage(FILE *f) {
             "  %s\n"
             "\n"
             "other options:\n"
+            "  --seed S  weights (default 42; the same seed gives the same "
+            "file)\n"
             "  --rope-base F, --rope-scale F (linear), --eps F, --tied, "
             "--untied,\n"
             "  --name NAME, -t N (threads; default all CPUs)\n"

@@ -279,9 +279,12 @@ static void fast_q6_K(const float *restrict x, void *restrict vy, int64_t k) {
 }
 
 /* The encoder mkmodel uses for type t: a one-pass one for the K-quants,
- * NULL (the reference) for the rest, whose reference is one pass already. */
+ * the reference's exact twin for Q8_0 (tools.h), NULL (the reference) for the
+ * rest, which are cheap already. */
 static eng_from_float_fn fast_quant(eng_type t) {
     switch (t) {
+    case ENG_TYPE_Q8_0:
+        return cli_quantize_q8_0;
     case ENG_TYPE_Q4_K:
         return fast_q4_K;
     case ENG_TYPE_Q5_K:

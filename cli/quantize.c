@@ -16,6 +16,7 @@
  * memory stays flat whatever the model's size.
  */
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -365,6 +366,29 @@ int cli_stream_rows(eng_gguf_w *w, FILE *f, eng_type type, int64_t n_per_row,
     return r;
 }
 
+/* Q8_0 exactly as the reference (same bytes), without its libm roundf
+ * call per weight: roundf rounds halves away from zero, as below. */
+static inline int round_away(float v) {
+    /* |v| <= 127 here, so the truncation and the difference are exact. */
+    int i = (int)v;
+    float d = v - (float)i;
+    return i + (d >= 0.5f) - (d <= -0.5f);
+}
+
+void cli_quantize_q8_0(const float *restrict x, void *restrict vy, int64_t k) {
+    block_q8_0 *y = vy;
+    for (int64_t b = 0; b < k / QK8_0; b++, x += QK8_0) {
+        float amax = 0;
+        for (int j = 0; j < QK8_0; j++)
+            amax = amax > fabsf(x[j]) ? amax : fabsf(x[j]);
+        const float d = amax / 127;
+        const float id = d ? 1.0f / d : 0.0f;
+        y[b].d = eng_fp32_to_fp16(d);
+        for (int j = 0; j < QK8_0; j++)
+            y[b].qs[j] = (int8_t)round_away(x[j] * id);
+    }
+}
+
 /* ==== output files ======================================================== */
 
 int cli_out_open(cli_out *o, const char *path, char *err, size_t err_size) {
@@ -642,7 +666,9 @@ int cli_quantize(int argc, char **argv) {
                          (int64_t)t->ne[0]};
             r = cli_stream_rows(w, out.f, dst, (int64_t)t->ne[0],
                                 (int64_t)(t->n_elements / t->ne[0]), deq_fill,
-                                &c, NULL, n_threads, err, sizeof err);
+                                &c,
+                                dst == ENG_TYPE_Q8_0 ? cli_quantize_q8_0 : NULL,
+                                n_threads, err, sizeof err);
         }
         if (r < 0)
             goto fail;

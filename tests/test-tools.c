@@ -454,6 +454,16 @@ TEST_IMPL(tools_mkmodel_fast_vs_exact) {
     return 0;
 }
 
+/* Q8_0's faster encoder is the reference, byte for byte. */
+TEST_IMPL(tools_mkmodel_q8_0_exact) {
+    const char *a = small_model("Q8_0", "--seed 4", "q8-fast.gguf");
+    if (!a)
+        TEST_SKIP("../shared/vocab absent");
+    const char *b = small_model("Q8_0", "--seed 4 --exact", "q8-exact.gguf");
+    ASSERT(files_equal(a, b));
+    return 0;
+}
+
 /* A mkmodel'd F16 model quantized again loads and evaluates. */
 TEST_IMPL(tools_mkmodel_requantize) {
     const char *f16 = small_model("F16", "", "rq-f16.gguf");

@@ -296,6 +296,25 @@ TEST_IMPL(tools_quantize_all_types) {
     return 0;
 }
 
+/* --pure: no mix, the embedding and attn_v included. */
+TEST_IMPL(tools_quantize_pure) {
+    const char *f32 = small_model("F32", "--seed 2", "pure-f32.gguf");
+    if (!f32)
+        TEST_SKIP("../shared/vocab absent");
+    char *log;
+    ASSERT_EQ(nib_run(&log, "quantize --pure '%s' '%s' Q4_0 1", f32,
+                      tmp("pure.gguf")),
+              0);
+    free(log);
+    eng_gguf *g = open_gguf(tmp("pure.gguf"));
+    ASSERT_STR_EQ(type_of(g, "token_embd.weight"), "Q4_0");
+    ASSERT_STR_EQ(type_of(g, "blk.2.attn_v.weight"), "Q4_0");
+    ASSERT_STR_EQ(type_of(g, "blk.2.ffn_norm.weight"), "F32");
+    eng_gguf_close(g);
+    load_and_eval(tmp("pure.gguf"));
+    return 0;
+}
+
 /* ---- mkmodel ------------------------------------------------------------- */
 
 TEST_IMPL(tools_mkmodel_loads) {

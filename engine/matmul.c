@@ -139,6 +139,13 @@ void eng_matmul(eng_ctx *c, float *out, const eng_tensor *w, const float *x,
         t.xq = c->wdata;
         t.xq_row = eng_row_size(vt, w->ne0);
         t.convert = eng_type_traits[vt].from_float;
+        /* Batches take the packed-activation kernel where there is one
+         * (same results, about twice as fast per column). */
+        if (n_batch > 1 && tt->vec_dot_nrc_packed &&
+            eng_type_traits[vt].from_float_packed) {
+            t.convert = eng_type_traits[vt].from_float_packed;
+            t.dot_nrc = tt->vec_dot_nrc_packed;
+        }
         if (n_batch == 1 || !parallel)
             mm_convert(&t, 0, 1);
         else

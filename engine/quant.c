@@ -1144,6 +1144,11 @@ static void quant_init_once(void) {
                 eng_type_traits[t].vec_dot_nrc = k->vec_dot_nrc[t];
             if (k->from_float[t])
                 eng_type_traits[t].from_float = k->from_float[t];
+            if (k->vec_dot_nrc_packed[t])
+                eng_type_traits[t].vec_dot_nrc_packed =
+                    k->vec_dot_nrc_packed[t];
+            if (k->from_float_packed[t])
+                eng_type_traits[t].from_float_packed = k->from_float_packed[t];
         }
     }
 }

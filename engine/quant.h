@@ -205,6 +205,15 @@ typedef struct {
     eng_vec_dot_nrc_fn vec_dot_nrc_ref; /* scalar: nrc x vec_dot_ref */
     /* Fastest batched dot (a loop over vec_dot where no ISA has one). */
     eng_vec_dot_nrc_fn vec_dot_nrc;
+    /* Optional faster batched dot whose activation rows are in the packed
+     * layout of vec_dot_type (written by that type's from_float_packed);
+     * NULL where this CPU has none. Bit-identical to vec_dot per column. */
+    eng_vec_dot_nrc_fn vec_dot_nrc_packed;
+    /* For activation types: quantize into the packed layout the
+     * vec_dot_nrc_packed kernels read, with the same rounding as
+     * from_float and the same row size (NULL where none). Q8_0's packed
+     * row is the n quants + 128 as bytes, then the n/32 fp16 scales. */
+    eng_from_float_fn from_float_packed;
 } eng_type_traits_t;
 
 /* A matmul row W (type t) times activations x (float):

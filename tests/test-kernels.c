@@ -1,8 +1,9 @@
 /*
  * test-kernels.c — the engine's fast paths against their references, bit
  * for bit where the engine relies on it:
- *   - the batched dot (vec_dot_nrc) eng_matmul uses for batches equals
- *     vec_dot column by column, so a token's logits do not depend on the
+ *   - the batched dots eng_matmul uses for batches (vec_dot_nrc, and
+ *     vec_dot_nrc_packed on packed activations) equal vec_dot column by
+ *     column, so a token's logits do not depend on the
  *     batch it was evaluated in (speculative verify == plain decode);
  *   - the SIMD attention unit equals the scalar reference in attn.c;
  *   - the thread pool runs every share of every task exactly once.
@@ -44,8 +45,9 @@ TEST_IMPL(kernels_nrc_equals_vec_dot) {
     enum { NMAX = 4864, PAD = 40 };
     static float x[NMAX], y[NMAX];
     static uint8_t qx[NMAX * 4], qy[ENG_NRC_MAX * (NMAX * 4 + PAD)];
+    static uint8_t qp[ENG_NRC_MAX * (NMAX * 4 + PAD)];
     eng_quant_init();
-    int checked = 0;
+    int checked = 0, packed = 0;
     for (size_t ti = 0; ti < NIB_ARRAY_LEN(types); ti++) {
         const eng_type t = types[ti];
         const eng_type_traits_t *tt = &eng_type_traits[t];
@@ -63,6 +65,8 @@ TEST_IMPL(kernels_nrc_equals_vec_dot) {
                 for (int i = 0; i < n; i++)
                     y[i] = krng_sym() * (float)(c + 1);
                 eng_type_traits[vt].from_float(y, qy + c * st, n);
+                if (eng_type_traits[vt].from_float_packed)
+                    eng_type_traits[vt].from_float_packed(y, qp + c * st, n);
             }
             for (int nrc = 1; nrc <= ENG_NRC_MAX; nrc++) {
                 float got[ENG_NRC_MAX + 1];
@@ -78,11 +82,26 @@ TEST_IMPL(kernels_nrc_equals_vec_dot) {
                                want);
                     checked++;
                 }
+                /* the packed-activation kernel, where this CPU has one */
+                if (!tt->vec_dot_nrc_packed)
+                    continue;
+                ASSERT(eng_type_traits[vt].from_float_packed != NULL);
+                got[nrc] = 12345.0f;
+                tt->vec_dot_nrc_packed(n, nrc, got, qx, qp, st);
+                ASSERT(got[nrc] == 12345.0f);
+                for (int c = 0; c < nrc; c++) {
+                    float want;
+                    tt->vec_dot(n, &want, qx, qy + c * st);
+                    ASSERT_MSG(memcmp(&want, &got[c], sizeof want) == 0,
+                               "%s packed n=%d nrc=%d col %d: %.9g vs %.9g",
+                               tt->name, n, nrc, c, got[c], want);
+                    packed++;
+                }
             }
         }
     }
-    fprintf(stderr, "%d columns bit-identical (%s)\n", checked,
-            eng_quant_isa());
+    fprintf(stderr, "%d columns bit-identical (%s), %d of them packed\n",
+            checked + packed, eng_quant_isa(), packed);
     return 0;
 }
 

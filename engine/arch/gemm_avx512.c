@@ -206,6 +206,110 @@ Q8_0_LIKE_NRC(q8_0, block_q8_0, quad_q8_0, single_q8_0)
 Q8_0_LIKE_NRC(q4_0, block_q4_0, quad_q4_0, single_q4_0)
 Q8_0_LIKE_NRC(q5_0, block_q5_0, quad_q5_0, single_q5_0)
 
+/* ==== Q8_0-activation types on packed activations ========================= */
+
+/* The packed Q8_0 row (eng_type_traits_t.from_float_packed): the n quants
+ * plus 128 as unsigned bytes, then the n/32 fp16 scales; the same bytes as
+ * a Q8_0 row, rearranged. Two blocks of a column are then one 64-byte
+ * load that goes straight into vpdpbusd as its unsigned side, with the
+ * weights as the signed side; the +128 comes off through the accumulator
+ * the sum starts from, -128 * (sum of the four weights of each lane),
+ * computed once per weight row. The int32 lanes are the same exact sums of
+ * four products as in vec_dot, and the float steps are vec_dot's, so the
+ * results are bit-identical; per column and two blocks the work is one
+ * load-and-vpdpbusd, one convert and one FMA, plus a quarter of a scale
+ * conversion. Rounding is that of the installed Q8_0 from_float (block by
+ * block, which is how Q8_0 rounds anyway). */
+void eng__quantize_row_q8_0_packed_avx512(const float *restrict x,
+                                          void *restrict vy, int64_t k) {
+    const eng_from_float_fn quantize = eng_type_traits[ENG_TYPE_Q8_0].from_float;
+    uint8_t *u = vy;
+    uint8_t *d = u + k;
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    for (int64_t i = 0; i < k / QK8_0; i++) {
+        block_q8_0 b;
+        quantize(x + i * QK8_0, &b, QK8_0);
+        _mm256_storeu_si256(
+            (__m256i *)(u + i * QK8_0),
+            _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)b.qs), flip));
+        memcpy(d + 2 * i, &b.d, 2);
+    }
+}
+
+/* -128 * (sum of the four signed bytes of each int32 lane). */
+ALWAYS_INLINE __m512i minus128_sum4(__m512i w) {
+    return _mm512_sub_epi32(
+        _mm512_setzero_si512(),
+        _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                            _mm512_set1_epi8((char)0x80), w));
+}
+
+ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
+    return _mm256_sub_epi32(
+        _mm256_setzero_si256(),
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+                            _mm256_set1_epi8((char)0x80), w));
+}
+
+#define Q8_0_LIKE_PACKED(T, BLOCK, QUAD, SINGLE)                               \
+    ALWAYS_INLINE void T##_nrc_packed_impl(int n, const int nrc,               \
+                                           float *restrict s,                  \
+                                           const void *restrict vx,            \
+                                           const void *restrict vy,            \
+                                           size_t st) {                        \
+        const BLOCK *x = vx;                                                   \
+        const int nb = n / QK8_0;                                              \
+        const __m512i sel01 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1,  \
+                                                1, 1, 1, 1, 1, 1);             \
+        const __m512i sel23 = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3,  \
+                                                3, 3, 3, 3, 3, 3);             \
+        __m512 acc0[ENG_NRC_MAX], acc1[ENG_NRC_MAX];                           \
+        for (int c = 0; c < nrc; c++)                                          \
+            acc0[c] = acc1[c] = _mm512_setzero_ps();                           \
+        int i = 0;                                                             \
+        for (; i + 4 <= nb; i += 4) {                                          \
+            quad q;                                                            \
+            QUAD(x + i, &q);                                                   \
+            const __m512i c0 = minus128_sum4(q.w[0]);                          \
+            const __m512i c1 = minus128_sum4(q.w[1]);                          \
+            for (int c = 0; c < nrc; c++) {                                    \
+                const uint8_t *u = (const uint8_t *)col(vy, c, st);            \
+                const uint8_t *dy = u + n + 2 * i;                             \
+                __m512i p0 = _mm512_dpbusd_epi32(                              \
+                    c0, _mm512_loadu_si512(u + 32 * i), q.w[0]);               \
+                __m512i p1 = _mm512_dpbusd_epi32(                              \
+                    c1, _mm512_loadu_si512(u + 32 * i + 64), q.w[1]);          \
+                const __m512 d4 = _mm512_castps128_ps512(_mm_mul_ps(           \
+                    q.d4, _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)dy)))); \
+                acc0[c] = _mm512_fmadd_ps(_mm512_permutexvar_ps(sel01, d4),    \
+                                          _mm512_cvtepi32_ps(p0), acc0[c]);    \
+                acc1[c] = _mm512_fmadd_ps(_mm512_permutexvar_ps(sel23, d4),    \
+                                          _mm512_cvtepi32_ps(p1), acc1[c]);    \
+            }                                                                  \
+        }                                                                      \
+        for (int c = 0; c < nrc; c++)                                          \
+            s[c] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[c], acc1[c]));      \
+        for (; i < nb; i++) {                                                  \
+            const __m256i qx = SINGLE(x + i);                                  \
+            const __m256i cx = minus128_sum4_256(qx);                          \
+            const float dx = fp16_to_f32_f16c(x[i].d);                         \
+            for (int c = 0; c < nrc; c++) {                                    \
+                const uint8_t *u = (const uint8_t *)col(vy, c, st);            \
+                eng_fp16 dyh;                                                  \
+                memcpy(&dyh, u + n + 2 * i, 2);                                \
+                __m256i p = _mm256_dpbusd_epi32(                               \
+                    cx, _mm256_loadu_si256((const __m256i *)(u + 32 * i)),     \
+                    qx);                                                       \
+                s[c] += dx * fp16_to_f32_f16c(dyh) * (float)hsum_i32_256(p);   \
+            }                                                                  \
+        }                                                                      \
+    }                                                                          \
+    NRC_DISPATCH(eng__vec_dot_##T##_nrc_packed_avx512, T##_nrc_packed_impl)
+
+Q8_0_LIKE_PACKED(q8_0, block_q8_0, quad_q8_0, single_q8_0)
+Q8_0_LIKE_PACKED(q4_0, block_q4_0, quad_q4_0, single_q4_0)
+Q8_0_LIKE_PACKED(q5_0, block_q5_0, quad_q5_0, single_q5_0)
+
 /* ==== Q4_1 against Q8_1 ==================================================== */
 
 /* vec_dot is the AVX2 kernel: per block an 8-lane FMA of fp16(dx) *
@@ -251,6 +355,16 @@ const eng_arch_kernels eng__kernels_avx512_gemm = {
             [ENG_TYPE_Q4_0] = eng__vec_dot_q4_0_nrc_exact_avx512,
             [ENG_TYPE_Q5_0] = eng__vec_dot_q5_0_nrc_exact_avx512,
             [ENG_TYPE_Q4_1] = eng__vec_dot_q4_1_nrc_exact_avx512,
+        },
+    .vec_dot_nrc_packed =
+        {
+            [ENG_TYPE_Q8_0] = eng__vec_dot_q8_0_nrc_packed_avx512,
+            [ENG_TYPE_Q4_0] = eng__vec_dot_q4_0_nrc_packed_avx512,
+            [ENG_TYPE_Q5_0] = eng__vec_dot_q5_0_nrc_packed_avx512,
+        },
+    .from_float_packed =
+        {
+            [ENG_TYPE_Q8_0] = eng__quantize_row_q8_0_packed_avx512,
         },
 };
 

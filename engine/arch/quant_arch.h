@@ -18,6 +18,10 @@ typedef struct {
     eng_vec_dot_fn vec_dot[ENG_TYPE_COUNT];         /* by weight type */
     eng_from_float_fn from_float[ENG_TYPE_COUNT];   /* by destination type */
     eng_vec_dot_nrc_fn vec_dot_nrc[ENG_TYPE_COUNT]; /* by weight type */
+    /* packed-activation batched dots (by weight type) and the packers (by
+     * activation type); see eng_type_traits_t */
+    eng_vec_dot_nrc_fn vec_dot_nrc_packed[ENG_TYPE_COUNT];
+    eng_from_float_fn from_float_packed[ENG_TYPE_COUNT];
 } eng_arch_kernels;
 
 #define ENG_ARCH_MAX 4

@@ -30,6 +30,10 @@
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
+/* Fully unrolled column loops let the per-column accumulators live in
+ * registers (GCC otherwise keeps acc[] on the stack: measured 1.6x). */
+#define UNROLL_COLUMNS _Pragma("GCC unroll 8")
+
 /* Same switch as quant_avx512.c: a constant nrc per instance keeps the
  * per-column accumulators in registers. */
 #define NRC_DISPATCH(name, impl)                                               \
@@ -142,6 +146,7 @@ ALWAYS_INLINE __m256i single_q5_0(const block_q5_0 *a) {
         const BLOCK *x = vx;                                                   \
         const int nb = n / QK8_0;                                              \
         __m512 acc0[ENG_NRC_MAX], acc1[ENG_NRC_MAX];                           \
+        UNROLL_COLUMNS                                                         \
         for (int c = 0; c < nrc; c++)                                          \
             acc0[c] = acc1[c] = _mm512_setzero_ps();                           \
         const __m512i sel01 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1,  \
@@ -156,6 +161,7 @@ ALWAYS_INLINE __m256i single_q5_0(const block_q5_0 *a) {
             const __mmask64 neg1 = _mm512_movepi8_mask(q.w[1]);                \
             const __m512i ax0 = _mm512_abs_epi8(q.w[0]);                       \
             const __m512i ax1 = _mm512_abs_epi8(q.w[1]);                       \
+            UNROLL_COLUMNS                                                     \
             for (int c = 0; c < nrc; c++) {                                    \
                 const block_q8_0 *y = (const block_q8_0 *)col(vy, c, st) + i;  \
                 __m512i y0 = join256(                                          \
@@ -185,12 +191,14 @@ ALWAYS_INLINE __m256i single_q5_0(const block_q5_0 *a) {
                     _mm512_fmadd_ps(d23, _mm512_cvtepi32_ps(p1), acc1[c]);     \
             }                                                                  \
         }                                                                      \
+        UNROLL_COLUMNS                                                         \
         for (int c = 0; c < nrc; c++)                                          \
             s[c] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[c], acc1[c]));      \
         for (; i < nb; i++) {                                                  \
             const __m256i qx = SINGLE(x + i);                                  \
             const __m256i ax = _mm256_sign_epi8(qx, qx);                       \
             const float dx = fp16_to_f32_f16c(x[i].d);                         \
+            UNROLL_COLUMNS                                                     \
             for (int c = 0; c < nrc; c++) {                                    \
                 const block_q8_0 *y = (const block_q8_0 *)col(vy, c, st) + i;  \
                 __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);       \
@@ -264,6 +272,7 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
         const __m512i sel23 = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3,  \
                                                 3, 3, 3, 3, 3, 3);             \
         __m512 acc0[ENG_NRC_MAX], acc1[ENG_NRC_MAX];                           \
+        UNROLL_COLUMNS                                                         \
         for (int c = 0; c < nrc; c++)                                          \
             acc0[c] = acc1[c] = _mm512_setzero_ps();                           \
         int i = 0;                                                             \
@@ -272,6 +281,7 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
             QUAD(x + i, &q);                                                   \
             const __m512i c0 = minus128_sum4(q.w[0]);                          \
             const __m512i c1 = minus128_sum4(q.w[1]);                          \
+            UNROLL_COLUMNS                                                     \
             for (int c = 0; c < nrc; c++) {                                    \
                 const uint8_t *u = (const uint8_t *)col(vy, c, st);            \
                 const uint8_t *dy = u + n + 2 * i;                             \
@@ -287,12 +297,14 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
                                           _mm512_cvtepi32_ps(p1), acc1[c]);    \
             }                                                                  \
         }                                                                      \
+        UNROLL_COLUMNS                                                         \
         for (int c = 0; c < nrc; c++)                                          \
             s[c] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[c], acc1[c]));      \
         for (; i < nb; i++) {                                                  \
             const __m256i qx = SINGLE(x + i);                                  \
             const __m256i cx = minus128_sum4_256(qx);                          \
             const float dx = fp16_to_f32_f16c(x[i].d);                         \
+            UNROLL_COLUMNS                                                     \
             for (int c = 0; c < nrc; c++) {                                    \
                 const uint8_t *u = (const uint8_t *)col(vy, c, st);            \
                 eng_fp16 dyh;                                                  \

@@ -7,6 +7,7 @@
  *   nib tokenize -m MODEL -f FILE [--no-bos]
  *   nib info     -m MODEL
  *   nib lsp      [options]            (the language server)
+ *   nib quantize | mkmodel | bench     (tools, in their own files)
  */
 #include <errno.h>
 #include <limits.h>
@@ -40,6 +41,12 @@ static void usage(FILE *f) {
             "  tokenize   print the token ids of a file: -f FILE "
             "[--no-bos]\n"
             "  info       describe a model\n"
+            "  quantize   IN.gguf OUT.gguf TYPE: convert a model to Q8_0, "
+            "Q4_K_M, ...\n"
+            "  mkmodel    a random-weight model of a real shape and "
+            "vocabulary\n"
+            "  bench      prompt, decode, bandwidth and KV-reuse figures as "
+            "JSON\n"
             "\n"
             "common options:\n"
             "  -m MODEL   GGUF model file (default: $NIB_MODEL, else the "

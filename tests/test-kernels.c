@@ -14,6 +14,7 @@
 
 #include "common/nib.h"
 #include "engine/arch/attn_arch.h"
+#include "engine/arch/quant_arch.h"
 #include "engine/internal.h"
 #include "engine/quant.h"
 #include "test.h"
@@ -33,7 +34,34 @@ static float krng_sym(void) { /* [-1, 1) */
 
 /* ---- batched dot == vec_dot ---------------------------------------------- */
 
-TEST_IMPL(kernels_nrc_equals_vec_dot) {
+/* The kernels one CPU level would run: the scalar defaults with the ISA
+ * tables up to that level installed in order, as eng_quant_init does. */
+typedef struct {
+    const char *isa;
+    eng_vec_dot_fn dot[ENG_TYPE_COUNT];
+    eng_vec_dot_nrc_fn nrc[ENG_TYPE_COUNT];
+    eng_vec_dot_nrc_fn nrc_packed[ENG_TYPE_COUNT];
+    eng_from_float_fn from_float[ENG_TYPE_COUNT];
+    eng_from_float_fn from_float_packed[ENG_TYPE_COUNT];
+} cpu_level;
+
+static void level_install(cpu_level *l, const eng_arch_kernels *k) {
+    l->isa = k->isa;
+    for (int t = 0; t < ENG_TYPE_COUNT; t++) {
+        if (k->vec_dot[t])
+            l->dot[t] = k->vec_dot[t];
+        if (k->vec_dot_nrc[t])
+            l->nrc[t] = k->vec_dot_nrc[t];
+        if (k->vec_dot_nrc_packed[t])
+            l->nrc_packed[t] = k->vec_dot_nrc_packed[t];
+        if (k->from_float[t])
+            l->from_float[t] = k->from_float[t];
+        if (k->from_float_packed[t])
+            l->from_float_packed[t] = k->from_float_packed[t];
+    }
+}
+
+static int check_level(const cpu_level *l) {
     static const eng_type types[] = {
         ENG_TYPE_F32,  ENG_TYPE_F16,  ENG_TYPE_BF16, ENG_TYPE_Q4_0,
         ENG_TYPE_Q4_1, ENG_TYPE_Q5_0, ENG_TYPE_Q5_1, ENG_TYPE_Q8_0,
@@ -46,13 +74,15 @@ TEST_IMPL(kernels_nrc_equals_vec_dot) {
     static float x[NMAX], y[NMAX];
     static uint8_t qx[NMAX * 4], qy[ENG_NRC_MAX * (NMAX * 4 + PAD)];
     static uint8_t qp[ENG_NRC_MAX * (NMAX * 4 + PAD)];
-    eng_quant_init();
     int checked = 0, packed = 0;
     for (size_t ti = 0; ti < NIB_ARRAY_LEN(types); ti++) {
         const eng_type t = types[ti];
         const eng_type_traits_t *tt = &eng_type_traits[t];
         const eng_type vt = tt->vec_dot_type;
-        const int64_t blk = NIB_MAX(tt->blck_size, eng_type_traits[vt].blck_size);
+        if (!l->nrc[t])
+            continue;
+        const int64_t blk =
+            NIB_MAX(tt->blck_size, eng_type_traits[vt].blck_size);
         for (size_t li = 0; li < NIB_ARRAY_LEN(lens); li++) {
             const int n = lens[li];
             if (n % blk)
@@ -64,44 +94,85 @@ TEST_IMPL(kernels_nrc_equals_vec_dot) {
             for (int c = 0; c < ENG_NRC_MAX; c++) {
                 for (int i = 0; i < n; i++)
                     y[i] = krng_sym() * (float)(c + 1);
-                eng_type_traits[vt].from_float(y, qy + c * st, n);
-                if (eng_type_traits[vt].from_float_packed)
-                    eng_type_traits[vt].from_float_packed(y, qp + c * st, n);
+                l->from_float[vt](y, qy + c * st, n);
+                if (l->from_float_packed[vt])
+                    l->from_float_packed[vt](y, qp + c * st, n);
             }
             for (int nrc = 1; nrc <= ENG_NRC_MAX; nrc++) {
                 float got[ENG_NRC_MAX + 1];
                 got[nrc] = 12345.0f;
-                tt->vec_dot_nrc(n, nrc, got, qx, qy, st);
+                l->nrc[t](n, nrc, got, qx, qy, st);
                 ASSERT(got[nrc] == 12345.0f);
                 for (int c = 0; c < nrc; c++) {
                     float want;
-                    tt->vec_dot(n, &want, qx, qy + c * st);
+                    l->dot[t](n, &want, qx, qy + c * st);
                     ASSERT_MSG(memcmp(&want, &got[c], sizeof want) == 0,
                                "%s (%s) n=%d nrc=%d col %d: %.9g vs %.9g",
-                               tt->name, eng_quant_isa(), n, nrc, c, got[c],
-                               want);
+                               tt->name, l->isa, n, nrc, c, got[c], want);
                     checked++;
                 }
-                /* the packed-activation kernel, where this CPU has one */
-                if (!tt->vec_dot_nrc_packed)
+                /* the packed-activation kernel, where this level has one */
+                if (!l->nrc_packed[t])
                     continue;
-                ASSERT(eng_type_traits[vt].from_float_packed != NULL);
+                ASSERT(l->from_float_packed[vt] != NULL);
                 got[nrc] = 12345.0f;
-                tt->vec_dot_nrc_packed(n, nrc, got, qx, qp, st);
+                l->nrc_packed[t](n, nrc, got, qx, qp, st);
                 ASSERT(got[nrc] == 12345.0f);
                 for (int c = 0; c < nrc; c++) {
                     float want;
-                    tt->vec_dot(n, &want, qx, qy + c * st);
+                    l->dot[t](n, &want, qx, qy + c * st);
                     ASSERT_MSG(memcmp(&want, &got[c], sizeof want) == 0,
-                               "%s packed n=%d nrc=%d col %d: %.9g vs %.9g",
-                               tt->name, n, nrc, c, got[c], want);
+                               "%s packed (%s) n=%d nrc=%d col %d: %.9g vs "
+                               "%.9g",
+                               tt->name, l->isa, n, nrc, c, got[c], want);
                     packed++;
                 }
             }
         }
     }
-    fprintf(stderr, "%d columns bit-identical (%s), %d of them packed\n",
-            checked + packed, eng_quant_isa(), packed);
+    fprintf(stderr, "%s: %d columns bit-identical, %d of them packed\n",
+            l->isa, checked + packed, packed);
+    return checked;
+}
+
+/* Every CPU level this machine can run (scalar, AVX2 only, AVX-512), not
+ * just the installed one, so an AVX2-only CPU's pairing is checked here
+ * too; then what eng_quant_init installed. */
+TEST_IMPL(kernels_nrc_equals_vec_dot) {
+    eng_quant_init();
+    static cpu_level l;
+    l.isa = "scalar";
+    for (int t = 0; t < ENG_TYPE_COUNT; t++) {
+        /* the scalar level: what eng_type_traits held before init */
+        const eng_type_traits_t *tt = &eng_type_traits[t];
+        l.dot[t] = tt->vec_dot_ref;
+        l.nrc[t] = tt->vec_dot_nrc_ref;
+        l.from_float[t] = tt->from_float_ref;
+    }
+    check_level(&l);
+    /* Where no table has a batched dot, the default is a loop over the
+     * installed vec_dot, equal by construction: NULL = not checked. */
+    for (int t = 0; t < ENG_TYPE_COUNT; t++)
+        l.nrc[t] = NULL;
+    const eng_arch_kernels *all[ENG_ARCH_MAX];
+    int na = eng__arch_available(all, ENG_ARCH_MAX);
+    for (int i = 0; i < na; i++) {
+        level_install(&l, all[i]);
+        /* a level ends where the next table belongs to another ISA */
+        if (i + 1 == na || strcmp(all[i + 1]->isa, all[i]->isa) != 0)
+            check_level(&l);
+    }
+    /* and the table eng_quant_init filled */
+    for (int t = 0; t < ENG_TYPE_COUNT; t++) {
+        const eng_type_traits_t *tt = &eng_type_traits[t];
+        l.dot[t] = tt->vec_dot;
+        l.nrc[t] = tt->vec_dot_nrc;
+        l.nrc_packed[t] = tt->vec_dot_nrc_packed;
+        l.from_float[t] = tt->from_float;
+        l.from_float_packed[t] = tt->from_float_packed;
+    }
+    l.isa = "installed";
+    check_level(&l);
     return 0;
 }
 

@@ -24,7 +24,7 @@ typedef struct {
     eng_from_float_fn from_float_packed[ENG_TYPE_COUNT];
 } eng_arch_kernels;
 
-#define ENG_ARCH_MAX 4
+#define ENG_ARCH_MAX 8
 
 /* The kernel tables of the ISAs this CPU and OS support, slowest first.
  * Returns how many were written (<= max); 0 off x86-64. */
@@ -32,6 +32,9 @@ int eng__arch_available(const eng_arch_kernels **out, int max);
 
 #if defined(__x86_64__)
 extern const eng_arch_kernels eng__kernels_avx2;
+/* gemm_avx2.c: batched dots bit-identical to the AVX2 vec_dot (only
+ * vec_dot_nrc entries), installed after eng__kernels_avx2. */
+extern const eng_arch_kernels eng__kernels_avx2_gemm;
 extern const eng_arch_kernels eng__kernels_avx512;
 /* gemm_avx512.c: batched dots bit-identical to vec_dot (only vec_dot_nrc
  * entries), installed after eng__kernels_avx512. */

@@ -24,10 +24,12 @@
 #include <glob.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -47,6 +49,9 @@
 
 /* ---- options ---------------------------------------------------------------- */
 
+/* Progress on stderr (a run on a big model takes minutes); -q silences it. */
+static bool bench_quiet;
+
 typedef struct {
     const char *model;
     const char *text; /* --text: source of the reuse prompt */
@@ -56,6 +61,7 @@ typedef struct {
     int reps;
     bool reuse;
     int reuse_tokens;
+    int reuse_reps;
     int min_chunk;
     int bw_mb;
 } bench_opts;
@@ -75,11 +81,15 @@ static void bench_usage(FILE *f) {
             "  --reuse               also time a one-line edit in a long "
             "prompt\n"
             "  --reuse-tokens N      length of that prompt (default 2000)\n"
+            "  --reuse-reps N        full evals of that prompt, best kept "
+            "(default 1;\n"
+            "                        the edit runs --reps times)\n"
             "  --min-chunk N         eng_eval_reuse min_chunk (default 64)\n"
             "  --text FILE           source text of that prompt (default: "
             "nib's\n"
             "                        engine/*.c next to this source file)\n"
-            "  --bw-mb N             bandwidth buffer in MiB (default 1024)\n");
+            "  --bw-mb N             bandwidth buffer in MiB (default 1024)\n"
+            "  -q, --quiet           no progress lines on stderr\n");
 }
 
 static bool bench_int(const char *s, int lo, int hi, int *out) {
@@ -106,6 +116,7 @@ static int bench_parse(int argc, char **argv, bench_opts *o) {
             {"-n", "--n-gen", &o->n_gen, 1, 1 << 16},
             {"-r", "--reps", &o->reps, 1, 1000},
             {NULL, "--reuse-tokens", &o->reuse_tokens, 16, 1 << 16},
+            {NULL, "--reuse-reps", &o->reuse_reps, 1, 1000},
             {NULL, "--min-chunk", &o->min_chunk, 0, 1 << 16},
             {NULL, "--bw-mb", &o->bw_mb, 1, 1 << 20},
         };
@@ -140,6 +151,8 @@ static int bench_parse(int argc, char **argv, bench_opts *o) {
             else
                 o->model = v;
             i++;
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            bench_quiet = true;
         } else if (!strcmp(a, "--reuse")) {
             o->reuse = true;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -164,6 +177,18 @@ static int bench_parse(int argc, char **argv, bench_opts *o) {
 
 static double ms_since(uint64_t t0) { return (double)(nib_now_ns() - t0) / 1e6; }
 
+__attribute__((format(printf, 1, 2))) static void progress(const char *fmt,
+                                                           ...) {
+    if (bench_quiet)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "nib bench: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+}
+
 /* xorshift64*: a seeded, reproducible token stream. */
 static uint64_t bench_rand(uint64_t *s) {
     *s ^= *s >> 12;
@@ -186,11 +211,27 @@ static void json_str(const char *s) {
     putchar('"');
 }
 
+/* llama.cpp's general.file_type values (llama_ftype), for the report. */
+static const char *file_type_name(uint32_t ft) {
+    static const struct {
+        uint32_t id;
+        const char *name;
+    } names[] = {{0, "F32"},     {1, "F16"},     {2, "Q4_0"},    {3, "Q4_1"},
+                 {7, "Q8_0"},    {8, "Q5_0"},    {9, "Q5_1"},    {10, "Q2_K"},
+                 {11, "Q3_K_S"}, {12, "Q3_K_M"}, {13, "Q3_K_L"}, {14, "Q4_K_S"},
+                 {15, "Q4_K_M"}, {16, "Q5_K_S"}, {17, "Q5_K_M"}, {18, "Q6_K"},
+                 {32, "BF16"}};
+    for (size_t i = 0; i < NIB_ARRAY_LEN(names); i++)
+        if (names[i].id == ft)
+            return names[i].name;
+    return "unknown";
+}
+
 /* Weight bytes the decoder reads for one token: every tensor, except that
  * the token embedding contributes one row (a lookup) unless it is also the
  * output matrix (tied embeddings: no output.weight tensor), where all of it
- * is read by the final matmul. */
-static int bytes_per_token(const char *path, uint64_t *out) {
+ * is read by the final matmul. Also the file type the quantizer recorded. */
+static int gguf_facts(const char *path, uint64_t *bytes, const char **ftype) {
     eng_gguf *g;
     char err[256];
     int r = eng_gguf_open(path, &g, err, sizeof err);
@@ -205,8 +246,12 @@ static int bytes_per_token(const char *path, uint64_t *out) {
         else
             sum += t->n_bytes;
     }
+    uint32_t ft;
+    *ftype = eng_gguf_get_u32(g, "general.file_type", &ft) == 0
+                 ? file_type_name(ft)
+                 : "unknown";
     eng_gguf_close(g);
-    *out = sum;
+    *bytes = sum;
     return 0;
 }
 
@@ -285,22 +330,9 @@ static void *bw_thread(void *arg) {
 }
 
 /* Best read bandwidth in GB/s over `passes` passes of `threads` threads
- * reading `mb` MiB, or a negative error. */
-static int measure_bandwidth(int mb, int threads, int passes, double *gbs) {
-#ifdef BENCH_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f"))
-        bw_isa = "avx512";
-    else if (__builtin_cpu_supports("avx2"))
-        bw_isa = "avx2";
-#endif
-    size_t bytes = (size_t)mb << 20;
-    uint8_t *raw = nib_try_malloc(bytes + 4096);
-    if (!raw)
-        return NIB_ENOMEM;
-    uint8_t *buf = (uint8_t *)(((uintptr_t)raw + 4095) & ~(uintptr_t)4095);
-    /* Touch every page first so the passes time reads, not page faults. */
-    memset(buf, 1, bytes);
+ * over `bytes` bytes of `buf` (touched before). */
+static double read_bandwidth(const uint8_t *buf, size_t bytes, int threads,
+                             int passes) {
     size_t per = bytes / (size_t)threads / 256 * 256;
     bw_slice *sl = nib_calloc((size_t)threads, sizeof *sl);
     pthread_t *th = nib_calloc((size_t)threads, sizeof *th);
@@ -323,14 +355,109 @@ static int measure_bandwidth(int mb, int threads, int passes, double *gbs) {
         if (g > best)
             best = g;
     }
-    /* Every byte is 1, so each pass sums to bytes / 8 * 0x0101...01. */
+    /* Every byte is 1, so the sums cannot be zero: a zero means the reads
+     * were optimised away. */
     if (check == 0)
         fprintf(stderr, "nib bench: bandwidth checksum is zero\n");
     nib_free(th);
     nib_free(sl);
+    return best;
+}
+
+/* The bandwidth runs in a child forked before the model is loaded, and is
+ * sampled by the parent right before the prompt and after every decode
+ * run, so the ratio tg_efficiency compares figures taken seconds apart on
+ * a machine whose load changes by the minute. A child, not a thread,
+ * because its 1 GiB buffer would otherwise dominate this process's peak
+ * RSS, which is a figure of its own. Protocol on two pipes: the parent
+ * writes one byte per sample and reads back a double (GB/s, or a negative
+ * NIB_E* code); closing the request pipe ends the child. */
+typedef struct {
+    pid_t pid;
+    int req, resp; /* parent's ends: write requests, read results */
+    int threads;
+    double best, worst;
+    int n;
+} bw_helper;
+
+static void bw_child(int req, int resp, int mb, int threads) {
+    size_t bytes = (size_t)mb << 20;
+    uint8_t *raw = nib_try_malloc(bytes + 4096);
+    uint8_t *buf = NULL;
+    if (raw) {
+        buf = (uint8_t *)(((uintptr_t)raw + 4095) & ~(uintptr_t)4095);
+        /* Touch every page so the passes time reads, not page faults. */
+        memset(buf, 1, bytes);
+    }
+    char c;
+    while (read(req, &c, 1) == 1) {
+        double g = buf ? read_bandwidth(buf, bytes, threads, 4) : NIB_ENOMEM;
+        if (write(resp, &g, sizeof g) != (ssize_t)sizeof g)
+            break;
+    }
     nib_free(raw);
-    *gbs = best;
+}
+
+static int bw_helper_start(bw_helper *h, int mb, int threads) {
+#ifdef BENCH_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        bw_isa = "avx512";
+    else if (__builtin_cpu_supports("avx2"))
+        bw_isa = "avx2";
+#endif
+    int p1[2], p2[2];
+    if (pipe(p1) < 0)
+        return NIB_EIO;
+    if (pipe(p2) < 0) {
+        close(p1[0]);
+        close(p1[1]);
+        return NIB_EIO;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p1[0]);
+        close(p1[1]);
+        close(p2[0]);
+        close(p2[1]);
+        return NIB_EIO;
+    }
+    if (pid == 0) {
+        close(p1[1]);
+        close(p2[0]);
+        bw_child(p1[0], p2[1], mb, threads);
+        _exit(0);
+    }
+    close(p1[0]);
+    close(p2[1]);
+    *h = (bw_helper){.pid = pid, .req = p1[1], .resp = p2[0],
+                     .threads = threads, .worst = 1e300};
     return 0;
+}
+
+/* One sample (best of 4 passes); 0 or a negative error. */
+static int bw_helper_sample(bw_helper *h) {
+    char c = 'm';
+    double g;
+    if (write(h->req, &c, 1) != 1 || read(h->resp, &g, sizeof g) != sizeof g)
+        return NIB_EIO;
+    if (g < 0)
+        return (int)g;
+    h->best = NIB_MAX(h->best, g);
+    h->worst = NIB_MIN(h->worst, g);
+    h->n++;
+    progress("bandwidth: %.2f GB/s (%s, %d threads)", g, bw_isa, h->threads);
+    return 0;
+}
+
+static void bw_helper_stop(bw_helper *h) {
+    if (h->pid <= 0)
+        return;
+    close(h->req);
+    close(h->resp);
+    waitpid(h->pid, NULL, 0);
+    h->pid = 0;
 }
 
 /* ---- the reuse prompt -------------------------------------------------------- */
@@ -486,7 +613,7 @@ static size_t ctx_kv_bytes(const eng_ctx *c, const eng_model_info *mi) {
 }
 
 /* Prompt, decode and verify on one context. */
-static int run_speed(const eng_model *m, const bench_opts *o,
+static int run_speed(const eng_model *m, const bench_opts *o, bw_helper *bw,
                      bench_result *res) {
     eng_model_info mi;
     eng_model_get_info(m, &mi);
@@ -507,18 +634,26 @@ static int run_speed(const eng_model *m, const bench_opts *o,
 
     /* Prompt: the whole prompt as one batch on an empty cache. */
     double pp_best = 1e300, tg_best = 1e300;
+    if ((r = bw_helper_sample(bw)) < 0)
+        goto done;
     for (int rep = 0; rep < o->reps; rep++) {
         eng_ctx_truncate(c, 0);
         uint64_t t0 = nib_now_ns();
         if ((r = eng_eval(c, prompt, o->n_prompt)) < 0)
             goto done;
-        pp_best = NIB_MIN(pp_best, ms_since(t0));
+        double ms = ms_since(t0);
+        pp_best = NIB_MIN(pp_best, ms);
+        progress("prompt %d tokens: %.1f ms", o->n_prompt, ms);
         /* Decode: one token at a time after that prompt. */
         t0 = nib_now_ns();
         for (int i = 0; i < o->n_gen; i++)
             if ((r = eng_eval(c, &gen[i], 1)) < 0)
                 goto done;
-        tg_best = NIB_MIN(tg_best, ms_since(t0));
+        ms = ms_since(t0);
+        tg_best = NIB_MIN(tg_best, ms);
+        progress("decode %d tokens: %.1f ms", o->n_gen, ms);
+        if ((r = bw_helper_sample(bw)) < 0)
+            goto done;
     }
     res->pp_tps = o->n_prompt / (pp_best / 1e3);
     res->tg_tps = o->n_gen / (tg_best / 1e3);
@@ -538,6 +673,7 @@ static int run_speed(const eng_model *m, const bench_opts *o,
             goto done;
         v8 = NIB_MIN(v8, ms_since(t0));
     }
+    progress("verify: 1 token %.2f ms, 8 tokens %.2f ms", v1, v8);
     res->verify1_ms = v1;
     res->verify8_ms = v8;
     res->kv_bytes = NIB_MAX(res->kv_bytes, ctx_kv_bytes(c, &mi));
@@ -565,19 +701,31 @@ static int run_reuse(const eng_model *m, const bench_opts *o,
     eng_ctx *c;
     if ((r = eng_ctx_new(m, &cp, &c)) < 0)
         goto done_prompt;
+    /* A full eval of 2,000 tokens takes seconds to a minute, so it runs
+     * --reuse-reps times (default once); the edit, which should take a few
+     * percent of that, runs --reps times, each time from the original
+     * prompt (restored by an untimed eng_eval_reuse, itself an edit). */
     double full = 1e300, edit = 1e300;
-    for (int rep = 0; rep < o->reps; rep++) {
+    eng_reuse_stats st;
+    for (int rep = 0; rep < o->reuse_reps; rep++) {
         /* An empty cache: nothing to reuse, so this is a full eval. */
         eng_ctx_truncate(c, 0);
-        eng_reuse_stats st;
         uint64_t t0 = nib_now_ns();
         if ((r = eng_eval_reuse(c, rp.orig, rp.n_orig, o->min_chunk, &st)) < 0)
             goto done;
-        full = NIB_MIN(full, ms_since(t0));
-        t0 = nib_now_ns();
+        double ms = ms_since(t0);
+        full = NIB_MIN(full, ms);
+        progress("reuse: full eval of %d tokens: %.1f ms", rp.n_orig, ms);
+    }
+    for (int rep = 0; rep < o->reps; rep++) {
+        if (rep > 0 && (r = eng_eval_reuse(c, rp.orig, rp.n_orig,
+                                           o->min_chunk, &st)) < 0)
+            goto done;
+        uint64_t t0 = nib_now_ns();
         if ((r = eng_eval_reuse(c, rp.edit, rp.n_edit, o->min_chunk, &st)) < 0)
             goto done;
         double e = ms_since(t0);
+        progress("reuse: edit: %.1f ms (%d evaluated)", e, st.n_evaluated);
         if (e < edit) {
             edit = e;
             res->rs = st;
@@ -596,11 +744,14 @@ done_prompt:
     return r;
 }
 
+static int bench_model(const bench_opts *opts, bw_helper *bw);
+
 int cli_bench(int argc, char **argv) {
     bench_opts o = {.n_prompt = 512,
                     .n_gen = 64,
                     .reps = 3,
                     .reuse_tokens = 2000,
+                    .reuse_reps = 1,
                     .min_chunk = 64,
                     .bw_mb = 1024};
     int r = bench_parse(argc, argv, &o);
@@ -614,6 +765,21 @@ int cli_bench(int argc, char **argv) {
         return 1;
     }
 
+    bw_helper bw = {0};
+    if ((r = bw_helper_start(&bw, o.bw_mb, o.threads)) < 0) {
+        fprintf(stderr, "nib bench: cannot start the bandwidth helper: %s\n",
+                nib_strerror(r));
+        return 1;
+    }
+    r = bench_model(&o, &bw);
+    bw_helper_stop(&bw);
+    return r;
+}
+
+/* Everything but the bandwidth helper's lifetime; returns the exit code. */
+static int bench_model(const bench_opts *opts, bw_helper *bw) {
+    bench_opts o = *opts;
+    int r;
     /* Load once untimed so the file is in the page cache, then time. */
     char err[512] = "";
     eng_model *m;
@@ -635,17 +801,19 @@ int cli_bench(int argc, char **argv) {
         if (i < 2)
             eng_model_delete(m);
     }
+    progress("load: %.1f ms (best of 3)", res.load_ms);
     eng_model_info mi;
     eng_model_get_info(m, &mi);
     uint64_t bpt;
-    if ((r = bytes_per_token(o.model, &bpt)) < 0) {
+    const char *file_type;
+    if ((r = gguf_facts(o.model, &bpt, &file_type)) < 0) {
         fprintf(stderr, "nib bench: cannot read %s: %s\n", o.model,
                 nib_strerror(r));
         eng_model_delete(m);
         return 1;
     }
 
-    if ((r = run_speed(m, &o, &res)) < 0) {
+    if ((r = run_speed(m, &o, bw, &res)) < 0) {
         fprintf(stderr, "nib bench: evaluation failed: %s\n", nib_strerror(r));
         eng_model_delete(m);
         return 1;
@@ -668,19 +836,19 @@ int cli_bench(int argc, char **argv) {
     double rss_mb = (double)ru.ru_maxrss / 1024.0; /* KiB on Linux */
     eng_model_delete(m);
 
-    double bw;
-    if ((r = measure_bandwidth(o.bw_mb, o.threads, 8, &bw)) < 0) {
-        fprintf(stderr, "nib bench: cannot allocate %d MiB for the "
-                        "bandwidth test\n",
-                o.bw_mb);
+    if ((r = bw_helper_sample(bw)) < 0) {
+        fprintf(stderr, "nib bench: bandwidth test failed: %s (%d MiB)\n",
+                nib_strerror(r), o.bw_mb);
         return 1;
     }
-    double eff = (double)bpt * res.tg_tps / (bw * 1e9);
+    double eff = (double)bpt * res.tg_tps / (bw->best * 1e9);
 
     const double MB = 1024.0 * 1024.0;
     printf("{\"model\":");
     json_str(o.model);
     printf(",\"ftype\":");
+    json_str(file_type);
+    printf(",\"main_type\":");
     json_str(mi.ftype);
     printf(",\"simd\":");
     json_str(eng_simd_name());
@@ -692,9 +860,10 @@ int cli_bench(int argc, char **argv) {
            (double)bpt / MB, (double)res.kv_bytes / MB);
     printf(",\"load_ms\":%.2f,\"pp_tps\":%.2f,\"tg_tps\":%.2f", res.load_ms,
            res.pp_tps, res.tg_tps);
-    printf(",\"bandwidth_gbs\":%.2f,\"bandwidth_isa\":\"%s\""
+    printf(",\"bandwidth_gbs\":%.2f,\"bandwidth_low_gbs\":%.2f"
+           ",\"bandwidth_samples\":%d,\"bandwidth_isa\":\"%s\""
            ",\"tg_efficiency\":%.3f",
-           bw, bw_isa, eff);
+           bw->best, bw->worst, bw->n, bw_isa, eff);
     printf(",\"verify1_ms\":%.3f,\"verify8_ms\":%.3f,\"verify8_ratio\":%.3f",
            res.verify1_ms, res.verify8_ms, res.verify8_ms / res.verify1_ms);
     printf(",\"peak_rss_mb\":%.1f", rss_mb);

@@ -50,13 +50,18 @@ TEST_IMPL(bench_json_fields) {
         "weights_mb",    "kv_mb",      "load_ms",    "pp_tps",
         "tg_tps",        "bandwidth_gbs", "tg_efficiency", "verify1_ms",
         "verify8_ms",    "verify8_ratio", "peak_rss_mb",
-        "bytes_per_token_mb", NULL};
+        "bytes_per_token_mb", "bandwidth_low_gbs", "bandwidth_samples",
+        NULL};
     check_positive(j, pos);
     ASSERT_EQ(num(j, "threads"), 1);
     ASSERT_EQ(num(j, "n_prompt"), 16);
     ASSERT_EQ(num(j, "n_gen"), 4);
     ASSERT_STR_EQ(json_string_value(json_object_get(j, "ftype")), "Q8_0");
     ASSERT(json_string_value(json_object_get(j, "simd")));
+    ASSERT(json_string_value(json_object_get(j, "main_type")));
+    ASSERT_LE(num(j, "bandwidth_low_gbs"), num(j, "bandwidth_gbs"));
+    /* Before the prompt, after the decode run, and at the end. */
+    ASSERT_EQ(num(j, "bandwidth_samples"), 3);
     ASSERT(json_string_value(json_object_get(j, "model")));
     /* rq-star ties its embeddings: every weight byte is read per token. */
     ASSERT_NEAR(num(j, "bytes_per_token_mb"), num(j, "weights_mb"), 0.01);

@@ -7,18 +7,20 @@
  *
  * Every figure is a report, never a pass/fail: the targets live in
  * bench/README.md next to the measured values. The machine this runs on is
- * usually shared, so the memory bandwidth is measured in the same process
- * with the same thread count and the decode speed is reported as a fraction
- * of what that bandwidth allows (tg_efficiency).
+ * usually shared, so the memory bandwidth is measured during the same run,
+ * right before and after each decode run, with the same thread count, and
+ * the decode speed is reported as a fraction of what that bandwidth allows
+ * (tg_efficiency).
  *
- * Order of work, and why:
- *   1. load the model once untimed (pulls the file into the page cache),
- *      then time a few loads and keep the best;
- *   2. prompt (pp), decode (tg) and the verify-batch figures on one context;
- *   3. with --reuse, the edit-in-the-middle figure on a second context;
- *   4. peak RSS is read here, before the bandwidth buffer exists, so it
- *      counts the model, the KV cache and the engine's buffers only;
- *   5. the bandwidth benchmark, after the model is unloaded.
+ * Order of work:
+ *   1. fork the bandwidth helper (it owns a 1 GiB buffer, so it is a child:
+ *      its buffer stays out of this process's peak RSS);
+ *   2. load the model once untimed (pulls the file into the page cache),
+ *      then time three loads and keep the best;
+ *   3. prompt (pp) and decode (tg) runs, bandwidth sampled around each
+ *      decode run; then the verify-batch figure, on the same context;
+ *   4. with --reuse, the edit-in-the-middle figure on a second context;
+ *   5. peak RSS (getrusage), then a last bandwidth sample.
  */
 #include <errno.h>
 #include <glob.h>
@@ -40,12 +42,6 @@
 #include "cli.h"
 #include "engine/engine.h"
 #include "engine/gguf.h"
-
-/* Weak until the KV-reuse half of engine.h is implemented everywhere this
- * file is built: a binary without it still runs the other measures and
- * says so for --reuse. */
-#pragma weak eng_eval_reuse
-#pragma weak eng_ctx_kv_bytes
 
 /* ---- options ---------------------------------------------------------------- */
 
@@ -436,8 +432,9 @@ static int bw_helper_start(bw_helper *h, int mb, int threads) {
     return 0;
 }
 
-/* One sample (best of 4 passes); 0 or a negative error. */
-static int bw_helper_sample(bw_helper *h) {
+/* One sample (best of 4 passes) into *gbs (may be NULL); 0 or a negative
+ * error. */
+static int bw_helper_sample(bw_helper *h, double *gbs) {
     char c = 'm';
     double g;
     if (write(h->req, &c, 1) != 1 || read(h->resp, &g, sizeof g) != sizeof g)
@@ -447,6 +444,8 @@ static int bw_helper_sample(bw_helper *h) {
     h->best = NIB_MAX(h->best, g);
     h->worst = NIB_MIN(h->worst, g);
     h->n++;
+    if (gbs)
+        *gbs = g;
     progress("bandwidth: %.2f GB/s (%s, %d threads)", g, bw_isa, h->threads);
     return 0;
 }
@@ -591,6 +590,9 @@ static int make_reuse_prompt(const eng_vocab *v, const char *path, int want,
 typedef struct {
     double load_ms;
     double pp_tps, tg_tps;
+    uint64_t bytes_per_token; /* weight bytes read per decoded token */
+    double tg_eff_paired;     /* best over runs of bytes_per_token * tg / the
+                                 bandwidth sampled around that run */
     double verify1_ms, verify8_ms;
     size_t kv_bytes;
     /* --reuse */
@@ -605,7 +607,7 @@ static void fill_random(int32_t *t, int n, int n_tok, uint64_t *seed) {
 }
 
 static size_t ctx_kv_bytes(const eng_ctx *c, const eng_model_info *mi) {
-    size_t kv = eng_ctx_kv_bytes ? eng_ctx_kv_bytes(c) : 0;
+    size_t kv = eng_ctx_kv_bytes(c);
     if (kv == 0) /* fp16 K and V for every layer and position */
         kv = (size_t)2 * mi->n_layer * eng_ctx_n_ctx(c) * mi->n_head_kv *
              mi->head_dim * 2;
@@ -634,8 +636,6 @@ static int run_speed(const eng_model *m, const bench_opts *o, bw_helper *bw,
 
     /* Prompt: the whole prompt as one batch on an empty cache. */
     double pp_best = 1e300, tg_best = 1e300;
-    if ((r = bw_helper_sample(bw)) < 0)
-        goto done;
     for (int rep = 0; rep < o->reps; rep++) {
         eng_ctx_truncate(c, 0);
         uint64_t t0 = nib_now_ns();
@@ -644,7 +644,11 @@ static int run_speed(const eng_model *m, const bench_opts *o, bw_helper *bw,
         double ms = ms_since(t0);
         pp_best = NIB_MIN(pp_best, ms);
         progress("prompt %d tokens: %.1f ms", o->n_prompt, ms);
-        /* Decode: one token at a time after that prompt. */
+        /* Decode: one token at a time after that prompt, between two
+         * bandwidth samples. */
+        double bw0, bw1;
+        if ((r = bw_helper_sample(bw, &bw0)) < 0)
+            goto done;
         t0 = nib_now_ns();
         for (int i = 0; i < o->n_gen; i++)
             if ((r = eng_eval(c, &gen[i], 1)) < 0)
@@ -652,8 +656,11 @@ static int run_speed(const eng_model *m, const bench_opts *o, bw_helper *bw,
         ms = ms_since(t0);
         tg_best = NIB_MIN(tg_best, ms);
         progress("decode %d tokens: %.1f ms", o->n_gen, ms);
-        if ((r = bw_helper_sample(bw)) < 0)
+        if ((r = bw_helper_sample(bw, &bw1)) < 0)
             goto done;
+        double eff = (double)res->bytes_per_token * (o->n_gen / (ms / 1e3)) /
+                     ((bw0 + bw1) / 2 * 1e9);
+        res->tg_eff_paired = NIB_MAX(res->tg_eff_paired, eff);
     }
     res->pp_tps = o->n_prompt / (pp_best / 1e3);
     res->tg_tps = o->n_gen / (tg_best / 1e3);
@@ -813,18 +820,13 @@ static int bench_model(const bench_opts *opts, bw_helper *bw) {
         return 1;
     }
 
+    res.bytes_per_token = bpt;
     if ((r = run_speed(m, &o, bw, &res)) < 0) {
         fprintf(stderr, "nib bench: evaluation failed: %s\n", nib_strerror(r));
         eng_model_delete(m);
         return 1;
     }
     err[0] = 0;
-    if (o.reuse && !eng_eval_reuse) {
-        fprintf(stderr, "nib bench: --reuse needs eng_eval_reuse, which this "
-                        "build's engine lacks\n");
-        eng_model_delete(m);
-        return 1;
-    }
     if (o.reuse && (r = run_reuse(m, &o, &res, err, sizeof err)) < 0) {
         fprintf(stderr, "nib bench: reuse benchmark failed: %s\n",
                 err[0] ? err : nib_strerror(r));
@@ -836,7 +838,7 @@ static int bench_model(const bench_opts *opts, bw_helper *bw) {
     double rss_mb = (double)ru.ru_maxrss / 1024.0; /* KiB on Linux */
     eng_model_delete(m);
 
-    if ((r = bw_helper_sample(bw)) < 0) {
+    if ((r = bw_helper_sample(bw, NULL)) < 0) {
         fprintf(stderr, "nib bench: bandwidth test failed: %s (%d MiB)\n",
                 nib_strerror(r), o.bw_mb);
         return 1;
@@ -862,8 +864,8 @@ static int bench_model(const bench_opts *opts, bw_helper *bw) {
            res.pp_tps, res.tg_tps);
     printf(",\"bandwidth_gbs\":%.2f,\"bandwidth_low_gbs\":%.2f"
            ",\"bandwidth_samples\":%d,\"bandwidth_isa\":\"%s\""
-           ",\"tg_efficiency\":%.3f",
-           bw->best, bw->worst, bw->n, bw_isa, eff);
+           ",\"tg_efficiency\":%.3f,\"tg_efficiency_best\":%.3f",
+           bw->best, bw->worst, bw->n, bw_isa, res.tg_eff_paired, eff);
     printf(",\"verify1_ms\":%.3f,\"verify8_ms\":%.3f,\"verify8_ratio\":%.3f",
            res.verify1_ms, res.verify8_ms, res.verify8_ms / res.verify1_ms);
     printf(",\"peak_rss_mb\":%.1f", rss_mb);

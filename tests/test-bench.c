@@ -51,7 +51,7 @@ TEST_IMPL(bench_json_fields) {
         "tg_tps",        "bandwidth_gbs", "tg_efficiency", "verify1_ms",
         "verify8_ms",    "verify8_ratio", "peak_rss_mb",
         "bytes_per_token_mb", "bandwidth_low_gbs", "bandwidth_samples",
-        "tg_efficiency_best", NULL};
+        "tg_efficiency_best", "batch1_ms", "batch8_ms", "batch8_ratio", NULL};
     check_positive(j, pos);
     ASSERT_EQ(num(j, "threads"), 1);
     ASSERT_EQ(num(j, "n_prompt"), 16);

@@ -43,7 +43,8 @@
 #include "engine/engine.h"
 #include "engine/gguf.h"
 
-/* ---- options ---------------------------------------------------------------- */
+/* ---- options ----------------------------------------------------------------
+ */
 
 /* Progress on stderr (a run on a big model takes minutes); -q silences it. */
 static bool bench_quiet;
@@ -136,8 +137,7 @@ static int bench_parse(int argc, char **argv, bench_opts *o) {
         }
         if (done)
             continue;
-        if (!strcmp(a, "-m") || !strcmp(a, "--model") ||
-            !strcmp(a, "--text")) {
+        if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "--text")) {
             if (!v) {
                 fprintf(stderr, "nib bench: option %s needs a value\n", a);
                 return 2;
@@ -155,8 +155,9 @@ static int bench_parse(int argc, char **argv, bench_opts *o) {
             bench_usage(stdout);
             return 1;
         } else {
-            fprintf(stderr, "nib bench: unknown option '%s' (see nib bench "
-                            "--help)\n",
+            fprintf(stderr,
+                    "nib bench: unknown option '%s' (see nib bench "
+                    "--help)\n",
                     a);
             return 2;
         }
@@ -169,9 +170,12 @@ static int bench_parse(int argc, char **argv, bench_opts *o) {
     return 0;
 }
 
-/* ---- small helpers ---------------------------------------------------------- */
+/* ---- small helpers ----------------------------------------------------------
+ */
 
-static double ms_since(uint64_t t0) { return (double)(nib_now_ns() - t0) / 1e6; }
+static double ms_since(uint64_t t0) {
+    return (double)(nib_now_ns() - t0) / 1e6;
+}
 
 __attribute__((format(printf, 1, 2))) static void progress(const char *fmt,
                                                            ...) {
@@ -251,7 +255,8 @@ static int gguf_facts(const char *path, uint64_t *bytes, const char **ftype) {
     return 0;
 }
 
-/* ---- memory bandwidth -------------------------------------------------------- */
+/* ---- memory bandwidth
+ * -------------------------------------------------------- */
 
 /* Each thread sums its slice of the buffer with the widest loads the CPU
  * has. Four independent accumulators keep several loads in flight; the sum
@@ -263,13 +268,13 @@ typedef struct {
 } bw_slice;
 
 #ifdef BENCH_X86
-__attribute__((target("avx512f"))) static uint64_t
-sum_avx512(const uint8_t *p, size_t n) {
+__attribute__((target("avx512f"))) static uint64_t sum_avx512(const uint8_t *p,
+                                                              size_t n) {
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
     for (size_t i = 0; i < n; i += 256) {
         a0 = _mm512_add_epi64(a0, _mm512_load_si512((const void *)(p + i)));
-        a1 = _mm512_add_epi64(a1,
-                              _mm512_load_si512((const void *)(p + i + 64)));
+        a1 =
+            _mm512_add_epi64(a1, _mm512_load_si512((const void *)(p + i + 64)));
         a2 = _mm512_add_epi64(a2,
                               _mm512_load_si512((const void *)(p + i + 128)));
         a3 = _mm512_add_epi64(a3,
@@ -427,8 +432,11 @@ static int bw_helper_start(bw_helper *h, int mb, int threads) {
     }
     close(p1[0]);
     close(p2[1]);
-    *h = (bw_helper){.pid = pid, .req = p1[1], .resp = p2[0],
-                     .threads = threads, .worst = 1e300};
+    *h = (bw_helper){.pid = pid,
+                     .req = p1[1],
+                     .resp = p2[0],
+                     .threads = threads,
+                     .worst = 1e300};
     return 0;
 }
 
@@ -459,7 +467,8 @@ static void bw_helper_stop(bw_helper *h) {
     h->pid = 0;
 }
 
-/* ---- the reuse prompt -------------------------------------------------------- */
+/* ---- the reuse prompt
+ * -------------------------------------------------------- */
 
 /* Read `path` into a new buffer, or else concatenate the .c files of nib's
  * engine/ folder, found next to this source file (the compiler is given
@@ -540,8 +549,8 @@ static int make_reuse_prompt(const eng_vocab *v, const char *path, int want,
     if (n < want) {
         if (n >= 0)
             nib_free(all);
-        nib_errf(err, err_size,
-                 "the reuse text has %d tokens, fewer than %d", n, want);
+        nib_errf(err, err_size, "the reuse text has %d tokens, fewer than %d",
+                 n, want);
         return NIB_EINVAL;
     }
     /* The text of exactly `want` tokens, rebuilt from their pieces. */
@@ -585,15 +594,16 @@ static int make_reuse_prompt(const eng_vocab *v, const char *path, int want,
     return 0;
 }
 
-/* ---- the benchmark ----------------------------------------------------------- */
+/* ---- the benchmark
+ * ----------------------------------------------------------- */
 
 typedef struct {
     double load_ms;
     double pp_tps, tg_tps;
-    uint64_t bytes_per_token; /* weight bytes read per decoded token */
-    double tg_eff_paired;     /* best over runs of bytes_per_token * tg / the
-                                 bandwidth sampled around that run */
-    double batch1_ms, batch8_ms;   /* last-token logits only */
+    uint64_t bytes_per_token;    /* weight bytes read per decoded token */
+    double tg_eff_paired;        /* best over runs of bytes_per_token * tg / the
+                                    bandwidth sampled around that run */
+    double batch1_ms, batch8_ms; /* last-token logits only */
     double verify1_ms, verify8_ms; /* logits of every token */
     size_t kv_bytes;
     /* --reuse */
@@ -741,13 +751,13 @@ done:
 
 /* The edit-in-the-middle figure: a full eval of the prompt on an empty
  * sequence, then eng_eval_reuse of the edited prompt on top of it. */
-static int run_reuse(const eng_model *m, const bench_opts *o,
-                     bench_result *res, char *err, size_t err_size) {
+static int run_reuse(const eng_model *m, const bench_opts *o, bench_result *res,
+                     char *err, size_t err_size) {
     eng_model_info mi;
     eng_model_get_info(m, &mi);
     reuse_prompt rp = {0};
-    int r = make_reuse_prompt(eng_model_vocab(m), o->text, o->reuse_tokens,
-                              &rp, err, err_size);
+    int r = make_reuse_prompt(eng_model_vocab(m), o->text, o->reuse_tokens, &rp,
+                              err, err_size);
     if (r < 0)
         goto done_prompt;
     eng_ctx_params cp = eng_ctx_default_params();
@@ -773,8 +783,8 @@ static int run_reuse(const eng_model *m, const bench_opts *o,
         progress("reuse: full eval of %d tokens: %.1f ms", rp.n_orig, ms);
     }
     for (int rep = 0; rep < o->reps; rep++) {
-        if (rep > 0 && (r = eng_eval_reuse(c, rp.orig, rp.n_orig,
-                                           o->min_chunk, &st)) < 0)
+        if (rep > 0 &&
+            (r = eng_eval_reuse(c, rp.orig, rp.n_orig, o->min_chunk, &st)) < 0)
             goto done;
         uint64_t t0 = nib_now_ns();
         if ((r = eng_eval_reuse(c, rp.edit, rp.n_edit, o->min_chunk, &st)) < 0)

@@ -13,8 +13,8 @@
  * stdout; NULL when the model is absent. */
 static json_t *run_bench(const char *model, const char *args) {
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' bench -m '%s' %s", test_nib_binary(),
-             model, args);
+    snprintf(cmd, sizeof cmd, "'%s' bench -m '%s' %s", test_nib_binary(), model,
+             args);
     char *out;
     int rc = test_run_capture(cmd, &out, NULL);
     ASSERT_MSG(rc == 0, "%s exited with %d", cmd, rc);
@@ -28,8 +28,7 @@ static json_t *run_bench(const char *model, const char *args) {
 
 static double num(const json_t *j, const char *key) {
     json_t *v = json_object_get(j, key);
-    ASSERT_MSG(v && json_is_number(v), "field %s missing or not a number",
-               key);
+    ASSERT_MSG(v && json_is_number(v), "field %s missing or not a number", key);
     return json_number_value(v);
 }
 
@@ -45,13 +44,29 @@ TEST_IMPL(bench_json_fields) {
     if (!model)
         TEST_SKIP("../shared/models/rq-star-q8_0.gguf absent");
     json_t *j = run_bench(model, "-t 1 -p 16 -n 4 -r 1 --bw-mb 64");
-    static const char *const pos[] = {
-        "threads",       "n_prompt",   "n_gen",      "n_params",
-        "weights_mb",    "kv_mb",      "load_ms",    "pp_tps",
-        "tg_tps",        "bandwidth_gbs", "tg_efficiency", "verify1_ms",
-        "verify8_ms",    "verify8_ratio", "peak_rss_mb",
-        "bytes_per_token_mb", "bandwidth_low_gbs", "bandwidth_samples",
-        "tg_efficiency_best", "batch1_ms", "batch8_ms", "batch8_ratio", NULL};
+    static const char *const pos[] = {"threads",
+                                      "n_prompt",
+                                      "n_gen",
+                                      "n_params",
+                                      "weights_mb",
+                                      "kv_mb",
+                                      "load_ms",
+                                      "pp_tps",
+                                      "tg_tps",
+                                      "bandwidth_gbs",
+                                      "tg_efficiency",
+                                      "verify1_ms",
+                                      "verify8_ms",
+                                      "verify8_ratio",
+                                      "peak_rss_mb",
+                                      "bytes_per_token_mb",
+                                      "bandwidth_low_gbs",
+                                      "bandwidth_samples",
+                                      "tg_efficiency_best",
+                                      "batch1_ms",
+                                      "batch8_ms",
+                                      "batch8_ratio",
+                                      NULL};
     check_positive(j, pos);
     ASSERT_EQ(num(j, "threads"), 1);
     ASSERT_EQ(num(j, "n_prompt"), 16);
@@ -81,9 +96,12 @@ TEST_IMPL(bench_reuse_fields) {
         TEST_SKIP("../shared/models/rq-star-q8_0.gguf absent");
     json_t *j = run_bench(model, "-t 1 -p 16 -n 4 -r 1 --bw-mb 64 --reuse "
                                  "--reuse-tokens 300 --min-chunk 16");
-    static const char *const pos[] = {"reuse_tokens", "reuse_full_ms",
-                                      "reuse_edit_ms", "reuse_fraction",
-                                      "reuse_reused", "reuse_evaluated",
+    static const char *const pos[] = {"reuse_tokens",
+                                      "reuse_full_ms",
+                                      "reuse_edit_ms",
+                                      "reuse_fraction",
+                                      "reuse_reused",
+                                      "reuse_evaluated",
                                       NULL};
     check_positive(j, pos);
     /* The prompt is re-tokenized from the cut text, which may merge a

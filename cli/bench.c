@@ -281,7 +281,13 @@ __attribute__((target("avx512f"))) static uint64_t sum_avx512(const uint8_t *p,
                               _mm512_load_si512((const void *)(p + i + 192)));
     }
     a0 = _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3));
-    return (uint64_t)_mm512_reduce_add_epi64(a0);
+    /* Summed as unsigned lanes: the reduce intrinsic adds signed long longs,
+     * which overflow (undefined, and UBSan says so) on these sums. */
+    uint64_t lane[8], sum = 0;
+    _mm512_storeu_si512((void *)lane, a0);
+    for (int i = 0; i < 8; i++)
+        sum += lane[i];
+    return sum;
 }
 
 __attribute__((target("avx2"))) static uint64_t sum_avx2(const uint8_t *p,

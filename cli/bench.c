@@ -43,8 +43,7 @@
 #include "engine/engine.h"
 #include "engine/gguf.h"
 
-/* ---- options ----------------------------------------------------------------
- */
+/* ---- options ------------------------------------------------------------- */
 
 /* Progress on stderr (a run on a big model takes minutes); -q silences it. */
 static bool bench_quiet;
@@ -170,8 +169,7 @@ static int bench_parse(int argc, char **argv, bench_opts *o) {
     return 0;
 }
 
-/* ---- small helpers ----------------------------------------------------------
- */
+/* ---- small helpers ------------------------------------------------------- */
 
 static double ms_since(uint64_t t0) {
     return (double)(nib_now_ns() - t0) / 1e6;
@@ -255,8 +253,7 @@ static int gguf_facts(const char *path, uint64_t *bytes, const char **ftype) {
     return 0;
 }
 
-/* ---- memory bandwidth
- * -------------------------------------------------------- */
+/* ---- memory bandwidth ---------------------------------------------------- */
 
 /* Each thread sums its slice of the buffer with the widest loads the CPU
  * has. Four independent accumulators keep several loads in flight; the sum
@@ -473,8 +470,7 @@ static void bw_helper_stop(bw_helper *h) {
     h->pid = 0;
 }
 
-/* ---- the reuse prompt
- * -------------------------------------------------------- */
+/* ---- the reuse prompt ---------------------------------------------------- */
 
 /* Read `path` into a new buffer, or else concatenate the .c files of nib's
  * engine/ folder, found next to this source file (the compiler is given
@@ -600,8 +596,7 @@ static int make_reuse_prompt(const eng_vocab *v, const char *path, int want,
     return 0;
 }
 
-/* ---- the benchmark
- * ----------------------------------------------------------- */
+/* ---- the benchmark ------------------------------------------------------- */
 
 typedef struct {
     double load_ms;

@@ -119,6 +119,20 @@ TEST_IMPL(bench_reuse_fields) {
     return 0;
 }
 
+/* With a separate output matrix, a decoded token reads one row of the
+ * token embedding, not all of it: rl-dsc's embedding is 32,256 x 256 Q4_K
+ * (4.43 MiB of its 11.79). */
+TEST_IMPL(bench_untied_bytes_per_token) {
+    const char *model = test_shared("models/rl-dsc-q4_k_m.gguf");
+    if (!model)
+        TEST_SKIP("../shared/models/rl-dsc-q4_k_m.gguf absent");
+    json_t *j = run_bench(model, "-q -t 1 -p 8 -n 2 -r 1 --bw-mb 64");
+    double w = num(j, "weights_mb"), b = num(j, "bytes_per_token_mb");
+    ASSERT_NEAR(w - b, 32255.0 * 256 / 256 * 144 / (1024 * 1024), 0.02);
+    json_decref(j);
+    return 0;
+}
+
 TEST_IMPL(bench_bad_arguments) {
     char cmd[1024];
     /* Missing -m, an unknown option and a bad number are usage errors. */

@@ -31,24 +31,42 @@ static void add_bias(float *x, const float *b, int n) {
         x[i] += b[i];
 }
 
-/* Rotate the first n_rot dims of each of n_heads heads of size head_dim by
- * angles pos * freq_scale * base^(-2i/n_rot). */
-static void rope(float *x, int n_heads, int head_dim, int n_rot, int pos,
-                 const eng_config *c) {
-    float theta_scale = powf(c->rope_base, -2.0f / (float)n_rot);
+/* The cos/sin of the RoPE angles pos * freq_scale * base^(-2i/n_rot) of one
+ * position, for i < n_rot/2, computed as ggml does (the angle multiplied
+ * up step by step). Every head and layer of a token shares them, so the
+ * forward pass computes them once per token. */
+static void rope_table(float *cs, float *sn, int pos, const eng_config *c) {
+    float theta_scale = powf(c->rope_base, -2.0f / (float)c->n_rot);
+    float theta = (float)pos * c->rope_freq_scale;
+    for (int i = 0; i < c->n_rot / 2; i++) {
+        cs[i] = cosf(theta);
+        sn[i] = sinf(theta);
+        theta *= theta_scale;
+    }
+}
+
+/* Rotate the first n_rot dims of each of n_heads heads of size head_dim:
+ * adjacent pairs for llama, the two halves for NeoX-style qwen2. */
+static void rope_apply(float *x, int n_heads, int head_dim, const float *cs,
+                       const float *sn, const eng_config *c) {
+    int n_rot = c->n_rot;
     for (int h = 0; h < n_heads; h++) {
         float *v = x + h * head_dim;
-        float theta = (float)pos * c->rope_freq_scale;
         for (int i = 0; i < n_rot; i += 2) {
-            float cs = cosf(theta), sn = sinf(theta);
             int a = c->rope_neox ? i / 2 : i;
             int b = c->rope_neox ? i / 2 + n_rot / 2 : i + 1;
             float x0 = v[a], x1 = v[b];
-            v[a] = x0 * cs - x1 * sn;
-            v[b] = x0 * sn + x1 * cs;
-            theta *= theta_scale;
+            v[a] = x0 * cs[i / 2] - x1 * sn[i / 2];
+            v[b] = x0 * sn[i / 2] + x1 * cs[i / 2];
         }
     }
+}
+
+static void rope(float *x, int n_heads, int head_dim, int pos,
+                 const eng_config *c) {
+    float cs[512], sn[512]; /* n_rot <= head_dim <= 1024 (the loader) */
+    rope_table(cs, sn, pos, c);
+    rope_apply(x, n_heads, head_dim, cs, sn, c);
 }
 
 static void swiglu(float *o, const float *gate, const float *up, int n) {
@@ -69,9 +87,12 @@ int eng_forward(eng_ctx *c, const int32_t *tokens, int n, bool all_logits) {
     int pos0 = c->n_past;
     float *x = c->x;
 
-    /* token embeddings */
-    for (int b = 0; b < n; b++)
+    /* token embeddings, and the RoPE angles of each position */
+    for (int b = 0; b < n; b++) {
         eng_tensor_get_row(&w->tok_embd, tokens[b], x + (size_t)b * dim);
+        float *cs = c->rope_cs + (size_t)b * p->n_rot;
+        rope_table(cs, cs + p->n_rot / 2, pos0 + b, p);
+    }
 
     for (int l = 0; l < p->n_layers; l++) {
         const eng_layer *L = &w->layers[l];
@@ -98,8 +119,9 @@ int eng_forward(eng_ctx *c, const int32_t *tokens, int n, bool all_logits) {
             }
 
             /* RoPE on queries and keys */
-            rope(q, p->n_heads, hd, p->n_rot, pos0 + b, p);
-            rope(k, p->n_kv_heads, hd, p->n_rot, pos0 + b, p);
+            const float *cs = c->rope_cs + (size_t)b * p->n_rot;
+            rope_apply(q, p->n_heads, hd, cs, cs + p->n_rot / 2, p);
+            rope_apply(k, p->n_kv_heads, hd, cs, cs + p->n_rot / 2, p);
 
             /* append to the KV cache */
             size_t off = ((size_t)l * c->n_ctx + pos0 + b) * kv_dim;
@@ -234,6 +256,7 @@ int eng_ctx_new(const eng_model *m, const eng_ctx_params *params,
     TRY_ALLOC(c->v, nb * kv_dim, sizeof(float));
     TRY_ALLOC(c->hb, nb * p->hidden_dim, sizeof(float));
     TRY_ALLOC(c->hb2, nb * p->hidden_dim, sizeof(float));
+    TRY_ALLOC(c->rope_cs, nb * p->n_rot, sizeof(float));
     /* per thread: n_ctx scores, then the query head in fp16 */
     TRY_ALLOC(c->att, (size_t)c->p.n_threads * (c->n_ctx + p->head_dim + 16),
               sizeof(float));
@@ -286,6 +309,7 @@ void eng_ctx_delete(eng_ctx *c) {
     nib_free(c->v);
     nib_free(c->hb);
     nib_free(c->hb2);
+    nib_free(c->rope_cs);
     nib_free(c->att);
     nib_free(c->logits);
     nib_free(c->wdata);
@@ -392,7 +416,7 @@ static void kv_move(eng_ctx *c, int from, int to, int len) {
                 eng_fp16 *head = k + (size_t)(to + i) * kv_dim + h * p->head_dim;
                 for (int d = 0; d < p->head_dim; d++)
                     tmp[d] = eng_fp16_to_fp32(head[d]);
-                rope(tmp, 1, p->head_dim, p->n_rot, delta, p);
+                rope(tmp, 1, p->head_dim, delta, p);
                 for (int d = 0; d < p->head_dim; d++)
                     head[d] = eng_fp32_to_fp16(tmp[d]);
             }

@@ -16,8 +16,8 @@
 
 typedef struct eng_pool eng_pool;
 
-/* A task runs on every thread of the pool at once; thread `ith` of `nth`
- * takes its own share (usually a range of matrix rows). */
+/* A task is split into `nth` shares; share `ith` may run on any thread of
+ * the pool (whichever comes first), so a share must not assume a thread. */
 typedef void (*eng_task_fn)(void *arg, int ith, int nth);
 
 /* Threads are created once here and live until eng_pool_delete: no thread
@@ -118,6 +118,7 @@ struct eng_ctx {
     float *v;      /* [n_batch][kv_dim] */
     float *hb;     /* [n_batch][hidden_dim] */
     float *hb2;    /* [n_batch][hidden_dim] */
+    float *rope_cs; /* [n_batch][n_rot]: n_rot/2 cosines, then sines */
     float *att;    /* [n_threads][n_ctx + head_dim] scores + fp16 query */
     float *logits; /* [n_batch or 1][n_vocab] */
     int n_logits;  /* rows valid in logits after the last eval */

@@ -68,26 +68,6 @@ typedef struct {
     eng_sampler_params sp;
 } options;
 
-static bool parse_int(const char *s, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return false;
-    *out = (int)v;
-    return true;
-}
-
-static bool parse_float(const char *s, float *out) {
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || end == s || *end)
-        return false;
-    *out = v;
-    return true;
-}
-
 /* Returns 0 or 2 (usage error, message printed). */
 static int parse_options(int argc, char **argv, options *o) {
     for (int i = 1; i < argc; i++) {
@@ -119,39 +99,39 @@ static int parse_options(int argc, char **argv, options *o) {
             o->prompt = v;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             NEED_VALUE();
-            if (!parse_int(v, 0, 1 << 20, &o->n_predict))
+            if (!cli_parse_int(v, 0, 1 << 20, &o->n_predict))
                 BAD_VALUE();
         } else if (!strcmp(a, "--top")) {
             NEED_VALUE();
-            if (!parse_int(v, 1, 1 << 20, &o->top))
+            if (!cli_parse_int(v, 1, 1 << 20, &o->top))
                 BAD_VALUE();
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             NEED_VALUE();
-            if (!parse_int(v, 1, 256, &o->threads))
+            if (!cli_parse_int(v, 1, 256, &o->threads))
                 BAD_VALUE();
         } else if (!strcmp(a, "--no-bos")) {
             o->no_bos = true;
         } else if (!strcmp(a, "--temp")) {
             NEED_VALUE();
-            if (!parse_float(v, &o->sp.temperature))
+            if (!cli_parse_float(v, &o->sp.temperature))
                 BAD_VALUE();
         } else if (!strcmp(a, "--top-k")) {
             NEED_VALUE();
-            if (!parse_int(v, 0, INT_MAX, &o->sp.top_k))
+            if (!cli_parse_int(v, 0, INT_MAX, &o->sp.top_k))
                 BAD_VALUE();
         } else if (!strcmp(a, "--top-p")) {
             NEED_VALUE();
-            if (!parse_float(v, &fv) || fv <= 0 || fv > 1)
+            if (!cli_parse_float(v, &fv) || fv <= 0 || fv > 1)
                 BAD_VALUE();
             o->sp.top_p = fv;
         } else if (!strcmp(a, "--min-p")) {
             NEED_VALUE();
-            if (!parse_float(v, &fv) || fv < 0 || fv > 1)
+            if (!cli_parse_float(v, &fv) || fv < 0 || fv > 1)
                 BAD_VALUE();
             o->sp.min_p = fv;
         } else if (!strcmp(a, "--repeat-penalty")) {
             NEED_VALUE();
-            if (!parse_float(v, &fv) || fv <= 0)
+            if (!cli_parse_float(v, &fv) || fv <= 0)
                 BAD_VALUE();
             o->sp.repeat_penalty = fv;
         } else if (!strcmp(a, "--seed")) {

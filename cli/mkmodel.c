@@ -497,21 +497,10 @@ static void mkmodel_usage(FILE *f) {
             cli_ftype_names());
 }
 
-static bool parse_i(const char *s, long lo, long hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return false;
-    *out = (int)v;
-    return true;
-}
-
+/* A positive, finite float (rope base and scale, norm epsilon). */
 static bool parse_f(const char *s, float *out) {
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || end == s || *end || !(v > 0) || !isfinite(v))
+    float v;
+    if (!cli_parse_float(s, &v) || !(v > 0))
         return false;
     *out = v;
     return true;
@@ -561,21 +550,21 @@ int cli_mkmodel(int argc, char **argv) {
         else if (!strcmp(a, "--name"))
             name = v;
         else if (!strcmp(a, "--dim"))
-            ok = parse_i(v, 1, 65536, &dim);
+            ok = cli_parse_int(v, 1, 65536, &dim);
         else if (!strcmp(a, "--layers"))
-            ok = parse_i(v, 1, 1024, &layers);
+            ok = cli_parse_int(v, 1, 1024, &layers);
         else if (!strcmp(a, "--heads"))
-            ok = parse_i(v, 1, 1024, &heads);
+            ok = cli_parse_int(v, 1, 1024, &heads);
         else if (!strcmp(a, "--kv-heads"))
-            ok = parse_i(v, 1, 1024, &kv_heads);
+            ok = cli_parse_int(v, 1, 1024, &kv_heads);
         else if (!strcmp(a, "--ffn"))
-            ok = parse_i(v, 1, 1 << 20, &ffn);
+            ok = cli_parse_int(v, 1, 1 << 20, &ffn);
         else if (!strcmp(a, "--vocab-size"))
-            ok = parse_i(v, 1, 1 << 24, &n_vocab);
+            ok = cli_parse_int(v, 1, 1 << 24, &n_vocab);
         else if (!strcmp(a, "--ctx"))
-            ok = parse_i(v, 1, 1 << 24, &ctx);
+            ok = cli_parse_int(v, 1, 1 << 24, &ctx);
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads"))
-            ok = parse_i(v, 1, 256, &n_threads);
+            ok = cli_parse_int(v, 1, 256, &n_threads);
         else if (!strcmp(a, "--rope-base"))
             ok = parse_f(v, &rope_base);
         else if (!strcmp(a, "--rope-scale"))

@@ -63,11 +63,12 @@ def fim_tokens(tok, pre, mid, suf, spm):
 
 
 class Sampler:
-    def __init__(self, docs, tok, seed=0, fim_rate=0.5):
+    def __init__(self, docs, tok, seed=0, fim_rate=0.5, spm_rate=0.5):
         self.docs = docs
         self.tok = tok
         self.rng = random.Random(seed)
         self.fim_rate = fim_rate
+        self.spm_rate = spm_rate
         # Files are drawn in proportion to their length (every byte equally
         # likely), capped so one huge file does not dominate.
         w = np.array([min(len(d["text"]), 40000) for d in docs], dtype=np.float64)
@@ -96,7 +97,7 @@ class Sampler:
                 win, _ = self._window(text, self.rng.randint(min(300, 3 * room), 3 * room))
                 parts = fim_split(win, self.rng)
                 if parts:
-                    t = fim_tokens(self.tok, *parts, spm=self.rng.random() < 0.5)
+                    t = fim_tokens(self.tok, *parts, spm=self.rng.random() < self.spm_rate)
                     if len(t) <= room:
                         buf += t
                         continue

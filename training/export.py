@@ -124,10 +124,12 @@ def main():
     ap.add_argument("--type", default="f16", choices=["f16", "q8_0", "f32"])
     ap.add_argument("--name", default="nib-coder")
     ap.add_argument("--tok", default=os.path.join(HERE, "data", "tokenizer.json"))
+    ap.add_argument("--ctx", type=int, default=None,
+                    help="context_length to declare (default: the checkpoint's training length)")
     args = ap.parse_args()
     model, ck = load_checkpoint(args.ckpt)
     tok = Tokenizer.load(args.tok)
-    write_gguf(model, tok, args.out, args.type, args.name)
+    write_gguf(model, tok, args.out, args.type, args.name, ctx=args.ctx)
     # Read it back: every tensor must round-trip (exactly for F32/F16 up to
     # the F16 rounding, within the Q8_0 step for Q8_0).
     m2, _ = model_from_gguf(args.out)

@@ -43,7 +43,7 @@ def main():
     tasks = make_tasks(load_docs(args.test), 2, seed=7, pre_chars=800, suf_chars=300)
     # One task per language and kind first, so the 20 prompts mix languages.
     tasks = sorted(tasks, key=lambda t: (tasks.index(t) % 2, t["lang"]))[:args.n]
-    eot = tok.id("<|endoftext|>")
+    eog = {tok.id(s) for s in ("<|endoftext|>", "<|fim_pad|>", "<|file_sep|>", "<|repo_name|>")}
     tmp = tempfile.mkdtemp(prefix="nib-parity-")
     report = {}
     for mpath in args.models:
@@ -60,15 +60,16 @@ def main():
                 sys.exit(f"nib eval failed: {r.stderr[-2000:]}")
             nib = json.loads(r.stdout)
             ids = tok.encode(prompt)
+            # nib ends generation at any end-of-generation token (<|endoftext|>
+            # and, as llama.cpp, <|fim_pad|>, <|file_sep|>, <|repo_name|>) and
+            # prints that token last.
             ref = model.greedy(ids, args.gen)
-            if eot in ref:  # nib stops before printing end-of-generation? keep both forms
-                ref_cut = ref[:ref.index(eot)]
-            else:
-                ref_cut = ref
+            stop = next((k for k, x in enumerate(ref) if x in eog), None)
+            ref_cut = ref if stop is None else ref[:stop + 1]
             got = nib["greedy"]
             res["prompts"] += 1
             res["tokens_equal"] += nib["prompt_tokens"] == ids
-            same = got == ref or got == ref_cut
+            same = got == ref_cut or got == ref_cut[:-1] and stop is not None
             res["greedy_equal"] += same
             if not same:
                 j = next((k for k, (a, b) in enumerate(zip(got, ref)) if a != b), min(len(got), len(ref)))

@@ -52,6 +52,7 @@ def main():
     ap.add_argument("--warmup", type=float, default=0.03, help="fraction of the budget")
     ap.add_argument("--wd", type=float, default=0.1)
     ap.add_argument("--fim-rate", type=float, default=0.5)
+    ap.add_argument("--spm-rate", type=float, default=0.5, help="share of FIM samples in SPM order")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--no-bf16", action="store_true")
@@ -105,7 +106,8 @@ def main():
     print(f"{args.preset}: {model.n_params() / 1e6:.2f}M params, {cfg}", flush=True)
 
     docs = load_docs(args.data)
-    sampler = Sampler(docs, tok, seed=args.seed + state["step"], fim_rate=args.fim_rate)
+    sampler = Sampler(docs, tok, seed=args.seed + state["step"], fim_rate=args.fim_rate,
+                      spm_rate=args.spm_rate)
     use_bf16 = not args.no_bf16
 
     teacher, teacher_mtime, teacher_check = None, 0.0, 0.0

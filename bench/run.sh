@@ -9,6 +9,7 @@
 # `nib bench --reuse` on each with $NIB_BENCH_THREADS threads (default 2)
 # ($NIB_BENCH_REPS runs of each measure, default 3, best kept) and prints
 # one JSON line per model, followed by a Markdown table.
+# $NIB_BENCH_SHAPES picks the shapes (default "1.5b 0.5b").
 # The speed of a random-weight model is that of the real one: same tensor
 # shapes and types, same vocab, and the benchmark's tokens are random or
 # come from source text, never from the model's own predictions.

@@ -45,6 +45,20 @@ static int32_t *json_ints(json_t *arr, int *n) {
     return out;
 }
 
+/* A context that evaluated toks[0..n) as one batch, keeping every row of
+ * logits, with room for `extra` more tokens (new; eng_ctx_delete). */
+static eng_ctx *eval_prompt(eng_model *m, const int32_t *toks, int n,
+                            int extra) {
+    eng_ctx_params cp = eng_ctx_default_params();
+    cp.n_ctx = n + extra + 1;
+    cp.n_batch = n;
+    cp.logits_all = true;
+    eng_ctx *c;
+    ASSERT_OK(eng_ctx_new(m, &cp, &c));
+    ASSERT_OK(eng_eval(c, toks, n));
+    return c;
+}
+
 /* Compare one golden file (already parsed) against `m`. `top` is the array
  * of per-position top-5 lists; quantized selects the looser rules. */
 static void check_golden(const char *name, eng_model *m, const char *prompt,
@@ -64,13 +78,7 @@ static void check_golden(const char *name, eng_model *m, const char *prompt,
 
     int n_greedy;
     int32_t *want_greedy = json_ints(greedy, &n_greedy);
-    eng_ctx_params cp = eng_ctx_default_params();
-    cp.n_ctx = n + n_greedy + 1;
-    cp.n_batch = n;
-    cp.logits_all = true;
-    eng_ctx *c;
-    ASSERT_OK(eng_ctx_new(m, &cp, &c));
-    ASSERT_OK(eng_eval(c, toks, n));
+    eng_ctx *c = eval_prompt(m, toks, n, n_greedy);
 
     ASSERT_EQ(json_array_size(top), (size_t)n);
     int top1_checked = 0, top1_bad = 0;
@@ -197,13 +205,7 @@ static void check_bad_q4_0(const char *name, const char *gdir, eng_model *m,
     ASSERT_EQ(n, n_want);
     ASSERT_MEM_EQ(toks, want, (size_t)n * sizeof *toks);
 
-    eng_ctx_params cp = eng_ctx_default_params();
-    cp.n_ctx = n + 1;
-    cp.n_batch = n;
-    cp.logits_all = true;
-    eng_ctx *c;
-    ASSERT_OK(eng_ctx_new(m, &cp, &c));
-    ASSERT_OK(eng_eval(c, toks, n));
+    eng_ctx *c = eval_prompt(m, toks, n, 0);
     json_t *ref = json_object_get(f16, "top_logits");
     json_t *bad = json_object_get(g, "top_logits");
     int ours = 0, theirs = 0;
@@ -338,13 +340,7 @@ TEST_IMPL(golden_unnamed) {
             if (info.n_vocab == n_vocab) {
                 int n;
                 int32_t *t = json_ints(toks, &n);
-                eng_ctx_params cp = eng_ctx_default_params();
-                cp.n_ctx = n + 1;
-                cp.n_batch = n;
-                cp.logits_all = true;
-                eng_ctx *c;
-                ASSERT_OK(eng_ctx_new(m, &cp, &c));
-                ASSERT_OK(eng_eval(c, t, n));
+                eng_ctx *c = eval_prompt(m, t, n, 0);
                 int agree = 0;
                 for (int i = 0; i < n; i++) {
                     json_t *row = json_array_get(top, (size_t)i);

@@ -36,15 +36,27 @@
  * above it, its K/V projections (0.12 MB) and the test models' below. */
 #define PARALLEL_MIN_BYTES (128 * 1024)
 
-/* Rows per tile. A tile is the unit both of the thread split and of cache
- * reuse: 16 rows of a 4864-wide Q8_0 matrix are 83 KB (L2), of an
- * 896-wide one 15 KB (L1), while the batch's columns stream past. */
+/* Rows per tile: the unit of cache reuse. 16 rows of a 4864-wide Q8_0
+ * matrix are 83 KB (L2), of an 896-wide one 15 KB (L1), while the batch's
+ * columns stream past. */
 #define TILE_ROWS 16
 
-/* At most this many bytes of weights per grab from the tile counter: a
- * thread preempted in the middle of its grab holds up the others by that
- * much work, at most. */
-#define GRAB_BYTES (128 * 1024)
+/* Tiles are claimed this many weight bytes (per 8 columns) at a time:
+ * small enough that a thread preempted in the middle of a claim holds the
+ * others up by little, large enough that the claims' atomics cost nothing
+ * next to the work. */
+#define GRAB_BYTES (32 * 1024)
+
+/* At most this many shares (threads) split one product; more threads than
+ * this take no rows. */
+#define MM_MAX_SHARES 64
+
+/* The next unclaimed tile of one share, and the tile where that share
+ * ends. Own cache line: its owner bumps it often. */
+typedef struct {
+    _Alignas(64) atomic_llong next;
+    int64_t end;
+} mm_range;
 
 typedef struct {
     const eng_tensor *w;
@@ -56,7 +68,9 @@ typedef struct {
     eng_vec_dot_fn dot;
     eng_vec_dot_nrc_fn dot_nrc;
     eng_from_float_fn convert; /* NULL: x is used as it is (F32) */
-    atomic_llong next_tile;    /* next tile nobody has taken */
+    int n_shares;
+    int64_t grab;                      /* tiles per claim */
+    mm_range range[MM_MAX_SHARES];     /* [n_shares] */
 } mm_task;
 
 static void mm_convert(void *arg, int ith, int nth) {
@@ -91,29 +105,41 @@ static void mm_tile(const mm_task *t, int64_t r0, int64_t r1) {
     }
 }
 
-/* Threads take tiles from a shared counter, a few at a time, instead of
- * fixed halves: when the other core is busy with another process the
- * caller's thread simply takes more (see pool.c), and when both run they
- * finish together. At least eight grabs per thread, each at most
- * GRAB_BYTES of weights per 8 columns, keep the atomic traffic small next
- * to the work. */
+/* Share k is the k-th contiguous slice of the rows, walked from its start:
+ * each thread then reads one long run of memory, which the hardware
+ * prefetchers follow. Threads that took turns on small tiles instead read
+ * the weights at 13-36 GB/s on the 2-core Zen 4 box, against 43 GB/s for
+ * contiguous halves (same kernel, 128 KB to 15 KB turns). A thread done
+ * with its share helps with the others', also from their front, so a share
+ * whose thread another process preempted, or that the caller runs alone
+ * (pool.c), is still read in one forward run. */
 static void mm_rows(void *arg, int ith, int nth) {
-    (void)ith;
+    (void)nth;
     mm_task *t = arg;
     const int64_t rows = t->w->ne1;
+    for (int k = 0; k < t->n_shares; k++) {
+        mm_range *rg = &t->range[(ith + k) % t->n_shares];
+        for (;;) {
+            int64_t t0 = atomic_fetch_add(&rg->next, t->grab);
+            if (t0 >= rg->end)
+                break;
+            int64_t t1 = NIB_MIN(t0 + t->grab, rg->end);
+            mm_tile(t, t0 * TILE_ROWS, NIB_MIN(t1 * TILE_ROWS, rows));
+        }
+    }
+}
+
+static void mm_split(mm_task *t, int nth) {
+    const int64_t rows = t->w->ne1;
     const int64_t n_tiles = (rows + TILE_ROWS - 1) / TILE_ROWS;
-    /* a tile's weight bytes, times the batch passes over them */
     const size_t tile_bytes = (size_t)TILE_ROWS * t->w->row_bytes *
                               (size_t)((t->n_batch + ENG_NRC_MAX - 1) /
                                        ENG_NRC_MAX);
-    const int64_t grab = NIB_MAX(
-        1, NIB_MIN(n_tiles / (8 * nth), (int64_t)(GRAB_BYTES / tile_bytes)));
-    for (;;) {
-        int64_t t0 = atomic_fetch_add(&t->next_tile, grab);
-        if (t0 >= n_tiles)
-            break;
-        int64_t t1 = NIB_MIN(t0 + grab, n_tiles);
-        mm_tile(t, t0 * TILE_ROWS, NIB_MIN(t1 * TILE_ROWS, rows));
+    t->n_shares = (int)NIB_MIN(NIB_MIN(nth, MM_MAX_SHARES), n_tiles);
+    t->grab = NIB_MAX(1, (int64_t)(GRAB_BYTES / tile_bytes));
+    for (int k = 0; k < t->n_shares; k++) {
+        atomic_init(&t->range[k].next, n_tiles * k / t->n_shares);
+        t->range[k].end = n_tiles * (k + 1) / t->n_shares;
     }
 }
 
@@ -151,9 +177,11 @@ void eng_matmul(eng_ctx *c, float *out, const eng_tensor *w, const float *x,
         else
             eng_pool_run(c->pool, mm_convert, &t);
     }
-    atomic_init(&t.next_tile, 0);
-    if (parallel)
+    if (parallel) {
+        mm_split(&t, eng_pool_size(c->pool));
         eng_pool_run(c->pool, mm_rows, &t);
-    else
+    } else {
+        mm_split(&t, 1);
         mm_rows(&t, 0, 1);
+    }
 }

@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gguf  # noqa: E402
-from model import Config, Model, emulate_nib, load_checkpoint  # noqa: E402
+from model import Config, Model, load_checkpoint  # noqa: E402
 from tokenizer import Tokenizer  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -97,10 +97,10 @@ def write_gguf(model, tok, path, wtype="f16", name="nib-coder", ctx=None):
     w.write(path)
 
 
-def model_from_gguf(path, emulate=False):
-    """emulate=True rounds activations and the KV cache as nib does (see
-    model.emulate_nib) according to the file's weight type."""
-    kv, t, types = gguf.read(path)
+def model_from_gguf(path):
+    """The PyTorch model on the GGUF's weights (Q8_0 dequantized), float32.
+    nibref.NibRef runs the same weights with nib's exact rounding."""
+    kv, t, _ = gguf.read(path)
     p = "qwen2."
     cfg = Config(n_vocab=len(kv["tokenizer.ggml.tokens"]), dim=kv[p + "embedding_length"],
                  n_layers=kv[p + "block_count"], n_heads=kv[p + "attention.head_count"],
@@ -111,9 +111,6 @@ def model_from_gguf(path, emulate=False):
     m = Model(cfg)
     sd = {s: torch.from_numpy(np.array(t[g])) for g, s in name_map(cfg.n_layers)}
     m.load_state_dict(sd)
-    if emulate:
-        wt = types["blk.0.attn_q.weight"]
-        emulate_nib(m, "q8_0" if wt == gguf.GGML_Q8_0 else "f16")
     return m.eval(), kv
 
 

@@ -162,8 +162,6 @@ class Model(nn.Module):
             k = b.wk(h).view(1, T, cfg.n_kv_heads, hd).transpose(1, 2)
             v = b.wv(h).view(1, T, cfg.n_kv_heads, hd).transpose(1, 2)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-            if getattr(self, "kv_fp16", False):  # nib's KV cache is fp16
-                k, v = k.half().float(), v.half().float()
             if len(cache) <= li:
                 cache.append((k, v))
             else:
@@ -182,8 +180,6 @@ class Model(nn.Module):
             h = b.ffn_norm(x)
             x = x + b.w_down(F.silu(b.w_gate(h)) * b.w_up(h))
         x = self.norm(x)
-        if getattr(self, "act_round", None):
-            x = self.act_round(x)
         return (x @ self.embed.weight.t())[0]
 
     @torch.no_grad()
@@ -205,32 +201,6 @@ class Model(nn.Module):
 
     def n_params(self):
         return sum(p.numel() for p in self.parameters())
-
-
-def q8_0_round(x):
-    """Round activations as ggml's quantize_row_q8_0 does: blocks of 32 along
-    the last dim, d = amax/127, q = roundf(x * (1/d)) (half away from zero),
-    value q * fp16(d)."""
-    sh = x.shape
-    b = x.reshape(-1, 32)
-    d = b.abs().amax(-1, keepdim=True) / 127.0
-    inv = torch.where(d > 0, 1.0 / torch.where(d > 0, d, torch.ones_like(d)), torch.zeros_like(d))
-    y = b * inv
-    q = torch.sign(y) * torch.floor(y.abs() + 0.5)
-    return (q * d.half().float()).reshape(sh)
-
-
-def emulate_nib(model, weight_type):
-    """Make model.step() round like nib/ggml: each matmul's activations to the
-    weight type's vec_dot_type (Q8_0 for Q8_0 weights, fp16 for F16), and the
-    KV cache to fp16. Only summation order then differs from nib."""
-    rnd = q8_0_round if weight_type == "q8_0" else (lambda x: x.half().float())
-    model.act_round = rnd
-    model.kv_fp16 = True
-    for mod in model.modules():
-        if isinstance(mod, nn.Linear):
-            mod.register_forward_pre_hook(lambda m, inp: (rnd(inp[0]),))
-    return model
 
 
 def load_checkpoint(path, map_location="cpu"):

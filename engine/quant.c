@@ -10,7 +10,10 @@
  */
 #include "quant.h"
 
+#include "common/nib.h"
+
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -1126,16 +1129,45 @@ static bool force_scalar(void) {
     return e && *e && strcmp(e, "0") != 0;
 }
 
+/* Rank of an ISA name, slowest first; -1 for an unknown one. */
+static int isa_rank(const char *isa) {
+    static const char *const order[] = {"scalar", "avx2", "avx512"};
+    for (int i = 0; i < (int)NIB_ARRAY_LEN(order); i++)
+        if (strcmp(isa, order[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* NIB_FORCE_ISA=scalar|avx2|avx512 caps the kernels at that ISA, so that
+ * the golden tests can run on every SIMD path this CPU has, not only on
+ * its fastest one. */
+static int isa_cap(void) {
+    const char *e = getenv("NIB_FORCE_ISA");
+    if (!e || !*e)
+        return INT_MAX;
+    int r = isa_rank(e);
+    if (r < 0) {
+        nib_log_warn("NIB_FORCE_ISA=%s is not one of scalar, avx2, avx512; "
+                     "ignored",
+                     e);
+        return INT_MAX;
+    }
+    return r;
+}
+
 /* Tables come slowest first and a faster ISA lists only the kernels where
  * it wins, so installing them in order leaves each entry on the fastest
  * implementation this CPU can run. */
 static void quant_init_once(void) {
-    if (force_scalar())
+    const int cap = isa_cap();
+    if (force_scalar() || cap == 0)
         return;
     const eng_arch_kernels *all[ENG_ARCH_MAX];
     int na = eng__arch_available(all, ENG_ARCH_MAX);
     for (int i = 0; i < na; i++) {
         const eng_arch_kernels *k = all[i];
+        if (isa_rank(k->isa) > cap)
+            continue;
         quant_isa = k->isa;
         for (int t = 0; t < ENG_TYPE_COUNT; t++) {
             if (k->vec_dot[t])

@@ -232,7 +232,9 @@ extern eng_type_traits_t eng_type_traits[ENG_TYPE_COUNT];
 /* Pick the fastest kernels for this CPU (idempotent, thread-safe; call it
  * before using vec_dot / from_float / vec_dot_nrc, which are the scalar
  * code until then). The environment variable NIB_FORCE_SCALAR=1 (any value
- * but "" and "0") keeps the scalar reference everywhere. */
+ * but "" and "0") keeps the scalar reference everywhere; NIB_FORCE_ISA=
+ * scalar|avx2|avx512 caps the kernels at that ISA (on a CPU without it,
+ * the best one below). */
 void eng_quant_init(void);
 /* "avx512", "avx2" or "scalar": the fastest ISA eng_quant_init installed
  * (static string). */

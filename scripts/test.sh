@@ -3,8 +3,9 @@
 #
 #  1. release build: every test (C unit tests, golden outputs against
 #     llama.cpp, LSP node and Neovim clients, training smoke test);
-#  2. the golden-output tests again with the scalar kernels forced
-#     (NIB_FORCE_SCALAR=1), so the reference path is checked too;
+#  2. the golden-output tests again on each slower kernel path
+#     (NIB_FORCE_ISA=avx2, then the scalar reference with NIB_FORCE_SCALAR=1),
+#     so every SIMD path this CPU has is checked against llama.cpp;
 #  3. an AddressSanitizer + UBSan build running the C tests (GGUF corruption
 #     suite, tokenizers, kernels, documents, framing).
 #
@@ -18,6 +19,9 @@ status=0
 
 echo "== release build: all tests"
 ctest --test-dir build -j"$jobs" --output-on-failure || status=1
+
+echo "== AVX2 kernels forced: golden outputs"
+NIB_FORCE_ISA=avx2 ctest --test-dir build -j"$jobs" --output-on-failure -R '^golden_' || status=1
 
 echo "== scalar kernels forced: golden outputs"
 NIB_FORCE_SCALAR=1 ctest --test-dir build -j"$jobs" --output-on-failure -R '^golden_' || status=1

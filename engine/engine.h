@@ -91,8 +91,7 @@ bool eng_token_is_eog(const eng_vocab *v, int32_t tok);
 /* Print vocabulary details (type, size, special and FIM tokens). */
 void eng_vocab_print_info(const eng_vocab *v, FILE *f);
 
-/* ---- model ----------------------------------------------------------------
- */
+/* ---- model --------------------------------------------------------------- */
 
 /* Load a GGUF model (mmapped; weights are not copied). *out is new (free with
  * eng_model_delete). Unsupported architectures and tensor types are errors
@@ -128,8 +127,7 @@ void eng_model_get_info(const eng_model *m, eng_model_info *info);
 /* Print architecture, sizes, tensor types, vocab and special tokens. */
 void eng_model_print_info(const eng_model *m, FILE *f);
 
-/* ---- inference context ----------------------------------------------------
- */
+/* ---- inference context --------------------------------------------------- */
 
 typedef struct {
     int n_ctx;       /* KV cache length in tokens (0 = min(train ctx, 4096)) */
@@ -174,8 +172,7 @@ void eng_ctx_truncate(eng_ctx *c, int n);
  * interrupted batch. fn NULL removes it. */
 void eng_ctx_set_abort(eng_ctx *c, bool (*fn)(void *ud), void *ud);
 
-/* ---- KV cache reuse
- * ----------------------------------------------------------- */
+/* ---- KV cache reuse ------------------------------------------------------ */
 
 typedef struct {
     int n_reused;    /* tokens whose K/V were kept (prefix + moved chunks) */
@@ -194,8 +191,7 @@ typedef struct {
 int eng_eval_reuse(eng_ctx *c, const int32_t *tokens, int n, int min_chunk,
                    eng_reuse_stats *st);
 
-/* ---- sequences
- * ------------------------------------------------------------------ */
+/* ---- sequences ----------------------------------------------------------- */
 
 /* A context holds several KV sequences (e.g. one per open document plus a
  * spare); eng_ctx_use_seq switches the context to the sequence named `key`
@@ -209,8 +205,7 @@ int eng_ctx_use_seq(eng_ctx *c, uint64_t key);
 int eng_ctx_n_seqs(const eng_ctx *c);
 size_t eng_ctx_kv_bytes(const eng_ctx *c);
 
-/* ---- sampling -------------------------------------------------------------
- */
+/* ---- sampling ------------------------------------------------------------ */
 
 typedef struct {
     float temperature;    /* <= 0: greedy */
@@ -238,8 +233,7 @@ int32_t eng_sample(eng_sampler *s, const float *logits, const int32_t *history,
 /* Index of the largest logit (ties: lowest id). */
 int32_t eng_argmax(const float *logits, int n);
 
-/* ---- misc -----------------------------------------------------------------
- */
+/* ---- misc ---------------------------------------------------------------- */
 
 /* Number of physical cores (the default thread count). */
 int eng_physical_cores(void);

@@ -43,11 +43,12 @@
  * training job and benchmarks running: 2 threads took 1.5-2x as long per
  * token as 1 thread without this. */
 #define LATE_OF_16 8
+#define LATE_MIN_S 20e-6
 #define SOLO_TASKS 1024
 
 struct eng_pool {
-    int n;                 /* threads including the caller */
-    pthread_t *threads;    /* [n - 1] */
+    int n;              /* threads including the caller */
+    pthread_t *threads; /* [n - 1] */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     atomic_uint gen;       /* bumped for each task (never 0) */
@@ -135,7 +136,9 @@ void eng_pool_delete(eng_pool *p) {
     nib_free(p);
 }
 
-int eng_pool_size(const eng_pool *p) { return p->n; }
+int eng_pool_size(const eng_pool *p) {
+    return p->n;
+}
 
 static double now_s(void) {
     struct timespec ts;
@@ -185,7 +188,15 @@ void eng_pool_run(eng_pool *p, eng_task_fn fn, void *arg) {
         else
             sched_yield();
     }
-    bool late = mine == p->n || (spins > 0 && now_s() - t1 > (t1 - t0) / 4);
+    /* Only tasks long enough for a running worker to have joined count:
+     * a spinning worker joins within a microsecond or two, but on a
+     * product of a few microseconds (attention over a short context, the
+     * K/V projections) the caller can still finish first. Counting those
+     * sent an idle machine into SOLO_TASKS runs 11 times per `nib bench`
+     * and cost 10% of its decode speed. */
+    const double waited = now_s() - t1, busy = t1 - t0;
+    bool late = (mine == p->n && busy > LATE_MIN_S) ||
+                (spins > 0 && waited > busy / 4 && waited > LATE_MIN_S);
     p->late_bits = (p->late_bits << 1) | (late ? 1u : 0u);
     if (__builtin_popcount(p->late_bits & 0xffffu) >= LATE_OF_16) {
         p->solo_left = SOLO_TASKS;

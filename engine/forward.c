@@ -13,7 +13,7 @@
 #include <math.h>
 #include <string.h>
 
-/* ---- small kernels (output first, as in llama2.c) ----------------------- */
+/* ---- small kernels (output first, as in llama2.c) ------------------------ */
 
 static void rmsnorm(float *o, const float *x, const float *w, int n,
                     float eps) {
@@ -76,7 +76,7 @@ static void swiglu(float *o, const float *gate, const float *up, int n) {
     }
 }
 
-/* ---- forward ------------------------------------------------------------ */
+/* ---- forward ------------------------------------------------------------- */
 
 int eng_forward(eng_ctx *c, const int32_t *tokens, int n, bool all_logits) {
     const eng_model *m = c->m;
@@ -105,9 +105,11 @@ int eng_forward(eng_ctx *c, const int32_t *tokens, int n, bool all_logits) {
                     dim, p->norm_eps);
 
         /* qkv projections (+ bias for qwen2) */
-        eng_matmul(c, c->q, &L->wq, c->xb, n);
-        eng_matmul(c, c->k, &L->wk, c->xb, n);
-        eng_matmul(c, c->v, &L->wv, c->xb, n);
+        {
+            float *const outs[] = {c->q, c->k, c->v};
+            const eng_tensor *const ws[] = {&L->wq, &L->wk, &L->wv};
+            eng_matmul_n(c, 3, outs, ws, c->xb, n);
+        }
         for (int b = 0; b < n; b++) {
             float *q = c->q + (size_t)b * q_dim;
             float *k = c->k + (size_t)b * kv_dim;
@@ -145,8 +147,11 @@ int eng_forward(eng_ctx *c, const int32_t *tokens, int n, bool all_logits) {
                     dim, p->norm_eps);
 
         /* SwiGLU feed-forward and residual */
-        eng_matmul(c, c->hb, &L->w_gate, c->xb, n);
-        eng_matmul(c, c->hb2, &L->w_up, c->xb, n);
+        {
+            float *const outs[] = {c->hb, c->hb2};
+            const eng_tensor *const ws[] = {&L->w_gate, &L->w_up};
+            eng_matmul_n(c, 2, outs, ws, c->xb, n);
+        }
         for (int b = 0; b < n; b++)
             swiglu(c->hb + (size_t)b * hidden, c->hb + (size_t)b * hidden,
                    c->hb2 + (size_t)b * hidden, hidden);
@@ -170,7 +175,7 @@ int eng_forward(eng_ctx *c, const int32_t *tokens, int n, bool all_logits) {
     return 0;
 }
 
-/* ---- context -------------------------------------------------------------- */
+/* ---- context ------------------------------------------------------------- */
 
 eng_ctx_params eng_ctx_default_params(void) {
     return (eng_ctx_params){.n_ctx = 0,
@@ -272,17 +277,17 @@ int eng_ctx_new(const eng_model *m, const eng_ctx_params *params,
         const eng_tensor *ts[] = {&L->wq,     &L->wk,   &L->wv,    &L->wo,
                                   &L->w_gate, &L->w_up, &L->w_down};
         for (size_t i = 0; i < NIB_ARRAY_LEN(ts); i++)
-            row = NIB_MAX(row, eng_row_size(
-                                   eng_type_traits[ts[i]->type].vec_dot_type,
-                                   ts[i]->ne0));
+            row = NIB_MAX(
+                row, eng_row_size(eng_type_traits[ts[i]->type].vec_dot_type,
+                                  ts[i]->ne0));
     }
     c->wdata_size = row * nb;
     TRY_ALLOC(c->wdata, c->wdata_size, 1);
 
     /* the first sequence (key 0) */
-    c->seq_bytes = (size_t)p->n_layers * c->n_ctx * kv_dim * 2 *
-                       sizeof(eng_fp16) +
-                   (size_t)c->n_ctx * sizeof(int32_t);
+    c->seq_bytes =
+        (size_t)p->n_layers * c->n_ctx * kv_dim * 2 * sizeof(eng_fp16) +
+        (size_t)c->n_ctx * sizeof(int32_t);
     TRY_ALLOC(c->seqs, 1, sizeof(eng_seq));
     if (seq_alloc(c, &c->seqs[0], 0) < 0)
         goto oom;
@@ -319,7 +324,7 @@ void eng_ctx_delete(eng_ctx *c) {
     nib_free(c);
 }
 
-/* ---- sequences ------------------------------------------------------------ */
+/* ---- sequences ----------------------------------------------------------- */
 
 int eng_ctx_use_seq(eng_ctx *c, uint64_t key) {
     c->seqs[c->cur].n_past = c->n_past;
@@ -359,7 +364,9 @@ int eng_ctx_use_seq(eng_ctx *c, uint64_t key) {
     return 0;
 }
 
-int eng_ctx_n_seqs(const eng_ctx *c) { return c->n_seqs; }
+int eng_ctx_n_seqs(const eng_ctx *c) {
+    return c->n_seqs;
+}
 
 void eng_ctx_set_abort(eng_ctx *c, bool (*fn)(void *ud), void *ud) {
     c->abort_fn = fn;
@@ -370,7 +377,7 @@ size_t eng_ctx_kv_bytes(const eng_ctx *c) {
     return (size_t)c->n_seqs * c->seq_bytes;
 }
 
-/* ---- evaluation ------------------------------------------------------------ */
+/* ---- evaluation ---------------------------------------------------------- */
 
 int eng_eval(eng_ctx *c, const int32_t *tokens, int n) {
     if (n <= 0)
@@ -413,7 +420,8 @@ static void kv_move(eng_ctx *c, int from, int to, int len) {
             continue;
         for (int i = 0; i < len; i++) {
             for (int h = 0; h < p->n_kv_heads; h++) {
-                eng_fp16 *head = k + (size_t)(to + i) * kv_dim + h * p->head_dim;
+                eng_fp16 *head =
+                    k + (size_t)(to + i) * kv_dim + h * p->head_dim;
                 for (int d = 0; d < p->head_dim; d++)
                     tmp[d] = eng_fp16_to_fp32(head[d]);
                 rope(tmp, 1, p->head_dim, delta, p);
@@ -495,10 +503,18 @@ const float *eng_ctx_logits(const eng_ctx *c, int i) {
     return c->logits + (size_t)i * c->m->cfg.n_vocab;
 }
 
-int eng_ctx_n_past(const eng_ctx *c) { return c->n_past; }
-const int32_t *eng_ctx_tokens(const eng_ctx *c) { return c->tokens; }
-int eng_ctx_n_ctx(const eng_ctx *c) { return c->n_ctx; }
-int eng_ctx_n_vocab(const eng_ctx *c) { return c->m->cfg.n_vocab; }
+int eng_ctx_n_past(const eng_ctx *c) {
+    return c->n_past;
+}
+const int32_t *eng_ctx_tokens(const eng_ctx *c) {
+    return c->tokens;
+}
+int eng_ctx_n_ctx(const eng_ctx *c) {
+    return c->n_ctx;
+}
+int eng_ctx_n_vocab(const eng_ctx *c) {
+    return c->m->cfg.n_vocab;
+}
 
 void eng_ctx_truncate(eng_ctx *c, int n) {
     if (n < 0)

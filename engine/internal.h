@@ -12,7 +12,7 @@
 
 #include <stdatomic.h>
 
-/* ---- thread pool ----------------------------------------------------------- */
+/* ---- thread pool --------------------------------------------------------- */
 
 typedef struct eng_pool eng_pool;
 
@@ -29,7 +29,7 @@ int eng_pool_size(const eng_pool *p);
  * thread at a time only. */
 void eng_pool_run(eng_pool *p, eng_task_fn fn, void *arg);
 
-/* ---- tensors and model ------------------------------------------------------ */
+/* ---- tensors and model --------------------------------------------------- */
 
 typedef enum { ENG_ARCH_LLAMA, ENG_ARCH_QWEN2, ENG_ARCH_COUNT } eng_arch;
 
@@ -50,27 +50,27 @@ typedef struct {
     int dim;         /* embedding width */
     int hidden_dim;  /* FFN inner width */
     int n_layers;
-    int n_heads;     /* query heads */
-    int n_kv_heads;  /* key/value heads (GQA when < n_heads) */
-    int head_dim;    /* per-head width */
-    int n_rot;       /* dims rotated by RoPE (<= head_dim) */
-    bool rope_neox;  /* NeoX halves (qwen2) vs adjacent pairs (llama) */
+    int n_heads;    /* query heads */
+    int n_kv_heads; /* key/value heads (GQA when < n_heads) */
+    int head_dim;   /* per-head width */
+    int n_rot;      /* dims rotated by RoPE (<= head_dim) */
+    bool rope_neox; /* NeoX halves (qwen2) vs adjacent pairs (llama) */
     float rope_base;
     float rope_freq_scale; /* 1 / linear scaling factor */
     float norm_eps;
 } eng_config;
 
 typedef struct {
-    float *attn_norm;      /* [dim] (owned copy, converted to F32) */
-    eng_tensor wq;         /* [dim] -> [n_heads * head_dim] */
-    eng_tensor wk;         /* [dim] -> [n_kv_heads * head_dim] */
-    eng_tensor wv;         /* [dim] -> [n_kv_heads * head_dim] */
-    eng_tensor wo;         /* [n_heads * head_dim] -> [dim] */
-    float *bq, *bk, *bv;   /* QKV biases (qwen2) or NULL (owned) */
-    float *ffn_norm;       /* [dim] (owned) */
-    eng_tensor w_gate;     /* [dim] -> [hidden_dim] */
-    eng_tensor w_up;       /* [dim] -> [hidden_dim] */
-    eng_tensor w_down;     /* [hidden_dim] -> [dim] */
+    float *attn_norm;    /* [dim] (owned copy, converted to F32) */
+    eng_tensor wq;       /* [dim] -> [n_heads * head_dim] */
+    eng_tensor wk;       /* [dim] -> [n_kv_heads * head_dim] */
+    eng_tensor wv;       /* [dim] -> [n_kv_heads * head_dim] */
+    eng_tensor wo;       /* [n_heads * head_dim] -> [dim] */
+    float *bq, *bk, *bv; /* QKV biases (qwen2) or NULL (owned) */
+    float *ffn_norm;     /* [dim] (owned) */
+    eng_tensor w_gate;   /* [dim] -> [hidden_dim] */
+    eng_tensor w_up;     /* [dim] -> [hidden_dim] */
+    eng_tensor w_down;   /* [hidden_dim] -> [dim] */
 } eng_layer;
 
 typedef struct {
@@ -82,17 +82,17 @@ typedef struct {
 } eng_weights;
 
 struct eng_model {
-    eng_gguf *gguf;  /* owns the mapping the weights point into */
+    eng_gguf *gguf; /* owns the mapping the weights point into */
     eng_config cfg;
     eng_weights w;
     eng_vocab *vocab;
-    char *name;      /* general.name (owned) */
-    char *ftype;     /* dominant weight type name (borrowed static) */
+    char *name;  /* general.name (owned) */
+    char *ftype; /* dominant weight type name (borrowed static) */
     uint64_t n_params;
     uint64_t weight_bytes;
 };
 
-/* ---- inference state -------------------------------------------------------- */
+/* ---- inference state ----------------------------------------------------- */
 
 /* One KV sequence: the cache of one token stream (e.g. one document). */
 typedef struct {
@@ -101,7 +101,7 @@ typedef struct {
     eng_fp16 *value_cache; /* [n_layers][n_ctx][kv_dim] */
     int32_t *tokens;       /* [n_ctx] the tokens behind the cache */
     int n_past;
-    uint64_t last_used;    /* LRU clock */
+    uint64_t last_used; /* LRU clock */
 } eng_seq;
 
 struct eng_ctx {
@@ -110,20 +110,20 @@ struct eng_ctx {
     eng_pool *pool;
 
     /* activations for up to n_batch tokens, allocated once in eng_ctx_new */
-    float *x;      /* [n_batch][dim] residual stream */
-    float *xb;     /* [n_batch][max(dim, q_dim)] normed input / attention out */
-    float *xb2;    /* [n_batch][dim] projection output */
-    float *q;      /* [n_batch][q_dim] */
-    float *k;      /* [n_batch][kv_dim] */
-    float *v;      /* [n_batch][kv_dim] */
-    float *hb;     /* [n_batch][hidden_dim] */
-    float *hb2;    /* [n_batch][hidden_dim] */
+    float *x;   /* [n_batch][dim] residual stream */
+    float *xb;  /* [n_batch][max(dim, q_dim)] normed input / attention out */
+    float *xb2; /* [n_batch][dim] projection output */
+    float *q;   /* [n_batch][q_dim] */
+    float *k;   /* [n_batch][kv_dim] */
+    float *v;   /* [n_batch][kv_dim] */
+    float *hb;  /* [n_batch][hidden_dim] */
+    float *hb2; /* [n_batch][hidden_dim] */
     float *rope_cs; /* [n_batch][n_rot]: n_rot/2 cosines, then sines */
-    float *att;    /* [n_threads][n_ctx + head_dim] scores + fp16 query */
-    float *logits; /* [n_batch or 1][n_vocab] */
-    int n_logits;  /* rows valid in logits after the last eval */
+    float *att;     /* [n_threads][n_ctx + head_dim] scores + fp16 query */
+    float *logits;  /* [n_batch or 1][n_vocab] */
+    int n_logits;   /* rows valid in logits after the last eval */
     bool logits_all_rows; /* row i of logits is token i of the last eval */
-    void *wdata;   /* activations converted to a weight's vec_dot_type */
+    void *wdata;          /* activations converted to a weight's vec_dot_type */
     size_t wdata_size;
 
     /* The current sequence's KV cache, [n_layers][n_ctx][kv_dim] fp16 each
@@ -137,20 +137,28 @@ struct eng_ctx {
     bool (*abort_fn)(void *ud); /* polled between layers, may be NULL */
     void *abort_ud;
 
-    eng_seq *seqs;   /* [n_seqs] live sequences */
+    eng_seq *seqs; /* [n_seqs] live sequences */
     int n_seqs;
-    int cur;         /* index of the current one in seqs */
+    int cur; /* index of the current one in seqs */
     uint64_t clock;
     size_t seq_bytes; /* KV + token bytes of one sequence */
 };
 
-/* ---- kernels (forward.c, matmul.c) ------------------------------------------ */
+/* ---- kernels (forward.c, matmul.c) --------------------------------------- */
 
 /* out[b][0..W.ne1) = W · x[b][0..W.ne0) for b < n_batch. x rows are
  * contiguous with stride W.ne0; out rows with stride W.ne1. The single seam
  * where matrix products happen, so BLAS or other GEMMs plug in here. */
 void eng_matmul(eng_ctx *c, float *out, const eng_tensor *w, const float *x,
                 int n_batch);
+
+/* outs[i] = ws[i] · x for i < k, as eng_matmul each, with one conversion of
+ * x and one thread sync for weights of the same width whose types read the
+ * same activation format (others run apart). Results are those of
+ * eng_matmul. */
+#define ENG_MATMUL_MAX_PARTS 3
+void eng_matmul_n(eng_ctx *c, int k, float *const *outs,
+                  const eng_tensor *const *ws, const float *x, int n_batch);
 
 /* Forward `n` tokens (n <= n_batch) at positions n_past.. ; fills logits for
  * the last token or all of them. */

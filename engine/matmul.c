@@ -67,15 +67,29 @@ typedef struct {
     int64_t end;
 } mm_range;
 
+/* One weight matrix of a task and where its tiles sit in the task's
+ * numbering. */
 typedef struct {
     const eng_tensor *w;
+    float *out;         /* [n_batch][w->ne1] */
+    eng_vec_dot_fn dot; /* NULL: dot_nrc with one column */
+    eng_vec_dot_nrc_fn dot_nrc;
+    int64_t tile0, n_tiles;
+} mm_part;
+
+/* Up to ENG_MATMUL_MAX_PARTS products of one input: the Q, K and V
+ * projections, or the gate and up ones. As one task they cost one
+ * activation conversion and one thread sync instead of three, and the small
+ * K/V products run on both threads as part of the larger one. */
+typedef struct {
+    mm_part part[ENG_MATMUL_MAX_PARTS];
+    int n_parts;
+    int64_t n_tiles; /* of all parts */
+    int ne0;
     const float *x; /* [n_batch][ne0] */
     void *xq;       /* [n_batch][xq_row] converted activations */
     size_t xq_row;  /* bytes per converted row */
-    float *out;     /* [n_batch][ne1] */
     int n_batch;
-    eng_vec_dot_fn dot;
-    eng_vec_dot_nrc_fn dot_nrc;
     eng_from_float_fn convert; /* NULL: x is used as it is (F32) */
     int nc_max;                /* columns per batched dot */
     int n_shares;
@@ -86,41 +100,56 @@ typedef struct {
 static void mm_convert(void *arg, int ith, int nth) {
     mm_task *t = arg;
     for (int b = ith; b < t->n_batch; b += nth)
-        t->convert(t->x + (size_t)b * t->w->ne0,
-                   (uint8_t *)t->xq + (size_t)b * t->xq_row, t->w->ne0);
+        t->convert(t->x + (size_t)b * t->ne0,
+                   (uint8_t *)t->xq + (size_t)b * t->xq_row, t->ne0);
 }
 
-/* Rows [r0, r1) against every column of the batch. */
-static void mm_tile(const mm_task *t, int64_t r0, int64_t r1) {
-    const eng_tensor *w = t->w;
+/* Rows [r0, r1) of one part against every column of the batch. */
+static void mm_tile(const mm_task *t, const mm_part *pt, int64_t r0,
+                    int64_t r1) {
+    const eng_tensor *w = pt->w;
     const int64_t rows = w->ne1;
-    const int n = (int)w->ne0;
+    const int n = t->ne0;
     const uint8_t *wd = w->data;
     const uint8_t *xq = t->xq;
-    if (t->n_batch == 1 && t->dot) {
+    if (t->n_batch == 1 && pt->dot) {
         for (int64_t r = r0; r < r1; r++)
-            t->dot(n, &t->out[r], wd + (size_t)r * w->row_bytes, xq);
+            pt->dot(n, &pt->out[r], wd + (size_t)r * w->row_bytes, xq);
         return;
     }
     for (int b0 = 0; b0 < t->n_batch; b0 += t->nc_max) {
         const int nc = NIB_MIN(t->nc_max, t->n_batch - b0);
         const void *xb = xq + (size_t)b0 * t->xq_row;
-        float *ob = t->out + (size_t)b0 * rows;
+        float *ob = pt->out + (size_t)b0 * rows;
         if (nc == 1) {
             /* Straight into the output: copying s[0] out right after the
              * kernel stored it costs a store-forwarding stall per row,
              * 6% of a one-thread decode (Q4_K_M, 0.5B). */
             for (int64_t r = r0; r < r1; r++)
-                t->dot_nrc(n, 1, &ob[r], wd + (size_t)r * w->row_bytes, xb,
-                           t->xq_row);
+                pt->dot_nrc(n, 1, &ob[r], wd + (size_t)r * w->row_bytes, xb,
+                            t->xq_row);
             continue;
         }
         for (int64_t r = r0; r < r1; r++) {
             float s[ENG_NRC_MAX];
-            t->dot_nrc(n, nc, s, wd + (size_t)r * w->row_bytes, xb, t->xq_row);
+            pt->dot_nrc(n, nc, s, wd + (size_t)r * w->row_bytes, xb, t->xq_row);
             for (int c = 0; c < nc; c++)
                 ob[(size_t)c * rows + r] = s[c];
         }
+    }
+}
+
+/* Tiles [g0, g1) of the task's numbering, part by part. */
+static void mm_tiles(const mm_task *t, int64_t g0, int64_t g1) {
+    for (int i = 0; i < t->n_parts && g0 < g1; i++) {
+        const mm_part *pt = &t->part[i];
+        const int64_t end = pt->tile0 + pt->n_tiles;
+        if (g0 >= end)
+            continue;
+        const int64_t e = NIB_MIN(g1, end);
+        mm_tile(t, pt, (g0 - pt->tile0) * TILE_ROWS,
+                NIB_MIN((e - pt->tile0) * TILE_ROWS, pt->w->ne1));
+        g0 = e;
     }
 }
 
@@ -135,65 +164,83 @@ static void mm_tile(const mm_task *t, int64_t r0, int64_t r1) {
 static void mm_rows(void *arg, int ith, int nth) {
     (void)nth;
     mm_task *t = arg;
-    const int64_t rows = t->w->ne1;
     for (int k = 0; k < t->n_shares; k++) {
         mm_range *rg = &t->range[(ith + k) % t->n_shares];
         for (;;) {
-            int64_t t0 = atomic_fetch_add(&rg->next, t->grab);
-            if (t0 >= rg->end)
+            int64_t g0 = atomic_fetch_add(&rg->next, t->grab);
+            if (g0 >= rg->end)
                 break;
-            int64_t t1 = NIB_MIN(t0 + t->grab, rg->end);
-            mm_tile(t, t0 * TILE_ROWS, NIB_MIN(t1 * TILE_ROWS, rows));
+            mm_tiles(t, g0, NIB_MIN(g0 + t->grab, rg->end));
         }
     }
 }
 
 static void mm_split(mm_task *t, int nth) {
-    const int64_t rows = t->w->ne1;
-    const int64_t n_tiles = (rows + TILE_ROWS - 1) / TILE_ROWS;
+    /* claims sized by the widest rows of the task */
+    size_t row_bytes = 0;
+    for (int i = 0; i < t->n_parts; i++)
+        row_bytes = NIB_MAX(row_bytes, t->part[i].w->row_bytes);
     const size_t tile_bytes =
-        (size_t)TILE_ROWS * t->w->row_bytes *
+        (size_t)TILE_ROWS * row_bytes *
         (size_t)((t->n_batch + t->nc_max - 1) / t->nc_max);
-    t->n_shares = (int)NIB_MIN(NIB_MIN(nth, MM_MAX_SHARES), n_tiles);
+    t->n_shares = (int)NIB_MIN(NIB_MIN(nth, MM_MAX_SHARES), t->n_tiles);
     t->grab = NIB_MAX(1, (int64_t)(GRAB_BYTES / tile_bytes));
     for (int k = 0; k < t->n_shares; k++) {
-        atomic_init(&t->range[k].next, n_tiles * k / t->n_shares);
-        t->range[k].end = n_tiles * (k + 1) / t->n_shares;
+        atomic_init(&t->range[k].next, t->n_tiles * k / t->n_shares);
+        t->range[k].end = t->n_tiles * (k + 1) / t->n_shares;
     }
 }
 
-void eng_matmul(eng_ctx *c, float *out, const eng_tensor *w, const float *x,
-                int n_batch) {
-    const eng_type_traits_t *tt = &eng_type_traits[w->type];
-    eng_type vt = tt->vec_dot_type;
-    mm_task t = {
-        .w = w,
-        .x = x,
-        .out = out,
-        .n_batch = n_batch,
-        .dot = tt->vec_dot,
-        .dot_nrc = tt->vec_dot_nrc,
-    };
-    const bool parallel =
-        w->row_bytes * (size_t)w->ne1 * (size_t)n_batch >= PARALLEL_MIN_BYTES &&
-        eng_pool_size(c->pool) > 1;
-    if (vt == ENG_TYPE_F32) {
+/* How products of weight type `type` read their activations. */
+static void mm_kernels(eng_type type, eng_from_float_fn *convert,
+                       eng_vec_dot_fn *dot, eng_vec_dot_nrc_fn *dot_nrc) {
+    const eng_type_traits_t *tt = &eng_type_traits[type];
+    const eng_type vt = tt->vec_dot_type;
+    *convert = vt == ENG_TYPE_F32 ? NULL : eng_type_traits[vt].from_float;
+    *dot = tt->vec_dot;
+    *dot_nrc = tt->vec_dot_nrc;
+    /* The packed-activation kernel where there is one: same results,
+     * about twice as fast per column in a batch, and for one token
+     * (decode) 10-30% faster than vec_dot (Q5_0 22.7 against 20.4 GMAC/s
+     * per core, Q8_0 49 against 38), which is what lets two cores keep up
+     * with the memory bus. */
+    if (vt != ENG_TYPE_F32 && tt->vec_dot_nrc_packed &&
+        eng_type_traits[vt].from_float_packed) {
+        *convert = eng_type_traits[vt].from_float_packed;
+        *dot = NULL;
+        *dot_nrc = tt->vec_dot_nrc_packed;
+    }
+}
+
+/* One task over parts [0, k) that all read the same converted input. */
+static void mm_run(eng_ctx *c, int k, float *const *outs,
+                   const eng_tensor *const *ws, const float *x, int n_batch) {
+    const eng_tensor *w0 = ws[0];
+    const eng_type vt = eng_type_traits[w0->type].vec_dot_type;
+    mm_task t = {.ne0 = (int)w0->ne0, .x = x, .n_batch = n_batch};
+    size_t bytes = 0;
+    for (int i = 0; i < k; i++) {
+        mm_part *pt = &t.part[i];
+        eng_from_float_fn convert;
+        mm_kernels(ws[i]->type, &convert, &pt->dot, &pt->dot_nrc);
+        if (i == 0)
+            t.convert = convert;
+        pt->w = ws[i];
+        pt->out = outs[i];
+        pt->tile0 = t.n_tiles;
+        pt->n_tiles = (ws[i]->ne1 + TILE_ROWS - 1) / TILE_ROWS;
+        t.n_tiles += pt->n_tiles;
+        bytes += ws[i]->row_bytes * (size_t)ws[i]->ne1;
+    }
+    t.n_parts = k;
+    const bool parallel = bytes * (size_t)n_batch >= PARALLEL_MIN_BYTES &&
+                          eng_pool_size(c->pool) > 1;
+    if (!t.convert) {
         t.xq = (void *)x;
-        t.xq_row = (size_t)w->ne0 * sizeof(float);
+        t.xq_row = (size_t)t.ne0 * sizeof(float);
     } else {
         t.xq = c->wdata;
-        t.xq_row = eng_row_size(vt, w->ne0);
-        t.convert = eng_type_traits[vt].from_float;
-        /* The packed-activation kernel where there is one: same results,
-         * about twice as fast per column in a batch, and for one token
-         * (decode) 10-30% faster than vec_dot (Q5_0 22.7 against 20.4
-         * GMAC/s per core, Q8_0 49 against 38), which is what lets two
-         * cores keep up with the memory bus. */
-        if (tt->vec_dot_nrc_packed && eng_type_traits[vt].from_float_packed) {
-            t.convert = eng_type_traits[vt].from_float_packed;
-            t.dot_nrc = tt->vec_dot_nrc_packed;
-            t.dot = NULL;
-        }
+        t.xq_row = eng_row_size(vt, t.ne0);
         if (n_batch == 1 || !parallel)
             mm_convert(&t, 0, 1);
         else
@@ -206,5 +253,36 @@ void eng_matmul(eng_ctx *c, float *out, const eng_tensor *w, const float *x,
     } else {
         mm_split(&t, 1);
         mm_rows(&t, 0, 1);
+    }
+}
+
+void eng_matmul(eng_ctx *c, float *out, const eng_tensor *w, const float *x,
+                int n_batch) {
+    mm_run(c, 1, &out, &w, x, n_batch);
+}
+
+void eng_matmul_n(eng_ctx *c, int k, float *const *outs,
+                  const eng_tensor *const *ws, const float *x, int n_batch) {
+    /* Runs of consecutive weights that read the same converted input go
+     * together; a weight whose type converts differently starts a new run
+     * (the scratch holds one conversion at a time). */
+    int i = 0;
+    while (i < k) {
+        eng_from_float_fn ci, cj;
+        eng_vec_dot_fn d;
+        eng_vec_dot_nrc_fn dn;
+        mm_kernels(ws[i]->type, &ci, &d, &dn);
+        int j = i + 1;
+        while (j < k && j - i < ENG_MATMUL_MAX_PARTS &&
+               ws[j]->ne0 == ws[i]->ne0 &&
+               eng_type_traits[ws[j]->type].vec_dot_type ==
+                   eng_type_traits[ws[i]->type].vec_dot_type) {
+            mm_kernels(ws[j]->type, &cj, &d, &dn);
+            if (cj != ci)
+                break;
+            j++;
+        }
+        mm_run(c, j - i, outs + i, ws + i, x, n_batch);
+        i = j;
     }
 }

@@ -55,7 +55,7 @@ static void usage(FILE *f) {
             "  -t N       threads (default: physical cores)\n");
 }
 
-/* ---- options ---------------------------------------------------------------- */
+/* ---- options ------------------------------------------------------------- */
 
 typedef struct {
     const char *model;
@@ -199,7 +199,7 @@ static int tokenize_all(const eng_vocab *v, const char *text, size_t len,
     return n;
 }
 
-/* ---- commands ---------------------------------------------------------------- */
+/* ---- commands ------------------------------------------------------------ */
 
 static int cmd_tokenize(const options *o) {
     if (!o->file) {

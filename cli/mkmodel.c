@@ -589,7 +589,7 @@ int cli_mkmodel(int argc, char **argv) {
         }
     }
 
-    /* ---- the shape: a named one, overridden by explicit options -------- */
+    /* ---- the shape: a named one, overridden by explicit options -------------- */
     mk_shape s = {0};
     if (shape_name) {
         const mk_shape *found = NULL;

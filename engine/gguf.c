@@ -232,7 +232,7 @@ static int check_name(cursor *c, eng_str s, const char *field) {
     return 0;
 }
 
-/* ---- metadata ---------------------------------------------------------- */
+/* ---- metadata ------------------------------------------------------------ */
 
 static int parse_kv(cursor *c, eng_gguf *g, uint64_t i) {
     eng_gguf_kv *kv = &g->kv[i];
@@ -715,7 +715,7 @@ void eng_gguf_close(eng_gguf *g) {
     nib_free(g);
 }
 
-/* ---- lookups and typed getters ----------------------------------------- */
+/* ---- lookups and typed getters ------------------------------------------- */
 
 const eng_gguf_kv *eng_gguf_find(const eng_gguf *g, const char *key) {
     int64_t i = index_find(g, g->kv_slots, g->kv_mask, kv_name, key);

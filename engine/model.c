@@ -22,7 +22,7 @@ static const arch_info arch_table[ENG_ARCH_COUNT] = {
     [ENG_ARCH_QWEN2] = {"qwen2", true, true},
 };
 
-/* ---- metadata helpers --------------------------------------------------- */
+/* ---- metadata helpers ---------------------------------------------------- */
 
 typedef struct {
     const eng_gguf *g;
@@ -131,7 +131,7 @@ void eng_tensor_get_row(const eng_tensor *t, int64_t row, float *out) {
     eng_type_traits[t->type].to_float(src, out, t->ne0);
 }
 
-/* ---- loading --------------------------------------------------------------- */
+/* ---- loading ------------------------------------------------------------- */
 
 static int load_config(loader *L, eng_model *m) {
     eng_config *c = &m->cfg;

@@ -160,7 +160,7 @@ typedef struct {
 } block_q8_K;
 static_assert(sizeof(block_q8_K) == 292, "block_q8_K size");
 
-/* ---- type traits ------------------------------------------------------- */
+/* ---- type traits --------------------------------------------------------- */
 
 /* y[0..k) = dequantized x; k is a multiple of blck_size. */
 typedef void (*eng_to_float_fn)(const void *restrict x, float *restrict y,
@@ -258,7 +258,7 @@ int eng_quant_variants(eng_type t, eng_kernel_variant *out, int max);
 /* Row size in bytes of n elements of type t (n a multiple of blck_size). */
 size_t eng_row_size(eng_type t, int64_t n);
 
-/* ---- scalar conversions ----------------------------------------------- */
+/* ---- scalar conversions -------------------------------------------------- */
 
 float eng_fp16_to_fp32(eng_fp16 h);
 eng_fp16 eng_fp32_to_fp16(float f); /* round to nearest even */

@@ -197,7 +197,7 @@ int32_t eng_sample(eng_sampler *s, const float *logits, const int32_t *history,
     return c[n - 1].id;
 }
 
-/* ---- misc ----------------------------------------------------------------- */
+/* ---- misc ---------------------------------------------------------------- */
 
 int eng_physical_cores(void) {
     /* Count distinct (package, core) pairs; hyper-threads share a core and

@@ -5,7 +5,7 @@
 
 #include <assert.h>
 
-/* ---- classes ---------------------------------------------------------- */
+/* ---- classes ------------------------------------------------------------- */
 
 unsigned eng_uni_flags(uint32_t cp) {
     if (cp > 0x10FFFF)
@@ -23,7 +23,7 @@ unsigned eng_uni_flags(uint32_t cp) {
     return eng_uni_runs[lo] & 0x1FF;
 }
 
-/* ---- UTF-8 -------------------------------------------------------------- */
+/* ---- UTF-8 --------------------------------------------------------------- */
 
 uint32_t eng_utf8_decode(const char *s, size_t len, int *n) {
     assert(len > 0);

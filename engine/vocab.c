@@ -33,7 +33,7 @@
 #include "unicode.h"
 #include "vocab_pre.h"
 
-/* ---- types ----------------------------------------------------------- */
+/* ---- types --------------------------------------------------------------- */
 
 /* tokenizer.ggml.token_type values (llama.cpp's llama_token_type). */
 enum {
@@ -92,7 +92,7 @@ struct eng_vocab {
     int n_eog;
 };
 
-/* ---- hashing --------------------------------------------------------- */
+/* ---- hashing ------------------------------------------------------------- */
 
 static uint64_t load64(const char *p) {
     uint64_t x;
@@ -246,7 +246,7 @@ static const merge_slot *merge_find(const eng_vocab *v, int32_t l, int32_t r) {
     }
 }
 
-/* ---- growable scratch ------------------------------------------------- */
+/* ---- growable scratch ---------------------------------------------------- */
 
 /* Make room for `need` elements of `elem` bytes. Sizes come from the input
  * text, so failure is reported (NIB_ENOMEM) instead of aborting. */
@@ -276,7 +276,7 @@ static int vec_push(tok_vec *o, int32_t id) {
     return 0;
 }
 
-/* ---- byte-level BPE ---------------------------------------------------- */
+/* ---- byte-level BPE ------------------------------------------------------ */
 
 /* One symbol per byte of the word at first (each byte is one code point of
  * the byte-level text), linked so merges can unlink the right side. */
@@ -444,7 +444,7 @@ static int substitute_invalid(const eng_vocab *v, const eng_pre_units *u,
     return 0;
 }
 
-/* ---- SentencePiece ----------------------------------------------------- */
+/* ---- SentencePiece ------------------------------------------------------- */
 
 typedef struct {
     float score;
@@ -671,7 +671,7 @@ static int partition(const eng_vocab *v, const char *text, size_t len,
     return 0;
 }
 
-/* ---- tokenize ---------------------------------------------------------- */
+/* ---- tokenize ------------------------------------------------------------ */
 
 int eng_tokenize(const eng_vocab *v, const char *text, size_t len, int flags,
                  int32_t *out, int n_max) {
@@ -755,7 +755,7 @@ done:
     return r;
 }
 
-/* ---- decoding -------------------------------------------------------- */
+/* ---- decoding ------------------------------------------------------------ */
 
 /* The bytes a token stands for in text, as llama.cpp's token_to_piece with
  * special = true (the caller hides control tokens). Writes them into p
@@ -871,7 +871,7 @@ const char *eng_vocab_pre(const eng_vocab *v) {
     return v ? v->pre_name : "";
 }
 
-/* ---- loading ------------------------------------------------------------ */
+/* ---- loading ------------------------------------------------------------- */
 
 static const struct {
     const char *name;
@@ -1455,7 +1455,7 @@ int eng_vocab_open(const char *path, eng_vocab **out, char *err,
     return r;
 }
 
-/* ---- info -------------------------------------------------------------- */
+/* ---- info ---------------------------------------------------------------- */
 
 static void print_tok(const eng_vocab *v, FILE *f, const char *label,
                       int32_t id) {

@@ -47,7 +47,7 @@ void eng__pre_free(eng_pre_units *u) {
     memset(u, 0, sizeof *u);
 }
 
-/* ---- code point units and chunks --------------------------------------- */
+/* ---- code point units and chunks ----------------------------------------- */
 
 int eng__pre_decode(eng_pre_units *u, const char *s, size_t len) {
     /* The three arrays share one capacity: grow the two others only when

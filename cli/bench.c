@@ -60,32 +60,50 @@ typedef struct {
     int reuse_reps;
     int min_chunk;
     int bw_mb;
+    bool gemm; /* --gemm: integer dots against dequantize + sgemm */
+    const char *gemm_types;   /* comma-separated GGUF type names */
+    const char *gemm_batches; /* comma-separated batch sizes */
+    int gemm_rows, gemm_cols;
 } bench_opts;
 
 static void bench_usage(FILE *f) {
-    fprintf(f,
-            "usage: nib bench -m MODEL [options]\n"
-            "\n"
-            "Prints one JSON object with the engine's speed on this machine.\n"
-            "\n"
-            "  -m, --model MODEL     GGUF model (required)\n"
-            "  -t, --threads N       threads (default: physical cores)\n"
-            "  -p, --n-prompt N      prompt tokens, one batch (default 512)\n"
-            "  -n, --n-gen N         decoded tokens (default 64)\n"
-            "  -r, --reps N          runs of each measure, best kept "
-            "(default 3)\n"
-            "  --reuse               also time a one-line edit in a long "
-            "prompt\n"
-            "  --reuse-tokens N      length of that prompt (default 2000)\n"
-            "  --reuse-reps N        full evals of that prompt, best kept "
-            "(default 1;\n"
-            "                        the edit runs --reps times)\n"
-            "  --min-chunk N         eng_eval_reuse min_chunk (default 64)\n"
-            "  --text FILE           source text of that prompt (default: "
-            "nib's\n"
-            "                        engine/*.c next to this source file)\n"
-            "  --bw-mb N             bandwidth buffer in MiB (default 1024)\n"
-            "  -q, --quiet           no progress lines on stderr\n");
+    fprintf(
+        f,
+        "usage: nib bench -m MODEL [options]\n"
+        "\n"
+        "Prints one JSON object with the engine's speed on this machine.\n"
+        "\n"
+        "  -m, --model MODEL     GGUF model (required)\n"
+        "  -t, --threads N       threads (default: physical cores)\n"
+        "  -p, --n-prompt N      prompt tokens, one batch (default 512)\n"
+        "  -n, --n-gen N         decoded tokens (default 64)\n"
+        "  -r, --reps N          runs of each measure, best kept "
+        "(default 3)\n"
+        "  --reuse               also time a one-line edit in a long "
+        "prompt\n"
+        "  --reuse-tokens N      length of that prompt (default 2000)\n"
+        "  --reuse-reps N        full evals of that prompt, best kept "
+        "(default 1;\n"
+        "                        the edit runs --reps times)\n"
+        "  --min-chunk N         eng_eval_reuse min_chunk (default 64)\n"
+        "  --text FILE           source text of that prompt (default: "
+        "nib's\n"
+        "                        engine/*.c next to this source file)\n"
+        "  --bw-mb N             bandwidth buffer in MiB (default 1024)\n"
+        "  -q, --quiet           no progress lines on stderr\n"
+        "\n"
+        "usage: nib bench --gemm [-t N] [-r N] [options]\n"
+        "\n"
+        "Times nib's two matrix product paths, integer dots and\n"
+        "F32 tiles + OpenBLAS sgemm, per weight type and batch size, on\n"
+        "random weights (no model needed); \"used\" is the one nib takes.\n"
+        "\n"
+        "  --gemm-types LIST     default Q8_0,Q4_0,Q5_0,Q4_K,Q5_K,Q6_K,F16,\n"
+        "                        BF16,F32\n"
+        "  --gemm-batches LIST   default 1,8,32,128,512\n"
+        "  --gemm-rows N         weight rows (default 8960)\n"
+        "  --gemm-cols N         weight columns (default 1536, the\n"
+        "                        feed-forward of the 1.5B shape)\n");
 }
 
 static bool bench_int(const char *s, int lo, int hi, int *out) {
@@ -115,6 +133,8 @@ static int bench_parse(int argc, char **argv, bench_opts *o) {
             {NULL, "--reuse-reps", &o->reuse_reps, 1, 1000},
             {NULL, "--min-chunk", &o->min_chunk, 0, 1 << 16},
             {NULL, "--bw-mb", &o->bw_mb, 1, 1 << 20},
+            {NULL, "--gemm-rows", &o->gemm_rows, 1, 1 << 18},
+            {NULL, "--gemm-cols", &o->gemm_cols, 256, 1 << 16},
         };
         bool done = false;
         for (size_t k = 0; k < NIB_ARRAY_LEN(ints) && !done; k++) {
@@ -136,13 +156,18 @@ static int bench_parse(int argc, char **argv, bench_opts *o) {
         }
         if (done)
             continue;
-        if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "--text")) {
+        if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "--text") ||
+            !strcmp(a, "--gemm-types") || !strcmp(a, "--gemm-batches")) {
             if (!v) {
                 fprintf(stderr, "nib bench: option %s needs a value\n", a);
                 return 2;
             }
             if (!strcmp(a, "--text"))
                 o->text = v;
+            else if (!strcmp(a, "--gemm-types"))
+                o->gemm_types = v;
+            else if (!strcmp(a, "--gemm-batches"))
+                o->gemm_batches = v;
             else
                 o->model = v;
             i++;
@@ -150,6 +175,8 @@ static int bench_parse(int argc, char **argv, bench_opts *o) {
             bench_quiet = true;
         } else if (!strcmp(a, "--reuse")) {
             o->reuse = true;
+        } else if (!strcmp(a, "--gemm")) {
+            o->gemm = true;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             bench_usage(stdout);
             return 1;
@@ -161,7 +188,7 @@ static int bench_parse(int argc, char **argv, bench_opts *o) {
             return 2;
         }
     }
-    if (!o->model) {
+    if (!o->model && !o->gemm) {
         fprintf(stderr, "nib bench: -m MODEL is required (see nib bench "
                         "--help)\n");
         return 2;
@@ -812,6 +839,83 @@ done_prompt:
 
 static int bench_model(const bench_opts *opts, bw_helper *bw);
 
+/* ---- --gemm -------------------------------------------------------------- */
+
+/* Next comma-separated item of *list into buf; false at the end. */
+static bool next_item(const char **list, char *buf, size_t n) {
+    const char *p = *list;
+    if (!p || !*p)
+        return false;
+    size_t len = strcspn(p, ",");
+    if (len >= n)
+        len = n - 1;
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+    p += strcspn(p, ",");
+    *list = *p ? p + 1 : p;
+    return true;
+}
+
+/* One JSON object: for each weight type and batch size, nib's integer
+ * product against dequantize + OpenBLAS sgemm on the same data. */
+static int bench_gemm(const bench_opts *o) {
+    const char *types = o->gemm_types
+                            ? o->gemm_types
+                            : "Q8_0,Q4_0,Q5_0,Q4_K,Q5_K,Q6_K,F16,BF16,F32";
+    const int rows = o->gemm_rows ? o->gemm_rows : 8960;
+    const int cols = o->gemm_cols ? o->gemm_cols : 1536;
+    printf("{\"gemm\":true,\"simd\":");
+    json_str(eng_simd_name());
+    printf(",\"threads\":%d,\"rows\":%d,\"cols\":%d,\"reps\":%d,"
+           "\"results\":[",
+           o->threads, rows, cols, o->reps);
+    bool first = true;
+    char type[32], bs[32];
+    const char *tl = types;
+    while (next_item(&tl, type, sizeof type)) {
+        const char *bl = o->gemm_batches ? o->gemm_batches : "1,8,32,128,512";
+        while (next_item(&bl, bs, sizeof bs)) {
+            int batch;
+            if (!bench_int(bs, 1, 4096, &batch)) {
+                printf("]}\n");
+                fprintf(stderr,
+                        "nib bench: invalid batch size '%s' in --gemm-batches "
+                        "(an integer from 1 to 4096)\n",
+                        bs);
+                return 2;
+            }
+            eng_gemm_cmp g;
+            char err[256] = "";
+            int r = eng_gemm_compare(type, rows, cols, batch, o->threads,
+                                     o->reps, &g, err, sizeof err);
+            if (r < 0) {
+                printf("]}\n");
+                fprintf(stderr, "nib bench: --gemm %s: %s\n", type,
+                        err[0] ? err : nib_strerror(r));
+                return r == NIB_EINVAL ? 2 : 1;
+            }
+            const double gmac = (double)rows * cols * batch / 1e9;
+            progress("gemm %s batch %d: integer %.2f ms, dequantize + "
+                     "sgemm %.2f ms",
+                     type, batch, g.int_ms, g.sgemm_ms);
+            printf("%s{\"type\":", first ? "" : ",");
+            json_str(type);
+            printf(",\"batch\":%d,\"int_ms\":%.3f,\"sgemm_ms\":%.3f,"
+                   "\"int_gmacs\":%.1f,\"sgemm_gmacs\":%.1f,"
+                   "\"sgemm_over_int\":%.2f,\"faster\":\"%s\","
+                   "\"used\":\"%s\",\"max_rel_diff\":%.2e}",
+                   batch, g.int_ms, g.sgemm_ms, gmac / (g.int_ms / 1e3),
+                   gmac / (g.sgemm_ms / 1e3), g.sgemm_ms / g.int_ms,
+                   g.int_ms <= g.sgemm_ms ? "int" : "sgemm",
+                   g.auto_blas ? "sgemm" : "int", g.max_rel_diff);
+            fflush(stdout);
+            first = false;
+        }
+    }
+    printf("]}\n");
+    return 0;
+}
+
 int cli_bench(int argc, char **argv) {
     bench_opts o = {.n_prompt = 512,
                     .n_gen = 64,
@@ -825,6 +929,8 @@ int cli_bench(int argc, char **argv) {
         return r == 1 ? 0 : 2;
     if (o.threads <= 0)
         o.threads = eng_physical_cores();
+    if (o.gemm)
+        return bench_gemm(&o);
     if (access(o.model, R_OK) != 0) {
         fprintf(stderr, "nib bench: cannot read model %s: %s\n", o.model,
                 strerror(errno));

@@ -243,4 +243,21 @@ int eng_physical_cores(void);
  * caps it at "avx2" or "scalar"). */
 const char *eng_simd_name(void);
 
+/* ---- benchmark ----------------------------------------------------------- */
+
+/* One product of `batch` activation rows with a rows x cols weight matrix
+ * of a weight type, timed both ways (best of reps, milliseconds). */
+typedef struct {
+    double int_ms;       /* activation conversion + integer dots */
+    double sgemm_ms;     /* weights dequantized to F32 by tiles + sgemm */
+    bool auto_blas;      /* what eng_eval uses for this type and batch */
+    double max_rel_diff; /* max |int - sgemm| / max |sgemm| */
+} eng_gemm_cmp;
+
+/* type_name as in GGUF ("Q8_0", "Q4_K", "F16"); random weights and
+ * activations; NIB_EINVAL / NIB_ENOMEM with a message in err. */
+int eng_gemm_compare(const char *type_name, int rows, int cols, int batch,
+                     int threads, int reps, eng_gemm_cmp *res, char *err,
+                     size_t err_size);
+
 #endif

@@ -282,6 +282,32 @@ int eng_ctx_new(const eng_model *m, const eng_ctx_params *params,
                                   ts[i]->ne0));
     }
     c->wdata_size = row * nb;
+
+    /* Buffers of the sgemm path, if some weight may take it (float weights
+     * and a batch that can be large enough). */
+    int64_t blas_cols = 0;
+    for (int l = 0; l < p->n_layers; l++) {
+        const eng_layer *L = &m->w.layers[l];
+        const eng_tensor *ts[] = {&L->wq,     &L->wk,   &L->wv,    &L->wo,
+                                  &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < NIB_ARRAY_LEN(ts); i++) {
+            int mb = eng_blas_min_batch(ts[i]->type);
+            if (mb > 0 && (size_t)mb <= nb)
+                blas_cols = NIB_MAX(blas_cols, ts[i]->ne0);
+        }
+    }
+    {
+        int mb = eng_blas_min_batch(m->w.output.type);
+        if (mb > 0 && (size_t)mb <= nb)
+            blas_cols = NIB_MAX(blas_cols, m->w.output.ne0);
+    }
+    if (blas_cols > 0) {
+        c->blas_w_floats = (size_t)ENG_BLAS_ROWS * (size_t)blas_cols;
+        TRY_ALLOC(c->blas_x, nb * (size_t)blas_cols, sizeof(float));
+        TRY_ALLOC(c->blas_w, (size_t)c->p.n_threads * c->blas_w_floats,
+                  sizeof(float));
+        eng_blas_init();
+    }
     TRY_ALLOC(c->wdata, c->wdata_size, 1);
 
     /* the first sequence (key 0) */
@@ -318,6 +344,8 @@ void eng_ctx_delete(eng_ctx *c) {
     nib_free(c->att);
     nib_free(c->logits);
     nib_free(c->wdata);
+    nib_free(c->blas_x);
+    nib_free(c->blas_w);
     for (int i = 0; i < c->n_seqs; i++)
         seq_free(&c->seqs[i]);
     nib_free(c->seqs);

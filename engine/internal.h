@@ -125,6 +125,14 @@ struct eng_ctx {
     bool logits_all_rows; /* row i of logits is token i of the last eval */
     void *wdata;          /* activations converted to a weight's vec_dot_type */
     size_t wdata_size;
+    /* The sgemm path of float weights (matmul.c): activations rounded to
+     * the weight's vec_dot_type, [n_batch][max width], and per pool share
+     * a tile of weight rows dequantized to F32 (NULL when no weight of
+     * the model takes that path). */
+    float *blas_x;
+    float *blas_w;
+    size_t blas_w_floats; /* per share */
+    int gemm_path;        /* ENG_GEMM_AUTO, _INT or _BLAS (benchmarks) */
 
     /* The current sequence's KV cache, [n_layers][n_ctx][kv_dim] fp16 each
      * as llama.cpp keeps it, and its tokens: aliases of seqs[cur]. */
@@ -157,6 +165,16 @@ void eng_matmul(eng_ctx *c, float *out, const eng_tensor *w, const float *x,
  * same activation format (others run apart). Results are those of
  * eng_matmul. */
 #define ENG_MATMUL_MAX_PARTS 3
+
+/* Which matmul path eng_matmul takes: the measured winner for the weight
+ * type and batch size, or one forced (nib bench --gemm compares them). */
+enum { ENG_GEMM_AUTO, ENG_GEMM_INT, ENG_GEMM_BLAS };
+/* Rows of weights per sgemm call, and the smallest batch that may take
+ * the sgemm path for type t (0: never). */
+#define ENG_BLAS_ROWS 64
+int eng_blas_min_batch(eng_type t);
+/* OpenBLAS single-threaded: it runs inside the pool's threads. */
+void eng_blas_init(void);
 void eng_matmul_n(eng_ctx *c, int k, float *const *outs,
                   const eng_tensor *const *ws, const float *x, int n_batch);
 

@@ -10,23 +10,30 @@
  * once for all of them; the tile stays in L1/L2 while the batch walks over
  * it, so weights come from memory once per call however long the batch.
  *
- * Every output is bit-identical to what vec_dot gives for that one row and
- * column (the batched kernels keep vec_dot's summation order, checked by
- * test kernels_nrc_equals_vec_dot): a token's logits do not depend on the
- * batch it was evaluated in, so a speculative verify of 8 tokens agrees
- * with decoding them one by one. That is also why there is no BLAS path
- * here: dequantizing to F32 and calling sgemm changes the rounding of every
- * output, the goldens evaluate prompts of up to 989 tokens as one batch
- * (so a BLAS path would have to start above the default n_batch of 512,
- * i.e. never), and it would not pay: OpenBLAS sgemm on a 512 x 4864 x 896
- * product ran at 28 GMAC/s on one core of the 2-core AVX-512 box (23 with
- * two threads, the box being busy) before any dequantizing, against
- * 23-50 GMAC/s for the VNNI batched dots.
+ * Every output of the integer path is bit-identical to what vec_dot gives
+ * for that one row and column (the batched kernels keep vec_dot's
+ * summation order, checked by test kernels_nrc_equals_vec_dot): a token's
+ * logits do not depend on the batch it was evaluated in, so a speculative
+ * verify of 8 tokens agrees with decoding them one by one.
+ *
+ * The other path dequantizes tiles of weight rows to F32 and multiplies
+ * them with OpenBLAS sgemm, single-threaded inside the pool's threads. It
+ * runs only where `nib bench --gemm` measured it faster (blas_min_batch:
+ * F32 and F16 weights in batches of 32 / 128 tokens and more; the integer
+ * dots win for every quantized type at every batch size) and never for
+ * batches of 16 tokens or fewer, so speculative verification stays exact.
+ * Its sums run in another order, so there a prompt's logits differ from
+ * one-token decode by float rounding (F16 activations are rounded to fp16
+ * first, as on the integer path, so the products themselves agree).
  */
 #include "internal.h"
 
+#include <cblas.h>
 #include <stdatomic.h>
 #include <string.h>
+
+/* OpenBLAS runs single-threaded inside nib's own pool threads. */
+void openblas_set_num_threads(int num_threads);
 
 /* Below this many bytes of weights a product runs on the calling thread:
  * waking the pool costs a few microseconds when the other core is idle and
@@ -55,6 +62,24 @@
  * three or four columns per call, and an 8-token batch took 51 ms on one
  * thread against 43. */
 #define NC_BYTES (16 * 1024)
+
+/* The smallest batch at which F32 tiles + OpenBLAS sgemm beat the integer
+ * path for a weight type; 0: never. Measured with `nib bench --gemm`
+ * (8960 x 1536 weights, 2 threads, Zen 5, both paths through eng_matmul):
+ * sgemm took 0.37-0.70x the integer time for F32 weights (no dequantizing)
+ * from 16 columns up, 0.76x / 0.65x / 0.58x for F16 at 128 / 256 / 512
+ * (1.00x at 64), and never less than 1.1x for the quantized types (1.9x
+ * for Q8_0 at 512) or below 0.99x for BF16. Batches up to 16 tokens, the
+ * speculative verify sizes, always take the integer path, which is
+ * bit-identical to one-token decode. */
+static const int blas_min_batch[ENG_TYPE_COUNT] = {
+    [ENG_TYPE_F32] = 32,
+    [ENG_TYPE_F16] = 128,
+};
+
+int eng_blas_min_batch(eng_type t) {
+    return t < ENG_TYPE_COUNT ? blas_min_batch[t] : 0;
+}
 
 /* At most this many shares (threads) split one product; more threads than
  * this take no rows. */
@@ -92,6 +117,10 @@ typedef struct {
     int n_batch;
     eng_from_float_fn convert; /* NULL: x is used as it is (F32) */
     int nc_max;                /* columns per batched dot */
+    bool blas;                 /* the sgemm path (F32 / F16 weights) */
+    const float *xf;           /* sgemm's activations [n_batch][ne0] */
+    float *blas_w;             /* per share: ENG_BLAS_ROWS dequantized rows */
+    size_t blas_w_floats;
     int n_shares;
     int64_t grab;                  /* tiles per claim */
     mm_range range[MM_MAX_SHARES]; /* [n_shares] */
@@ -139,16 +168,41 @@ static void mm_tile(const mm_task *t, const mm_part *pt, int64_t r0,
     }
 }
 
+/* Rows [r0, r1) (at most ENG_BLAS_ROWS) of one part through sgemm, the
+ * weights dequantized into share ith's tile buffer unless they are F32. */
+static void mm_tile_blas(const mm_task *t, const mm_part *pt, int64_t r0,
+                         int64_t r1, int ith) {
+    const eng_tensor *w = pt->w;
+    const int n = t->ne0, nr = (int)(r1 - r0);
+    const float *wf;
+    if (w->type == ENG_TYPE_F32) {
+        wf = (const float *)w->data + (size_t)r0 * n;
+    } else {
+        float *buf = t->blas_w + (size_t)ith * t->blas_w_floats;
+        const eng_to_float_fn to_float = eng_type_traits[w->type].to_float;
+        for (int r = 0; r < nr; r++)
+            to_float((const uint8_t *)w->data + (size_t)(r0 + r) * w->row_bytes,
+                     buf + (size_t)r * n, n);
+        wf = buf;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t->n_batch, nr, n,
+                1.0f, t->xf, n, wf, n, 0.0f, pt->out + r0, (int)w->ne1);
+}
+
 /* Tiles [g0, g1) of the task's numbering, part by part. */
-static void mm_tiles(const mm_task *t, int64_t g0, int64_t g1) {
+static void mm_tiles(const mm_task *t, int64_t g0, int64_t g1, int ith) {
     for (int i = 0; i < t->n_parts && g0 < g1; i++) {
         const mm_part *pt = &t->part[i];
         const int64_t end = pt->tile0 + pt->n_tiles;
         if (g0 >= end)
             continue;
         const int64_t e = NIB_MIN(g1, end);
-        mm_tile(t, pt, (g0 - pt->tile0) * TILE_ROWS,
-                NIB_MIN((e - pt->tile0) * TILE_ROWS, pt->w->ne1));
+        const int64_t r0 = (g0 - pt->tile0) * TILE_ROWS;
+        const int64_t r1 = NIB_MIN((e - pt->tile0) * TILE_ROWS, pt->w->ne1);
+        if (t->blas)
+            mm_tile_blas(t, pt, r0, r1, ith);
+        else
+            mm_tile(t, pt, r0, r1);
         g0 = e;
     }
 }
@@ -170,7 +224,7 @@ static void mm_rows(void *arg, int ith, int nth) {
             int64_t g0 = atomic_fetch_add(&rg->next, t->grab);
             if (g0 >= rg->end)
                 break;
-            mm_tiles(t, g0, NIB_MIN(g0 + t->grab, rg->end));
+            mm_tiles(t, g0, NIB_MIN(g0 + t->grab, rg->end), ith);
         }
     }
 }
@@ -185,6 +239,8 @@ static void mm_split(mm_task *t, int nth) {
         (size_t)((t->n_batch + t->nc_max - 1) / t->nc_max);
     t->n_shares = (int)NIB_MIN(NIB_MIN(nth, MM_MAX_SHARES), t->n_tiles);
     t->grab = NIB_MAX(1, (int64_t)(GRAB_BYTES / tile_bytes));
+    if (t->blas) /* one sgemm call per claim, on at most its tile buffer */
+        t->grab = ENG_BLAS_ROWS / TILE_ROWS;
     for (int k = 0; k < t->n_shares; k++) {
         atomic_init(&t->range[k].next, t->n_tiles * k / t->n_shares);
         t->range[k].end = t->n_tiles * (k + 1) / t->n_shares;
@@ -212,6 +268,49 @@ static void mm_kernels(eng_type type, eng_from_float_fn *convert,
     }
 }
 
+/* Whether parts [0, k) (all of one activation format) take the sgemm
+ * path: every weight's type must win there at this batch size. */
+static bool mm_use_blas(const eng_ctx *c, const eng_tensor *const *ws, int k,
+                        int n_batch) {
+    if (c->gemm_path == ENG_GEMM_INT || !c->blas_w)
+        return false;
+    for (int i = 0; i < k; i++) {
+        const int mb = blas_min_batch[ws[i]->type];
+        if (ws[i]->ne0 * ENG_BLAS_ROWS > (int64_t)c->blas_w_floats)
+            return false;
+        /* forced (benchmarks): any type that dequantizes */
+        if (c->gemm_path == ENG_GEMM_BLAS) {
+            if (!eng_type_traits[ws[i]->type].to_float)
+                return false;
+        } else if (mb == 0 || n_batch < mb) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void eng_blas_init(void) {
+    openblas_set_num_threads(1);
+}
+
+/* sgemm's input: the activations rounded as the integer path rounds them
+ * for F16 weights (to fp16, as ggml does), so the products are the same
+ * and only the order of the sums differs. Other types take this path only
+ * when a benchmark forces it, and get the activations as they are. */
+static void mm_blas_input(eng_ctx *c, mm_task *t, eng_type type) {
+    t->blas = true;
+    t->blas_w = c->blas_w;
+    t->blas_w_floats = c->blas_w_floats;
+    if (type != ENG_TYPE_F16) {
+        t->xf = t->x;
+        return;
+    }
+    const size_t nx = (size_t)t->n_batch * (size_t)t->ne0;
+    for (size_t i = 0; i < nx; i++)
+        c->blas_x[i] = eng_fp16_to_fp32(eng_fp32_to_fp16(t->x[i]));
+    t->xf = c->blas_x;
+}
+
 /* One task over parts [0, k) that all read the same converted input. */
 static void mm_run(eng_ctx *c, int k, float *const *outs,
                    const eng_tensor *const *ws, const float *x, int n_batch) {
@@ -235,6 +334,16 @@ static void mm_run(eng_ctx *c, int k, float *const *outs,
     t.n_parts = k;
     const bool parallel = bytes * (size_t)n_batch >= PARALLEL_MIN_BYTES &&
                           eng_pool_size(c->pool) > 1;
+    if (mm_use_blas(c, ws, k, n_batch)) {
+        mm_blas_input(c, &t, w0->type);
+        t.nc_max = ENG_NRC_MAX; /* unused */
+        mm_split(&t, parallel ? eng_pool_size(c->pool) : 1);
+        if (parallel)
+            eng_pool_run(c->pool, mm_rows, &t);
+        else
+            mm_rows(&t, 0, 1);
+        return;
+    }
     if (!t.convert) {
         t.xq = (void *)x;
         t.xq_row = (size_t)t.ne0 * sizeof(float);

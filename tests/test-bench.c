@@ -153,3 +153,63 @@ TEST_IMPL(bench_bad_arguments) {
     free(out);
     return 0;
 }
+
+/* `nib bench --gemm`: both matmul paths on the same random product agree
+ * to within the integer path's activation rounding, for every weight type
+ * and for batch sizes on both sides of the sgemm thresholds; "used" names
+ * the path eng_matmul picks, which must be the integer one up to 16
+ * columns (the speculative verify sizes stay bit-identical to decode). */
+TEST_IMPL(bench_gemm_paths) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "'%s' bench --gemm -q -t 2 -r 1 --gemm-rows 200 --gemm-cols 512 "
+             "--gemm-batches 1,16,40,130",
+             test_nib_binary());
+    char *out;
+    ASSERT_EQ(test_run_capture(cmd, &out, NULL), 0);
+    json_error_t e;
+    json_t *j = json_loads(out, 0, &e);
+    ASSERT_MSG(j && json_is_object(j), "not a JSON object (%s): %s", e.text,
+               out);
+    free(out);
+    json_t *res = json_object_get(j, "results");
+    ASSERT(json_is_array(res));
+    ASSERT_EQ(json_array_size(res), 9 * 4); /* 9 default types x 4 batches */
+    size_t i;
+    json_t *r;
+    int sgemm_used = 0;
+    json_array_foreach(res, i, r) {
+        const char *type = json_string_value(json_object_get(r, "type"));
+        const char *used = json_string_value(json_object_get(r, "used"));
+        const int batch = (int)num(r, "batch");
+        ASSERT(type && used);
+        static const char *const pos[] = {"int_ms", "sgemm_ms", "int_gmacs",
+                                          "sgemm_gmacs", NULL};
+        check_positive(r, pos);
+        /* Q8 activations: a few 1e-4 of the largest output; fp16 or F32:
+         * far less */
+        const double diff = num(r, "max_rel_diff");
+        ASSERT_MSG(diff >= 0 && diff < 5e-3, "%s batch %d: %g", type, batch,
+                   diff);
+        if (batch <= 16)
+            ASSERT_MSG(strcmp(used, "int") == 0, "%s batch %d uses %s", type,
+                       batch, used);
+        if (strcmp(used, "sgemm") == 0) {
+            ASSERT_MSG(!strcmp(type, "F32") || !strcmp(type, "F16"),
+                       "%s batch %d uses sgemm", type, batch);
+            sgemm_used++;
+        }
+    }
+    /* F32 at 40 and 130 columns, F16 at 130 */
+    ASSERT_EQ(sgemm_used, 3);
+    json_decref(j);
+
+    /* a weight type nib does not run is a usage error naming it */
+    snprintf(cmd, sizeof cmd,
+             "'%s' bench --gemm -q --gemm-types IQ2_XS 2>&1 >/dev/null",
+             test_nib_binary());
+    ASSERT_EQ(test_run_capture(cmd, &out, NULL), 2);
+    ASSERT_MSG(strstr(out, "IQ2_XS") != NULL, "%s", out);
+    free(out);
+    return 0;
+}

@@ -123,8 +123,7 @@ int eng_gemm_compare(const char *type_name, int rows, int cols, int batch,
         }
     }
     eng_pool_delete(c.pool);
-    res->auto_blas =
-        eng_blas_min_batch(t) > 0 && batch >= eng_blas_min_batch(t);
+    res->auto_blas = eng_blas_wins(&w, batch);
 
     /* How far apart the two paths land: the integer path also rounds the
      * activations to 8 bits (or fp16), the sgemm path does not. */

@@ -173,6 +173,9 @@ enum { ENG_GEMM_AUTO, ENG_GEMM_INT, ENG_GEMM_BLAS };
  * the sgemm path for type t (0: never). */
 #define ENG_BLAS_ROWS 64
 int eng_blas_min_batch(eng_type t);
+/* Whether eng_matmul takes the sgemm path for w at this batch size (the
+ * measured winner: type, batch and matrix size). */
+bool eng_blas_wins(const eng_tensor *w, int n_batch);
 /* OpenBLAS single-threaded: it runs inside the pool's threads. */
 void eng_blas_init(void);
 void eng_matmul_n(eng_ctx *c, int k, float *const *outs,

@@ -18,9 +18,10 @@
  *
  * The other path dequantizes tiles of weight rows to F32 and multiplies
  * them with OpenBLAS sgemm, single-threaded inside the pool's threads. It
- * runs only where `nib bench --gemm` measured it faster (blas_min_batch:
- * F32 and F16 weights in batches of 32 / 128 tokens and more; the integer
- * dots win for every quantized type at every batch size) and never for
+ * runs only where `nib bench --gemm` measured it faster (eng_blas_wins:
+ * F32 weights in batches of 32 tokens and more, F16 matrices of 2M weights
+ * or more in batches of 128 and more; the integer dots win for every
+ * quantized type at every batch size) and never for
  * batches of 16 tokens or fewer, so speculative verification stays exact.
  * Its sums run in another order, so there a prompt's logits differ from
  * one-token decode by float rounding (F16 activations are rounded to fp16
@@ -72,10 +73,21 @@ void openblas_set_num_threads(int num_threads);
  * for Q8_0 at 512) or below 0.99x for BF16. Batches up to 16 tokens, the
  * speculative verify sizes, always take the integer path, which is
  * bit-identical to one-token decode. */
+/* Dequantizing pays only on matrices this large: on a 768 x 256 F16
+ * matrix (nib's shipped draft model is smaller still) the integer path was
+ * still 1.4x faster at 128 tokens, on 4864 x 896 sgemm already 1.5x. */
+#define BLAS_MIN_WEIGHTS (2 << 20)
+
 static const int blas_min_batch[ENG_TYPE_COUNT] = {
     [ENG_TYPE_F32] = 32,
     [ENG_TYPE_F16] = 128,
 };
+
+bool eng_blas_wins(const eng_tensor *w, int n_batch) {
+    const int mb = w->type < ENG_TYPE_COUNT ? blas_min_batch[w->type] : 0;
+    return mb > 0 && n_batch >= mb &&
+           (w->type == ENG_TYPE_F32 || w->ne0 * w->ne1 >= BLAS_MIN_WEIGHTS);
+}
 
 int eng_blas_min_batch(eng_type t) {
     return t < ENG_TYPE_COUNT ? blas_min_batch[t] : 0;
@@ -275,14 +287,13 @@ static bool mm_use_blas(const eng_ctx *c, const eng_tensor *const *ws, int k,
     if (c->gemm_path == ENG_GEMM_INT || !c->blas_w)
         return false;
     for (int i = 0; i < k; i++) {
-        const int mb = blas_min_batch[ws[i]->type];
         if (ws[i]->ne0 * ENG_BLAS_ROWS > (int64_t)c->blas_w_floats)
             return false;
         /* forced (benchmarks): any type that dequantizes */
         if (c->gemm_path == ENG_GEMM_BLAS) {
             if (!eng_type_traits[ws[i]->type].to_float)
                 return false;
-        } else if (mb == 0 || n_batch < mb) {
+        } else if (!eng_blas_wins(ws[i], n_batch)) {
             return false;
         }
     }

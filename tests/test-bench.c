@@ -161,8 +161,9 @@ TEST_IMPL(bench_bad_arguments) {
  * columns (the speculative verify sizes stay bit-identical to decode). */
 TEST_IMPL(bench_gemm_paths) {
     char cmd[1024];
+    /* 4096 x 512: just over the size where dequantizing F16 pays */
     snprintf(cmd, sizeof cmd,
-             "'%s' bench --gemm -q -t 2 -r 1 --gemm-rows 200 --gemm-cols 512 "
+             "'%s' bench --gemm -q -t 2 -r 1 --gemm-rows 4096 --gemm-cols 512 "
              "--gemm-batches 1,16,40,130",
              test_nib_binary());
     char *out;
@@ -203,6 +204,16 @@ TEST_IMPL(bench_gemm_paths) {
     /* F32 at 40 and 130 columns, F16 at 130 */
     ASSERT_EQ(sgemm_used, 3);
     json_decref(j);
+
+    /* a small F16 matrix stays on the integer path however long the batch
+     * (nib's own F16 draft model is of that size) */
+    snprintf(cmd, sizeof cmd,
+             "'%s' bench --gemm -q -t 2 -r 1 --gemm-types F16 --gemm-rows 768 "
+             "--gemm-cols 256 --gemm-batches 512",
+             test_nib_binary());
+    ASSERT_EQ(test_run_capture(cmd, &out, NULL), 0);
+    ASSERT_MSG(strstr(out, "\"used\":\"int\"") != NULL, "%s", out);
+    free(out);
 
     /* a weight type nib does not run is a usage error naming it */
     snprintf(cmd, sizeof cmd,

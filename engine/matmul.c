@@ -64,6 +64,11 @@ void openblas_set_num_threads(int num_threads);
  * thread against 43. */
 #define NC_BYTES (16 * 1024)
 
+/* Dequantizing pays only on matrices this large: on a 768 x 256 F16
+ * matrix (nib's shipped draft model is smaller still) the integer path was
+ * still 1.4x faster at 128 tokens, on 4864 x 896 sgemm already 1.5x. */
+#define BLAS_MIN_WEIGHTS (2 << 20)
+
 /* The smallest batch at which F32 tiles + OpenBLAS sgemm beat the integer
  * path for a weight type; 0: never. Measured with `nib bench --gemm`
  * (8960 x 1536 weights, 2 threads, Zen 5, both paths through eng_matmul):
@@ -73,11 +78,6 @@ void openblas_set_num_threads(int num_threads);
  * for Q8_0 at 512) or below 0.99x for BF16. Batches up to 16 tokens, the
  * speculative verify sizes, always take the integer path, which is
  * bit-identical to one-token decode. */
-/* Dequantizing pays only on matrices this large: on a 768 x 256 F16
- * matrix (nib's shipped draft model is smaller still) the integer path was
- * still 1.4x faster at 128 tokens, on 4864 x 896 sgemm already 1.5x. */
-#define BLAS_MIN_WEIGHTS (2 << 20)
-
 static const int blas_min_batch[ENG_TYPE_COUNT] = {
     [ENG_TYPE_F32] = 32,
     [ENG_TYPE_F16] = 128,

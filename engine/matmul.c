@@ -111,6 +111,7 @@ typedef struct {
     float *out;         /* [n_batch][w->ne1] */
     eng_vec_dot_fn dot; /* NULL: dot_nrc with one column */
     eng_vec_dot_nrc_fn dot_nrc;
+    eng_vec_dot_rows_fn dot_rows; /* one column, many rows; may be NULL */
     int64_t tile0, n_tiles;
 } mm_part;
 
@@ -162,6 +163,14 @@ static void mm_tile(const mm_task *t, const mm_part *pt, int64_t r0,
         const int nc = NIB_MIN(t->nc_max, t->n_batch - b0);
         const void *xb = xq + (size_t)b0 * t->xq_row;
         float *ob = pt->out + (size_t)b0 * rows;
+        if (nc == 1 && pt->dot_rows) {
+            /* One call for the tile: the per-row call and horizontal sum
+             * were a fifth of a 896-wide row's time (Q5_0 35 against 45
+             * GMAC/s per core on 4864-wide rows). */
+            pt->dot_rows(n, (int)(r1 - r0), &ob[r0],
+                         wd + (size_t)r0 * w->row_bytes, w->row_bytes, xb);
+            continue;
+        }
         if (nc == 1) {
             /* Straight into the output: copying s[0] out right after the
              * kernel stored it costs a store-forwarding stall per row,
@@ -261,12 +270,14 @@ static void mm_split(mm_task *t, int nth) {
 
 /* How products of weight type `type` read their activations. */
 static void mm_kernels(eng_type type, eng_from_float_fn *convert,
-                       eng_vec_dot_fn *dot, eng_vec_dot_nrc_fn *dot_nrc) {
+                       eng_vec_dot_fn *dot, eng_vec_dot_nrc_fn *dot_nrc,
+                       eng_vec_dot_rows_fn *dot_rows) {
     const eng_type_traits_t *tt = &eng_type_traits[type];
     const eng_type vt = tt->vec_dot_type;
     *convert = vt == ENG_TYPE_F32 ? NULL : eng_type_traits[vt].from_float;
     *dot = tt->vec_dot;
     *dot_nrc = tt->vec_dot_nrc;
+    *dot_rows = NULL;
     /* The packed-activation kernel where there is one: same results,
      * about twice as fast per column in a batch, and for one token
      * (decode) 10-30% faster than vec_dot (Q5_0 22.7 against 20.4 GMAC/s
@@ -277,6 +288,7 @@ static void mm_kernels(eng_type type, eng_from_float_fn *convert,
         *convert = eng_type_traits[vt].from_float_packed;
         *dot = NULL;
         *dot_nrc = tt->vec_dot_nrc_packed;
+        *dot_rows = tt->vec_dot_rows_packed;
     }
 }
 
@@ -332,7 +344,8 @@ static void mm_run(eng_ctx *c, int k, float *const *outs,
     for (int i = 0; i < k; i++) {
         mm_part *pt = &t.part[i];
         eng_from_float_fn convert;
-        mm_kernels(ws[i]->type, &convert, &pt->dot, &pt->dot_nrc);
+        mm_kernels(ws[i]->type, &convert, &pt->dot, &pt->dot_nrc,
+                   &pt->dot_rows);
         if (i == 0)
             t.convert = convert;
         pt->w = ws[i];
@@ -391,13 +404,14 @@ void eng_matmul_n(eng_ctx *c, int k, float *const *outs,
         eng_from_float_fn ci, cj;
         eng_vec_dot_fn d;
         eng_vec_dot_nrc_fn dn;
-        mm_kernels(ws[i]->type, &ci, &d, &dn);
+        eng_vec_dot_rows_fn dr;
+        mm_kernels(ws[i]->type, &ci, &d, &dn, &dr);
         int j = i + 1;
         while (j < k && j - i < ENG_MATMUL_MAX_PARTS &&
                ws[j]->ne0 == ws[i]->ne0 &&
                eng_type_traits[ws[j]->type].vec_dot_type ==
                    eng_type_traits[ws[i]->type].vec_dot_type) {
-            mm_kernels(ws[j]->type, &cj, &d, &dn);
+            mm_kernels(ws[j]->type, &cj, &d, &dn, &dr);
             if (cj != ci)
                 break;
             j++;

@@ -185,6 +185,14 @@ typedef void (*eng_vec_dot_nrc_fn)(int n, int nrc, float *restrict s,
                                    const void *restrict vx,
                                    const void *restrict vy, size_t vy_stride);
 
+/* s[r] = row r (at vx + r * vx_stride) . one packed activation row vy, for
+ * r < nr: the decode case, where a product is one column. Each result is
+ * bit-identical to vec_dot_nrc_packed with nrc = 1 on that row; the rows
+ * kernel saves the per-row call and reduces four rows' sums at once. */
+typedef void (*eng_vec_dot_rows_fn)(int n, int nr, float *restrict s,
+                                    const void *restrict vx, size_t vx_stride,
+                                    const void *restrict vy);
+
 typedef struct {
     const char *name;  /* "Q4_K" */
     int64_t blck_size; /* elements per block (1 for float types) */
@@ -209,6 +217,7 @@ typedef struct {
      * layout of vec_dot_type (written by that type's from_float_packed);
      * NULL where this CPU has none. Bit-identical to vec_dot per column. */
     eng_vec_dot_nrc_fn vec_dot_nrc_packed;
+    eng_vec_dot_rows_fn vec_dot_rows_packed; /* NULL where none */
     /* For activation types: quantize into the packed layout the
      * vec_dot_nrc_packed kernels read, with the same rounding as
      * from_float and the same row size (NULL where none). Q8_0's packed

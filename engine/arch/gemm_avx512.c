@@ -71,8 +71,11 @@ typedef struct {
 
 ALWAYS_INLINE __m128 scales4(const eng_fp16 d0, const eng_fp16 d1,
                              const eng_fp16 d2, const eng_fp16 d3) {
-    return _mm_cvtph_ps(_mm_setr_epi16((short)d0, (short)d1, (short)d2,
-                                       (short)d3, 0, 0, 0, 0));
+    /* Packed in a general register, then one move: four vpinsrw cost
+     * vector-port work the dot itself needs. */
+    const uint64_t v = (uint64_t)d0 | (uint64_t)d1 << 16 | (uint64_t)d2 << 32 |
+                       (uint64_t)d3 << 48;
+    return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)v));
 }
 
 ALWAYS_INLINE void quad_q8_0(const block_q8_0 *a, quad *q) {
@@ -193,7 +196,7 @@ ALWAYS_INLINE __m256i single_q5_0(const block_q5_0 *a) {
         }                                                                      \
         UNROLL_COLUMNS                                                         \
         for (int c = 0; c < nrc; c++)                                          \
-            s[c] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[c], acc1[c]));      \
+            s[c] = hsum_ps_512(_mm512_add_ps(acc0[c], acc1[c]));               \
         for (; i < nb; i++) {                                                  \
             const __m256i qx = SINGLE(x + i);                                  \
             const __m256i ax = _mm256_sign_epi8(qx, qx);                       \
@@ -259,12 +262,15 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
                             _mm256_set1_epi8((char)0x80), w));
 }
 
+/* One weight row against nrc packed columns, split in two so that the rows
+ * kernel below can reduce four rows at once: T##_packed_quads leaves
+ * column c's 4-block part as a vector, sum[c] = acc0 + acc1, whose
+ * hsum_ps_512 starts s[c]; T##_packed_tail then adds the leftover blocks
+ * (n/32 % 4 of them) one by one. */
 #define Q8_0_LIKE_PACKED(T, BLOCK, QUAD, SINGLE)                               \
-    ALWAYS_INLINE void T##_nrc_packed_impl(int n, const int nrc,               \
-                                           float *restrict s,                  \
-                                           const void *restrict vx,            \
-                                           const void *restrict vy,            \
-                                           size_t st) {                        \
+    ALWAYS_INLINE void T##_packed_quads(int n, const int nrc, __m512 *sum,     \
+                                        const void *restrict vx,               \
+                                        const void *restrict vy, size_t st) {  \
         const BLOCK *x = vx;                                                   \
         const int nb = n / QK8_0;                                              \
         const __m512i sel01 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1,  \
@@ -275,8 +281,7 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
         UNROLL_COLUMNS                                                         \
         for (int c = 0; c < nrc; c++)                                          \
             acc0[c] = acc1[c] = _mm512_setzero_ps();                           \
-        int i = 0;                                                             \
-        for (; i + 4 <= nb; i += 4) {                                          \
+        for (int i = 0; i + 4 <= nb; i += 4) {                                 \
             quad q;                                                            \
             QUAD(x + i, &q);                                                   \
             const __m512i c0 = minus128_sum4(q.w[0]);                          \
@@ -299,8 +304,14 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
         }                                                                      \
         UNROLL_COLUMNS                                                         \
         for (int c = 0; c < nrc; c++)                                          \
-            s[c] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[c], acc1[c]));      \
-        for (; i < nb; i++) {                                                  \
+            sum[c] = _mm512_add_ps(acc0[c], acc1[c]);                          \
+    }                                                                          \
+    ALWAYS_INLINE void T##_packed_tail(int n, const int nrc, float *restrict s, \
+                                       const void *restrict vx,                \
+                                       const void *restrict vy, size_t st) {   \
+        const BLOCK *x = vx;                                                   \
+        const int nb = n / QK8_0;                                              \
+        for (int i = nb & ~3; i < nb; i++) {                                   \
             const __m256i qx = SINGLE(x + i);                                  \
             const __m256i cx = minus128_sum4_256(qx);                          \
             const float dx = fp16_to_f32_f16c(x[i].d);                         \
@@ -316,7 +327,41 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
             }                                                                  \
         }                                                                      \
     }                                                                          \
-    NRC_DISPATCH(eng__vec_dot_##T##_nrc_packed_avx512, T##_nrc_packed_impl)
+    ALWAYS_INLINE void T##_nrc_packed_impl(int n, const int nrc,               \
+                                           float *restrict s,                  \
+                                           const void *restrict vx,            \
+                                           const void *restrict vy,            \
+                                           size_t st) {                        \
+        __m512 sum[ENG_NRC_MAX];                                               \
+        T##_packed_quads(n, nrc, sum, vx, vy, st);                             \
+        UNROLL_COLUMNS                                                         \
+        for (int c = 0; c < nrc; c++)                                          \
+            s[c] = hsum_ps_512(sum[c]);                                        \
+        T##_packed_tail(n, nrc, s, vx, vy, st);                                \
+    }                                                                          \
+    NRC_DISPATCH(eng__vec_dot_##T##_nrc_packed_avx512, T##_nrc_packed_impl)    \
+    /* Rows one after another (each still read front to back), their final  \
+     * sums four at a time. */                                                 \
+    void eng__vec_dot_##T##_rows_packed_avx512(                                \
+        int n, int nr, float *restrict s, const void *restrict vx,             \
+        size_t row_bytes, const void *restrict vy) {                           \
+        const uint8_t *w = vx;                                                 \
+        int r = 0;                                                             \
+        for (; r + 4 <= nr; r += 4) {                                          \
+            __m512 sum[4];                                                     \
+            for (int k = 0; k < 4; k++)                                        \
+                T##_packed_quads(n, 1, &sum[k], w + (size_t)(r + k) * row_bytes, \
+                                 vy, 0);                                       \
+            hsum_ps_512_x4(sum, s + r);                                        \
+            if ((n / QK8_0) % 4)                                               \
+                for (int k = 0; k < 4; k++)                                    \
+                    T##_packed_tail(n, 1, s + r + k,                           \
+                                    w + (size_t)(r + k) * row_bytes, vy, 0);   \
+        }                                                                      \
+        for (; r < nr; r++)                                                    \
+            T##_nrc_packed_impl(n, 1, s + r, w + (size_t)r * row_bytes, vy,    \
+                                0);                                            \
+    }
 
 Q8_0_LIKE_PACKED(q8_0, block_q8_0, quad_q8_0, single_q8_0)
 Q8_0_LIKE_PACKED(q4_0, block_q4_0, quad_q4_0, single_q4_0)
@@ -377,6 +422,12 @@ const eng_arch_kernels eng__kernels_avx512_gemm = {
     .from_float_packed =
         {
             [ENG_TYPE_Q8_0] = eng__quantize_row_q8_0_packed_avx512,
+        },
+    .vec_dot_rows_packed =
+        {
+            [ENG_TYPE_Q8_0] = eng__vec_dot_q8_0_rows_packed_avx512,
+            [ENG_TYPE_Q4_0] = eng__vec_dot_q4_0_rows_packed_avx512,
+            [ENG_TYPE_Q5_0] = eng__vec_dot_q5_0_rows_packed_avx512,
         },
 };
 

@@ -22,10 +22,6 @@
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-static inline float hsum_ps_512(__m512 v) {
-    return _mm512_reduce_add_ps(v);
-}
-
 /* Two 256-bit halves into one 512-bit vector (lo in lanes 0-7). */
 static inline __m512i join256(__m256i lo, __m256i hi) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);

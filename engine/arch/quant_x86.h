@@ -26,6 +26,39 @@ static inline float hsum_ps_256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+#ifdef __AVX512F__
+/* Sum of 16 lanes with a fixed association (halves, quarters, then
+ * (l0 + l2) + (l1 + l3)), spelled out rather than left to
+ * _mm512_reduce_add_ps, whose order is the compiler's: hsum_ps_512_x4
+ * below must reproduce it bit for bit on four vectors at once. */
+static inline float hsum_ps_512(__m512 v) {
+    __m256 t = _mm256_add_ps(_mm512_extractf32x8_ps(v, 1),
+                             _mm512_castps512_ps256(v));
+    __m128 q = _mm_add_ps(_mm256_extractf128_ps(t, 1),
+                          _mm256_castps256_ps128(t));
+    q = _mm_add_ps(q, _mm_shuffle_ps(q, q, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
+}
+
+/* out[k] = hsum_ps_512(v[k]) for k < 4, the same adds on four vectors
+ * transposed: a third of the shuffles of four separate sums. */
+static inline void hsum_ps_512_x4(const __m512 v[4], float *out) {
+    /* halves: 128-bit quarters (q0 + q2, q1 + q3) of two vectors each */
+    __m512 x = _mm512_add_ps(
+        _mm512_shuffle_f32x4(v[0], v[1], _MM_SHUFFLE(3, 2, 3, 2)),
+        _mm512_shuffle_f32x4(v[0], v[1], _MM_SHUFFLE(1, 0, 1, 0)));
+    __m512 y = _mm512_add_ps(
+        _mm512_shuffle_f32x4(v[2], v[3], _MM_SHUFFLE(3, 2, 3, 2)),
+        _mm512_shuffle_f32x4(v[2], v[3], _MM_SHUFFLE(1, 0, 1, 0)));
+    /* quarters: one 128-bit lane per vector */
+    __m512 z = _mm512_add_ps(_mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(3, 1, 3, 1)),
+                             _mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(2, 0, 2, 0)));
+    z = _mm512_add_ps(z, _mm512_permute_ps(z, _MM_SHUFFLE(1, 0, 3, 2)));
+    z = _mm512_add_ps(z, _mm512_permute_ps(z, _MM_SHUFFLE(2, 3, 0, 1)));
+    _mm512_mask_compressstoreu_ps(out, 0x1111, z);
+}
+#endif
+
 static inline float hmax_ps_256(__m256 v) {
     __m128 m =
         _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

@@ -111,7 +111,7 @@ typedef struct {
     float *out;         /* [n_batch][w->ne1] */
     eng_vec_dot_fn dot; /* NULL: dot_nrc with one column */
     eng_vec_dot_nrc_fn dot_nrc;
-    eng_vec_dot_rows_fn dot_rows; /* one column, many rows; may be NULL */
+    eng_vec_dot_tile_fn dot_tile; /* a tile of rows x columns; may be NULL */
     int64_t tile0, n_tiles;
 } mm_part;
 
@@ -163,12 +163,14 @@ static void mm_tile(const mm_task *t, const mm_part *pt, int64_t r0,
         const int nc = NIB_MIN(t->nc_max, t->n_batch - b0);
         const void *xb = xq + (size_t)b0 * t->xq_row;
         float *ob = pt->out + (size_t)b0 * rows;
-        if (nc == 1 && pt->dot_rows) {
-            /* One call for the tile: the per-row call and horizontal sum
-             * were a fifth of a 896-wide row's time (Q5_0 35 against 45
-             * GMAC/s per core on 4864-wide rows). */
-            pt->dot_rows(n, (int)(r1 - r0), &ob[r0],
-                         wd + (size_t)r0 * w->row_bytes, w->row_bytes, xb);
+        if (pt->dot_tile) {
+            /* One call for the tile, outputs written in place: the
+             * per-row call, horizontal sums and copies out of s[] were a
+             * fifth of a 896-wide row's time in one-token decode (Q5_0 35
+             * against 45 GMAC/s per core on 4864-wide rows). */
+            pt->dot_tile(n, (int)(r1 - r0), nc, &ob[r0], (size_t)rows,
+                         wd + (size_t)r0 * w->row_bytes, w->row_bytes, xb,
+                         t->xq_row);
             continue;
         }
         if (nc == 1) {
@@ -271,13 +273,13 @@ static void mm_split(mm_task *t, int nth) {
 /* How products of weight type `type` read their activations. */
 static void mm_kernels(eng_type type, eng_from_float_fn *convert,
                        eng_vec_dot_fn *dot, eng_vec_dot_nrc_fn *dot_nrc,
-                       eng_vec_dot_rows_fn *dot_rows) {
+                       eng_vec_dot_tile_fn *dot_tile) {
     const eng_type_traits_t *tt = &eng_type_traits[type];
     const eng_type vt = tt->vec_dot_type;
     *convert = vt == ENG_TYPE_F32 ? NULL : eng_type_traits[vt].from_float;
     *dot = tt->vec_dot;
     *dot_nrc = tt->vec_dot_nrc;
-    *dot_rows = NULL;
+    *dot_tile = NULL;
     /* The packed-activation kernel where there is one: same results,
      * about twice as fast per column in a batch, and for one token
      * (decode) 10-30% faster than vec_dot (Q5_0 22.7 against 20.4 GMAC/s
@@ -288,7 +290,7 @@ static void mm_kernels(eng_type type, eng_from_float_fn *convert,
         *convert = eng_type_traits[vt].from_float_packed;
         *dot = NULL;
         *dot_nrc = tt->vec_dot_nrc_packed;
-        *dot_rows = tt->vec_dot_rows_packed;
+        *dot_tile = tt->vec_dot_tile_packed;
     }
 }
 
@@ -345,7 +347,7 @@ static void mm_run(eng_ctx *c, int k, float *const *outs,
         mm_part *pt = &t.part[i];
         eng_from_float_fn convert;
         mm_kernels(ws[i]->type, &convert, &pt->dot, &pt->dot_nrc,
-                   &pt->dot_rows);
+                   &pt->dot_tile);
         if (i == 0)
             t.convert = convert;
         pt->w = ws[i];
@@ -404,7 +406,7 @@ void eng_matmul_n(eng_ctx *c, int k, float *const *outs,
         eng_from_float_fn ci, cj;
         eng_vec_dot_fn d;
         eng_vec_dot_nrc_fn dn;
-        eng_vec_dot_rows_fn dr;
+        eng_vec_dot_tile_fn dr;
         mm_kernels(ws[i]->type, &ci, &d, &dn, &dr);
         int j = i + 1;
         while (j < k && j - i < ENG_MATMUL_MAX_PARTS &&

@@ -1181,9 +1181,9 @@ static void quant_init_once(void) {
                     k->vec_dot_nrc_packed[t];
             if (k->from_float_packed[t])
                 eng_type_traits[t].from_float_packed = k->from_float_packed[t];
-            if (k->vec_dot_rows_packed[t])
-                eng_type_traits[t].vec_dot_rows_packed =
-                    k->vec_dot_rows_packed[t];
+            if (k->vec_dot_tile_packed[t])
+                eng_type_traits[t].vec_dot_tile_packed =
+                    k->vec_dot_tile_packed[t];
         }
     }
 }

@@ -185,13 +185,16 @@ typedef void (*eng_vec_dot_nrc_fn)(int n, int nrc, float *restrict s,
                                    const void *restrict vx,
                                    const void *restrict vy, size_t vy_stride);
 
-/* s[r] = row r (at vx + r * vx_stride) . one packed activation row vy, for
- * r < nr: the decode case, where a product is one column. Each result is
- * bit-identical to vec_dot_nrc_packed with nrc = 1 on that row; the rows
- * kernel saves the per-row call and reduces four rows' sums at once. */
-typedef void (*eng_vec_dot_rows_fn)(int n, int nr, float *restrict s,
-                                    const void *restrict vx, size_t vx_stride,
-                                    const void *restrict vy);
+/* out[c * ldo + r] = row r (at vx + r * row_bytes) . packed activation row
+ * c (at vy + c * vy_stride), for r < nr, c < nc <= ENG_NRC_MAX: a tile of
+ * a matrix product in one call. Each output is bit-identical to
+ * vec_dot_nrc_packed on that row and column; the tile kernel saves the
+ * per-row call, reduces four rows' sums at once and writes the outputs in
+ * place (one-token decode spent a fifth of a 896-wide row on the rest). */
+typedef void (*eng_vec_dot_tile_fn)(int n, int nr, int nc, float *restrict out,
+                                    size_t ldo, const void *restrict vx,
+                                    size_t row_bytes, const void *restrict vy,
+                                    size_t vy_stride);
 
 typedef struct {
     const char *name;  /* "Q4_K" */
@@ -217,7 +220,7 @@ typedef struct {
      * layout of vec_dot_type (written by that type's from_float_packed);
      * NULL where this CPU has none. Bit-identical to vec_dot per column. */
     eng_vec_dot_nrc_fn vec_dot_nrc_packed;
-    eng_vec_dot_rows_fn vec_dot_rows_packed; /* NULL where none */
+    eng_vec_dot_tile_fn vec_dot_tile_packed; /* NULL where none */
     /* For activation types: quantize into the packed layout the
      * vec_dot_nrc_packed kernels read, with the same rounding as
      * from_float and the same row size (NULL where none). Q8_0's packed

@@ -795,23 +795,26 @@ TEST_IMPL(quant_vec_dot_nrc) {
     return 0;
 }
 
-/* The rows kernels decode runs (one column, a tile of rows per call, four
- * rows' horizontal sums at once) against vec_dot_nrc_packed with one
- * column, bit for bit: a token's logits must not depend on whether it was
- * decoded alone or verified in a batch. Lengths hit every leftover-block
- * path and row counts every remainder of the groups of four; the sums are
- * also checked against the scalar reference, so equal garbage fails too. */
-TEST_IMPL(quant_rows_packed) {
-    enum { N = 4864, ROWS = 11 };
+/* The tile kernels eng_matmul runs (a tile of rows against up to
+ * ENG_NRC_MAX columns per call, four rows' horizontal sums at once,
+ * outputs written in place) against vec_dot_nrc_packed, bit for bit: a
+ * token's logits must not depend on whether it was decoded alone or
+ * verified in a batch. Lengths hit every leftover-block path, row counts
+ * every remainder of the groups of four; the sums are also checked
+ * against the scalar reference, so equal garbage fails too. */
+TEST_IMPL(quant_tile_packed) {
+    enum { N = 4864, ROWS = 11, LDO = ROWS + 3 };
     static const int lens[] = {32, 64, 96, 128, 160, 224, 896, 4864};
     static float x[N], y[N];
-    static uint8_t w[ROWS * N * 2], yq[N * 2], yp[N * 2];
+    static uint8_t w[ROWS * N * 2], yq[ENG_NRC_MAX * N * 2],
+        yp[ENG_NRC_MAX * N * 2];
+    static float out[ENG_NRC_MAX * LDO];
     eng_quant_init();
     int checked = 0, types = 0;
     for (size_t ti = 0; ti < NIB_ARRAY_LEN(run_types); ti++) {
         const eng_type t = run_types[ti];
         const eng_type_traits_t *tt = &eng_type_traits[t];
-        if (!tt->vec_dot_rows_packed)
+        if (!tt->vec_dot_tile_packed)
             continue;
         const eng_type_traits_t *vt = &eng_type_traits[tt->vec_dot_type];
         ASSERT(tt->vec_dot_nrc_packed && vt->from_float_packed);
@@ -819,37 +822,55 @@ TEST_IMPL(quant_rows_packed) {
         for (size_t li = 0; li < NIB_ARRAY_LEN(lens); li++) {
             const int n = lens[li];
             const size_t rb = eng_row_size(t, n);
+            const size_t st = eng_row_size(tt->vec_dot_type, n) + 8 * (li % 2);
             for (int r = 0; r < ROWS; r++) {
                 fill_normal(x, n, 1.0f, r % 3 ? 0.0f : 0.3f);
                 tt->from_float_ref(x, w + r * rb, n);
             }
-            fill_normal(y, n, 2.0f, 0.0f);
-            vt->from_float(y, yq, n);
-            vt->from_float_packed(y, yp, n);
-            for (int nr = 1; nr <= ROWS; nr++) {
-                float got[ROWS + 1];
-                got[nr] = 12345.0f; /* must stay untouched */
-                tt->vec_dot_rows_packed(n, nr, got, w, rb, yp);
-                ASSERT(got[nr] == 12345.0f);
-                for (int r = 0; r < nr; r++) {
-                    float want, ref;
-                    tt->vec_dot_nrc_packed(n, 1, &want, w + r * rb, yp, 0);
-                    ASSERT_MSG(memcmp(&want, &got[r], sizeof want) == 0,
-                               "%s n=%d nr=%d row %d: %.9g vs %.9g", tt->name,
-                               n, nr, r, got[r], want);
-                    tt->vec_dot_ref(n, &ref, w + r * rb, yq);
-                    ASSERT_MSG(fabsf(got[r] - ref) <=
-                                   1e-4f * (fabsf(ref) + sqrtf((float)n)),
-                               "%s n=%d row %d: %.9g vs reference %.9g",
-                               tt->name, n, r, got[r], ref);
-                    checked++;
+            for (int c = 0; c < ENG_NRC_MAX; c++) {
+                fill_normal(y, n, 1.0f + c, 0.0f);
+                vt->from_float(y, yq + c * st, n);
+                vt->from_float_packed(y, yp + c * st, n);
+            }
+            for (int nc = 1; nc <= ENG_NRC_MAX; nc++) {
+                for (int nr = 1; nr <= ROWS; nr++) {
+                    for (size_t i = 0; i < NIB_ARRAY_LEN(out); i++)
+                        out[i] = 12345.0f; /* outside the tile: untouched */
+                    tt->vec_dot_tile_packed(n, nr, nc, out, LDO, w, rb, yp,
+                                            st);
+                    for (int c = 0; c < ENG_NRC_MAX; c++) {
+                        for (int r = 0; r < LDO; r++) {
+                            const float got = out[c * LDO + r];
+                            if (c >= nc || r >= nr) {
+                                ASSERT(got == 12345.0f);
+                                continue;
+                            }
+                            float want[ENG_NRC_MAX], ref;
+                            tt->vec_dot_nrc_packed(n, nc, want, w + r * rb,
+                                                   yp, st);
+                            ASSERT_MSG(memcmp(&want[c], &got, 4) == 0,
+                                       "%s n=%d nr=%d nc=%d row %d col %d: "
+                                       "%.9g vs %.9g",
+                                       tt->name, n, nr, nc, r, c, got,
+                                       want[c]);
+                            tt->vec_dot_ref(n, &ref, w + r * rb, yq + c * st);
+                            ASSERT_MSG(fabsf(got - ref) <=
+                                           1e-4f * (fabsf(ref) +
+                                                    (1.0f + c) *
+                                                        sqrtf((float)n)),
+                                       "%s n=%d row %d col %d: %.9g vs "
+                                       "reference %.9g",
+                                       tt->name, n, r, c, got, ref);
+                            checked++;
+                        }
+                    }
                 }
             }
         }
     }
     if (types == 0)
-        TEST_SKIP("no rows kernel on this CPU (%s)", eng_quant_isa());
-    fprintf(stderr, "%d rows of %d types bit-identical\n", checked, types);
+        TEST_SKIP("no tile kernel on this CPU (%s)", eng_quant_isa());
+    fprintf(stderr, "%d outputs of %d types bit-identical\n", checked, types);
     return 0;
 }
 

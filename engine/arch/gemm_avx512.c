@@ -262,7 +262,7 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
                             _mm256_set1_epi8((char)0x80), w));
 }
 
-/* One weight row against nrc packed columns, split in two so that the rows
+/* One weight row against nrc packed columns, split in two so that the tile
  * kernel below can reduce four rows at once: T##_packed_quads leaves
  * column c's 4-block part as a vector, sum[c] = acc0 + acc1, whose
  * hsum_ps_512 starts s[c]; T##_packed_tail then adds the leftover blocks
@@ -340,27 +340,64 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
         T##_packed_tail(n, nrc, s, vx, vy, st);                                \
     }                                                                          \
     NRC_DISPATCH(eng__vec_dot_##T##_nrc_packed_avx512, T##_nrc_packed_impl)    \
-    /* Rows one after another (each still read front to back), their final  \
-     * sums four at a time. */                                                 \
-    void eng__vec_dot_##T##_rows_packed_avx512(                                \
-        int n, int nr, float *restrict s, const void *restrict vx,             \
-        size_t row_bytes, const void *restrict vy) {                           \
-        const uint8_t *w = vx;                                                 \
+    /* Rows one after another (each still read front to back), in groups  \
+     * of four whose sums per column reduce in one transposed tree and      \
+     * land as four consecutive outputs. */                                  \
+    ALWAYS_INLINE void T##_tile_impl(int n, int nr, const int nc,              \
+                                     float *restrict out, size_t ldo,          \
+                                     const uint8_t *restrict w,                \
+                                     size_t row_bytes,                         \
+                                     const void *restrict vy, size_t st) {     \
         int r = 0;                                                             \
         for (; r + 4 <= nr; r += 4) {                                          \
-            __m512 sum[4];                                                     \
-            for (int k = 0; k < 4; k++)                                        \
-                T##_packed_quads(n, 1, &sum[k], w + (size_t)(r + k) * row_bytes, \
-                                 vy, 0);                                       \
-            hsum_ps_512_x4(sum, s + r);                                        \
+            __m512 sum[ENG_NRC_MAX][4];                                        \
+            for (int k = 0; k < 4; k++) {                                      \
+                __m512 v[ENG_NRC_MAX];                                         \
+                T##_packed_quads(n, nc, v, w + (size_t)(r + k) * row_bytes,    \
+                                 vy, st);                                      \
+                UNROLL_COLUMNS                                                 \
+                for (int c = 0; c < nc; c++)                                   \
+                    sum[c][k] = v[c];                                          \
+            }                                                                  \
+            UNROLL_COLUMNS                                                     \
+            for (int c = 0; c < nc; c++)                                       \
+                hsum_ps_512_x4(sum[c], out + (size_t)c * ldo + r);             \
             if ((n / QK8_0) % 4)                                               \
-                for (int k = 0; k < 4; k++)                                    \
-                    T##_packed_tail(n, 1, s + r + k,                           \
-                                    w + (size_t)(r + k) * row_bytes, vy, 0);   \
+                for (int k = 0; k < 4; k++) {                                  \
+                    float s[ENG_NRC_MAX];                                      \
+                    UNROLL_COLUMNS                                             \
+                    for (int c = 0; c < nc; c++)                               \
+                        s[c] = out[(size_t)c * ldo + r + k];                   \
+                    T##_packed_tail(n, nc, s,                                  \
+                                    w + (size_t)(r + k) * row_bytes, vy, st);  \
+                    UNROLL_COLUMNS                                             \
+                    for (int c = 0; c < nc; c++)                               \
+                        out[(size_t)c * ldo + r + k] = s[c];                   \
+                }                                                              \
         }                                                                      \
-        for (; r < nr; r++)                                                    \
-            T##_nrc_packed_impl(n, 1, s + r, w + (size_t)r * row_bytes, vy,    \
-                                0);                                            \
+        for (; r < nr; r++) {                                                  \
+            float s[ENG_NRC_MAX];                                              \
+            T##_nrc_packed_impl(n, nc, s, w + (size_t)r * row_bytes, vy, st);  \
+            UNROLL_COLUMNS                                                     \
+            for (int c = 0; c < nc; c++)                                       \
+                out[(size_t)c * ldo + r] = s[c];                               \
+        }                                                                      \
+    }                                                                          \
+    void eng__vec_dot_##T##_tile_packed_avx512(                                \
+        int n, int nr, int nc, float *restrict out, size_t ldo,                \
+        const void *restrict vx, size_t row_bytes, const void *restrict vy,    \
+        size_t st) {                                                           \
+        const uint8_t *w = vx;                                                 \
+        switch (nc) {                                                          \
+        case 1: T##_tile_impl(n, nr, 1, out, ldo, w, row_bytes, vy, st); break; \
+        case 2: T##_tile_impl(n, nr, 2, out, ldo, w, row_bytes, vy, st); break; \
+        case 3: T##_tile_impl(n, nr, 3, out, ldo, w, row_bytes, vy, st); break; \
+        case 4: T##_tile_impl(n, nr, 4, out, ldo, w, row_bytes, vy, st); break; \
+        case 5: T##_tile_impl(n, nr, 5, out, ldo, w, row_bytes, vy, st); break; \
+        case 6: T##_tile_impl(n, nr, 6, out, ldo, w, row_bytes, vy, st); break; \
+        case 7: T##_tile_impl(n, nr, 7, out, ldo, w, row_bytes, vy, st); break; \
+        default: T##_tile_impl(n, nr, 8, out, ldo, w, row_bytes, vy, st);      \
+        }                                                                      \
     }
 
 Q8_0_LIKE_PACKED(q8_0, block_q8_0, quad_q8_0, single_q8_0)
@@ -423,11 +460,11 @@ const eng_arch_kernels eng__kernels_avx512_gemm = {
         {
             [ENG_TYPE_Q8_0] = eng__quantize_row_q8_0_packed_avx512,
         },
-    .vec_dot_rows_packed =
+    .vec_dot_tile_packed =
         {
-            [ENG_TYPE_Q8_0] = eng__vec_dot_q8_0_rows_packed_avx512,
-            [ENG_TYPE_Q4_0] = eng__vec_dot_q4_0_rows_packed_avx512,
-            [ENG_TYPE_Q5_0] = eng__vec_dot_q5_0_rows_packed_avx512,
+            [ENG_TYPE_Q8_0] = eng__vec_dot_q8_0_tile_packed_avx512,
+            [ENG_TYPE_Q4_0] = eng__vec_dot_q4_0_tile_packed_avx512,
+            [ENG_TYPE_Q5_0] = eng__vec_dot_q5_0_tile_packed_avx512,
         },
 };
 

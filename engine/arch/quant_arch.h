@@ -22,7 +22,7 @@ typedef struct {
      * activation type); see eng_type_traits_t */
     eng_vec_dot_nrc_fn vec_dot_nrc_packed[ENG_TYPE_COUNT];
     eng_from_float_fn from_float_packed[ENG_TYPE_COUNT];
-    eng_vec_dot_rows_fn vec_dot_rows_packed[ENG_TYPE_COUNT]; /* by weight */
+    eng_vec_dot_tile_fn vec_dot_tile_packed[ENG_TYPE_COUNT]; /* by weight */
 } eng_arch_kernels;
 
 #define ENG_ARCH_MAX 8

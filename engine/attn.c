@@ -24,8 +24,8 @@ typedef struct {
     int layer;
     int n;      /* tokens in the batch */
     int pos0;   /* position of the first one */
-    eng_attn_head_fn head;
-    atomic_int next_unit; /* next (token, head) nobody has taken */
+    eng_attn_group_fn group;
+    atomic_int next_unit; /* next unit (see attn_worker) nobody has taken */
 } attn_task;
 
 /* exp(x) as llama.cpp's vectorised CPU kernels compute it (a range
@@ -148,20 +148,32 @@ void eng__attn_head_ref(float *out, const float *q, const eng_fp16 *k,
     }
 }
 
-eng_attn_head_fn eng__attn_head_best(void) {
+/* The group as the reference computes it: head by head, the scores row
+ * and the fp16 query in the scratch. */
+void eng__attn_group_ref(float *out, const float *q, const eng_fp16 *k,
+                         const eng_fp16 *v, size_t stride, int hd, int ng,
+                         int n_pos, float scale, float *scratch) {
+    eng_fp16 *q16 = (eng_fp16 *)(scratch + n_pos + 16);
+    for (int g = 0; g < ng; g++)
+        eng__attn_head_ref(out + (size_t)g * hd, q + (size_t)g * hd, k, v,
+                           stride, hd, n_pos, scale, scratch, q16);
+}
+
+eng_attn_group_fn eng__attn_group_best(void) {
 #if defined(__x86_64__)
     eng_quant_init();
     /* "avx512" only when cpu.c found it and NIB_FORCE_SCALAR is unset */
     if (strcmp(eng_quant_isa(), "avx512") == 0)
-        return eng__attn_head_avx512;
+        return eng__attn_group_avx512;
 #endif
-    return eng__attn_head_ref;
+    return eng__attn_group_ref;
 }
 
-/* Threads take (token, head) units from a shared counter, so a thread the
- * scheduler leaves out (another process on the core) costs nothing but
- * its share of the speed-up; the share index `ith` only picks the scratch
- * row. */
+/* Threads take (token, KV head) units from a shared counter, so a thread
+ * the scheduler leaves out (another process on the core) costs nothing but
+ * its share of the speed-up; the share index `ith` only picks the scratch.
+ * A unit holds all query heads of the KV head's group, so the SIMD version
+ * converts each fp16 key and value row once for all of them. */
 static void attn_worker(void *arg, int ith, int nth) {
     (void)nth;
     attn_task *t = arg;
@@ -174,16 +186,15 @@ static void attn_worker(void *arg, int ith, int nth) {
     size_t layer_off = (size_t)t->layer * c->n_ctx * kv_dim;
     const eng_fp16 *kc = c->key_cache + layer_off;
     const eng_fp16 *vc = c->value_cache + layer_off;
-    float *att = c->att + (size_t)ith * (c->n_ctx + hd + 16);
-    eng_fp16 *q16 = (eng_fp16 *)(att + c->n_ctx + 16);
-    int units = t->n * cfg->n_heads;
+    /* forward.c sizes c->att as n_threads times this */
+    float *scratch =
+        c->att + (size_t)ith * ENG_ATTN_SCRATCH(c->n_ctx, hd, group);
+    int units = t->n * cfg->n_kv_heads;
     for (int u; (u = atomic_fetch_add(&t->next_unit, 1)) < units;) {
-        int b = u / cfg->n_heads, h = u % cfg->n_heads;
-        int kvh = h / group;
-        t->head(c->xb + (size_t)b * q_dim + h * hd,
-                c->q + (size_t)b * q_dim + h * hd, kc + kvh * hd,
-                vc + kvh * hd, (size_t)kv_dim, hd, t->pos0 + b + 1, scale, att,
-                q16);
+        int b = u / cfg->n_kv_heads, kvh = u % cfg->n_kv_heads;
+        size_t qo = (size_t)b * q_dim + (size_t)kvh * group * hd;
+        t->group(c->xb + qo, c->q + qo, kc + kvh * hd, vc + kvh * hd,
+                 (size_t)kv_dim, hd, group, t->pos0 + b + 1, scale, scratch);
     }
 }
 
@@ -193,7 +204,7 @@ void eng_attention(eng_ctx *c, int layer, int n, int pos0) {
                     .layer = layer,
                     .n = n,
                     .pos0 = pos0,
-                    .head = eng__attn_head_best()};
+                    .group = eng__attn_group_best()};
     atomic_init(&at.next_unit, 0);
     if ((size_t)n * p->n_heads * (pos0 + n) * p->head_dim < ATTN_PARALLEL_MIN)
         attn_worker(&at, 0, 1);

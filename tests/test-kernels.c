@@ -182,49 +182,111 @@ TEST_IMPL(kernels_nrc_equals_vec_dot) {
 
 /* ---- attention unit: SIMD == scalar -------------------------------------- */
 
-TEST_IMPL(kernels_attn_head) {
+/* Scratch for one unit of up to this many heads over this many positions,
+ * plus a canary beyond the end and room to misalign the start. */
+enum { ATT_MAXPOS = 2100, ATT_MAXHD = 128, ATT_MAXG = 12 };
+static float
+    att_scratch[ENG_ATTN_SCRATCH(ATT_MAXPOS, ATT_MAXHD, ATT_MAXG) + 32];
+
+/* Runs `best` on scratch full of NaNs (so a read of a score or key it did
+ * not write shows up in the output), one float off 64-byte alignment, and
+ * checks it wrote nothing past ENG_ATTN_SCRATCH. */
+static int att_run_simd(eng_attn_group_fn best, float *out, const float *q,
+                        const eng_fp16 *k, const eng_fp16 *v, size_t stride,
+                        int hd, int ng, int n_pos, float scale) {
+    size_t need = ENG_ATTN_SCRATCH(n_pos, hd, ng);
+    float *s = att_scratch + 1;
+    for (size_t i = 0; i < need; i++)
+        s[i] = NAN;
+    for (size_t i = need; i < need + 16; i++)
+        s[i] = 12345.0f;
+    best(out, q, k, v, stride, hd, ng, n_pos, scale, s);
+    for (size_t i = need; i < need + 16; i++)
+        if (s[i] != 12345.0f)
+            return 0;
+    return 1;
+}
+
+TEST_IMPL(kernels_attn_group) {
     eng_quant_init();
-    eng_attn_head_fn best = eng__attn_head_best();
-    if (best == eng__attn_head_ref)
+    eng_attn_group_fn best = eng__attn_group_best();
+    if (best == eng__attn_group_ref)
         TEST_SKIP("no SIMD attention on this CPU (%s)", eng_quant_isa());
-    enum { MAXPOS = 2100, MAXHD = 128, KV_HEADS = 2 };
-    static const int hds[] = {64, 128, 80};
+    enum { KV_HEADS = 2 };
+    static const int hds[] = {64, 128, 80, 32};
+    /* the GQA groups of real models (7: Qwen2.5-0.5B/7B, 6: 1.5B, 8: 3B,
+     * 12: StarCoder2-3B), and every way the SIMD p.V splits them into
+     * parts and dim blocks */
+    static const int groups[] = {1, 2, 3, 4, 5, 6, 7, 8, 12};
     static const int npos[] = {1, 2, 15, 16, 17, 31, 33, 100, 257, 2000};
     /* score spreads: mild, and wide enough that most exps underflow to
      * subnormals and zero */
     static const float qscale[] = {0.5f, 8.0f, 60.0f};
-    static eng_fp16 k[MAXPOS * KV_HEADS * MAXHD], v[MAXPOS * KV_HEADS * MAXHD];
-    static float q[MAXHD], att[MAXPOS + 16 + MAXHD];
-    static float out_ref[MAXHD], out_simd[MAXHD];
-    static eng_fp16 q16[MAXHD];
+    static eng_fp16 k[ATT_MAXPOS * KV_HEADS * ATT_MAXHD],
+        v[ATT_MAXPOS * KV_HEADS * ATT_MAXHD];
+    static float q[ATT_MAXG * ATT_MAXHD], att[ATT_MAXPOS + 16 + ATT_MAXHD];
+    static float out_ref[ATT_MAXHD], out_simd[ATT_MAXG * ATT_MAXHD];
+    static eng_fp16 q16[ATT_MAXHD];
     int checked = 0;
     for (size_t hi = 0; hi < NIB_ARRAY_LEN(hds); hi++) {
         const int hd = hds[hi];
         const size_t stride = (size_t)KV_HEADS * hd;
-        for (size_t i = 0; i < MAXPOS * stride; i++) {
+        for (size_t i = 0; i < ATT_MAXPOS * stride; i++) {
             k[i] = eng_fp32_to_fp16(krng_sym() * 2.0f);
             v[i] = eng_fp32_to_fp16(krng_sym() * 3.0f);
         }
-        for (size_t pi = 0; pi < NIB_ARRAY_LEN(npos); pi++) {
-            for (size_t si = 0; si < NIB_ARRAY_LEN(qscale); si++) {
-                for (int d = 0; d < hd; d++)
-                    q[d] = krng_sym() * qscale[si];
-                const int n = npos[pi];
-                const float scale = 1.0f / sqrtf((float)hd);
-                /* the second KV head's slice, to exercise the stride */
-                eng__attn_head_ref(out_ref, q, k + hd, v + hd, stride, hd, n,
-                                   scale, att, q16);
-                best(out_simd, q, k + hd, v + hd, stride, hd, n, scale, att,
-                     q16);
-                for (int d = 0; d < hd; d++)
-                    ASSERT_MSG(memcmp(&out_ref[d], &out_simd[d], 4) == 0,
-                               "hd=%d n_pos=%d qscale=%g dim %d: %.9g vs %.9g",
-                               hd, n, qscale[si], d, out_simd[d], out_ref[d]);
-                checked++;
+        for (size_t gi = 0; gi < NIB_ARRAY_LEN(groups); gi++) {
+            const int ng = groups[gi];
+            for (size_t pi = 0; pi < NIB_ARRAY_LEN(npos); pi++) {
+                for (size_t si = 0; si < NIB_ARRAY_LEN(qscale); si++) {
+                    for (int d = 0; d < ng * hd; d++)
+                        q[d] = krng_sym() * qscale[si];
+                    const int n = npos[pi];
+                    const float scale = 1.0f / sqrtf((float)hd);
+                    /* the second KV head's slice, to exercise the stride */
+                    ASSERT_MSG(att_run_simd(best, out_simd, q, k + hd, v + hd,
+                                            stride, hd, ng, n, scale),
+                               "hd=%d ng=%d n_pos=%d: wrote past the scratch",
+                               hd, ng, n);
+                    for (int g = 0; g < ng; g++) {
+                        eng__attn_head_ref(out_ref, q + g * hd, k + hd, v + hd,
+                                           stride, hd, n, scale, att, q16);
+                        for (int d = 0; d < hd; d++)
+                            ASSERT_MSG(
+                                memcmp(&out_ref[d], &out_simd[g * hd + d], 4) ==
+                                    0,
+                                "hd=%d ng=%d n_pos=%d qscale=%g head %d dim "
+                                "%d: %.9g vs %.9g",
+                                hd, ng, n, qscale[si], g, d,
+                                out_simd[g * hd + d], out_ref[d]);
+                        checked++;
+                    }
+                }
             }
         }
     }
-    fprintf(stderr, "%d attention units bit-identical\n", checked);
+    fprintf(stderr, "%d attention heads bit-identical\n", checked);
+    return 0;
+}
+
+/* The reference for a group is the head reference head by head (the
+ * scalar path runs it under NIB_FORCE_SCALAR and without AVX-512). */
+TEST_IMPL(kernels_attn_group_ref) {
+    enum { HD = 80, NG = 3, N = 37 };
+    static eng_fp16 k[N * HD], v[N * HD], q16[HD];
+    static float q[NG * HD], att[N + 16 + HD], a[NG * HD], b[HD];
+    static float scratch[ENG_ATTN_SCRATCH(N, HD, NG)];
+    for (int i = 0; i < N * HD; i++) {
+        k[i] = eng_fp32_to_fp16(krng_sym());
+        v[i] = eng_fp32_to_fp16(krng_sym());
+    }
+    for (int i = 0; i < NG * HD; i++)
+        q[i] = krng_sym() * 4.0f;
+    eng__attn_group_ref(a, q, k, v, HD, HD, NG, N, 0.125f, scratch);
+    for (int g = 0; g < NG; g++) {
+        eng__attn_head_ref(b, q + g * HD, k, v, HD, HD, N, 0.125f, att, q16);
+        ASSERT(memcmp(a + g * HD, b, sizeof b) == 0);
+    }
     return 0;
 }
 
@@ -233,8 +295,8 @@ TEST_IMPL(kernels_attn_head) {
  * s1) / (1 + exp(s0 - s1)) rounds identically only if the exps do. */
 TEST_IMPL(kernels_attn_exp_range) {
     eng_quant_init();
-    eng_attn_head_fn best = eng__attn_head_best();
-    if (best == eng__attn_head_ref)
+    eng_attn_group_fn best = eng__attn_group_best();
+    if (best == eng__attn_group_ref)
         TEST_SKIP("no SIMD attention on this CPU (%s)", eng_quant_isa());
     enum { HD = 16, N = 17 };
     static eng_fp16 k[N * HD], v[N * HD], q16[HD];
@@ -251,7 +313,7 @@ TEST_IMPL(kernels_attn_exp_range) {
         memset(q, 0, sizeof q);
         q[0] = 16.0f;
         eng__attn_head_ref(a, q, k, v, HD, HD, N, 1.0f, att, q16);
-        best(b, q, k, v, HD, HD, N, 1.0f, att, q16);
+        ASSERT(att_run_simd(best, b, q, k, v, HD, HD, 1, N, 1.0f));
         ASSERT_MSG(memcmp(a, b, sizeof a) == 0, "step %g", step);
         checked++;
     }

@@ -79,13 +79,6 @@ static void rope(float *x, int n_heads, int head_dim, int pos,
     rope_apply(x, n_heads, head_dim, cs, sn, c);
 }
 
-static void swiglu(float *o, const float *gate, const float *up, int n) {
-    for (int i = 0; i < n; i++) {
-        float g = gate[i];
-        o[i] = g / (1.0f + eng__expf_vec(0.0f - g)) * up[i];
-    }
-}
-
 /* ---- forward ------------------------------------------------------------- */
 
 int eng_forward(eng_ctx *c, const int32_t *tokens, int n, bool all_logits) {
@@ -162,9 +155,7 @@ int eng_forward(eng_ctx *c, const int32_t *tokens, int n, bool all_logits) {
             float *const outs[] = {c->hb, c->hb2};
             const eng_tensor *const ws[] = {&L->w_gate, &L->w_up};
             eng_matmul_n(c, 2, outs, ws, c->xb + (size_t)b0 * dim, nb);
-            for (int b = 0; b < nb; b++)
-                swiglu(c->hb + (size_t)b * hidden, c->hb + (size_t)b * hidden,
-                       c->hb2 + (size_t)b * hidden, hidden);
+            eng_swiglu(c, c->hb, c->hb2, (size_t)nb * hidden);
             eng_matmul(c, c->xb2 + (size_t)b0 * dim, &L->w_down, c->hb, nb);
         }
         for (size_t i = 0; i < (size_t)n * dim; i++)

@@ -189,6 +189,10 @@ int eng_forward(eng_ctx *c, const int32_t *tokens, int n, bool all_logits);
  * q (c->q) and K/V (already in the cache) are computed; writes c->xb. */
 void eng_attention(eng_ctx *c, int layer, int n, int pos0);
 
+/* gate[i] = SwiGLU(gate[i], up[i]) for i < n (rows back to back), on the
+ * pool when long enough to pay for it (attn.c). */
+void eng_swiglu(eng_ctx *c, float *gate, const float *up, size_t n);
+
 /* exp(x) computed as llama.cpp's vectorised kernels do (bit-identical). */
 float eng__expf_vec(float x);
 

@@ -386,4 +386,19 @@ void eng__attn_group_avx512(float *out, const float *q, const eng_fp16 *k,
     }
 }
 
+/* eng__swiglu_ref sixteen lanes at a time: the same exp, and the same
+ * division and product, each rounded once. */
+void eng__swiglu_avx512(float *o, const float *g, const float *u, int n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        const __m512 gv = _mm512_maskz_loadu_ps(m, g + i);
+        const __m512 e = expf16(_mm512_sub_ps(_mm512_setzero_ps(), gv));
+        _mm512_mask_storeu_ps(
+            o + i, m,
+            _mm512_mul_ps(_mm512_div_ps(gv, _mm512_add_ps(one, e)),
+                          _mm512_maskz_loadu_ps(m, u + i)));
+    }
+}
+
 #endif

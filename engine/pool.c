@@ -45,6 +45,7 @@
 #define LATE_OF_16 8
 #define LATE_MIN_S 20e-6
 #define SOLO_TASKS 1024
+#define WAKE_GRACE_S 1e-3
 
 struct eng_pool {
     int n;              /* threads including the caller */
@@ -62,6 +63,7 @@ struct eng_pool {
     /* caller-thread only: the adaptive fallback to one thread */
     unsigned late_bits; /* last 16 tasks, 1 = the workers were late */
     int solo_left;      /* tasks still to run on the caller alone */
+    double wake_t;      /* when sleeping workers were first woken; < 0 none */
 };
 
 static void *worker_main(void *arg) {
@@ -107,6 +109,7 @@ static void *worker_main(void *arg) {
 eng_pool *eng_pool_new(int n_threads) {
     eng_pool *p = nib_calloc(1, sizeof *p);
     p->n = n_threads < 1 ? 1 : n_threads;
+    p->wake_t = -1;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     p->threads = nib_calloc((size_t)p->n, sizeof(pthread_t));
@@ -166,12 +169,20 @@ void eng_pool_run(eng_pool *p, eng_task_fn fn, void *arg) {
     atomic_store(&p->open_gen, g);
     /* seq_cst pairs with the sleepers check below (Dekker-style). */
     atomic_store(&p->gen, g);
+    double t0 = now_s();
+    /* A worker asleep at the start of the task is woken; tasks in the
+     * first WAKE_GRACE_S after that first wake-up do not count as late. */
+    bool waking = false;
     if (atomic_load(&p->sleepers) > 0) {
+        if (p->wake_t < 0)
+            p->wake_t = t0;
+        waking = t0 - p->wake_t < WAKE_GRACE_S;
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
+    } else {
+        p->wake_t = -1;
     }
-    double t0 = now_s();
     int k, mine = 0;
     while ((k = atomic_fetch_add(&p->next_share, 1)) < p->n) {
         fn(arg, k, p->n);
@@ -194,9 +205,18 @@ void eng_pool_run(eng_pool *p, eng_task_fn fn, void *arg) {
      * K/V projections) the caller can still finish first. Counting those
      * sent an idle machine into SOLO_TASKS runs 11 times per `nib bench`
      * and cost 10% of its decode speed. */
+    /* Nor do tasks right after waking a sleeping worker: it was idle,
+     * not kept from running, and in a VM an idle virtual CPU takes a while
+     * to come back. Counting those sent the first token after a pause (the
+     * caller busy with other work for a few milliseconds, as between two
+     * keystrokes) into one-thread runs, after which the worker slept and
+     * was late again: 21 against 14 ms per token (Q4_K_M 0.5B). A worker
+     * still asleep WAKE_GRACE_S after the first wake-up counts as late:
+     * another process holds its core. */
     const double waited = now_s() - t1, busy = t1 - t0;
-    bool late = (mine == p->n && busy > LATE_MIN_S) ||
-                (spins > 0 && waited > busy / 4 && waited > LATE_MIN_S);
+    bool late = !waking &&
+                ((mine == p->n && busy > LATE_MIN_S) ||
+                 (spins > 0 && waited > busy / 4 && waited > LATE_MIN_S));
     p->late_bits = (p->late_bits << 1) | (late ? 1u : 0u);
     if (__builtin_popcount(p->late_bits & 0xffffu) >= LATE_OF_16) {
         p->solo_left = SOLO_TASKS;

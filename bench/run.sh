@@ -43,6 +43,6 @@ done
 # The table, when jq is there.
 command -v jq >/dev/null || exit 0
 echo
-echo "| model | pp512 tok/s | tg tok/s | GB/s (low) | tg eff. (paired, best/best) | verify8 / 1 | edit / full | load ms | RSS MB (weights + KV) |"
+echo "| model | pp512 tok/s | tg tok/s | GB/s (low) | tg eff. (interleaved, best/best) | verify8 / 1 | edit / full | load ms | RSS MB (weights + KV) |"
 echo "|---|---|---|---|---|---|---|---|---|"
-jq -r '"| \(.model | split("/") | last | sub("\\.gguf$"; "")) | \(.pp_tps) | \(.tg_tps) | \(.bandwidth_gbs) (\(.bandwidth_low_gbs)) | \(.tg_efficiency) (\(.tg_efficiency_paired), \(.tg_efficiency_best)) | \(.verify8_ratio) | \(.reuse_fraction) | \(.load_ms) | \(.peak_rss_mb) (\(.weights_mb) + \(.kv_mb)) |"' "$OUT"
+jq -r '"| \(.model | split("/") | last | sub("\\.gguf$"; "")) | \(.pp_tps) | \(.tg_tps) | \(.bandwidth_gbs) (\(.bandwidth_low_gbs)) | \(.tg_efficiency) (\(.tg_efficiency_interleaved), \(.tg_efficiency_best)) | \(.verify8_ratio) | \(.reuse_fraction) | \(.load_ms) | \(.peak_rss_mb) (\(.weights_mb) + \(.kv_mb)) |"' "$OUT"

@@ -18,8 +18,9 @@
  *   2. load the model once untimed (pulls the file into the page cache),
  *      then time three loads and keep the best;
  *   3. prompt (pp) and decode (tg) runs, bandwidth sampled around each
- *      decode run; then the decode tokens once more, each after a short
- *      bandwidth pass (tg_efficiency); then the verify-batch figure, on
+ *      decode run; then the decode tokens once more, taking turns with
+ *      short bandwidth passes (tg_efficiency_interleaved); then the
+ *      verify-batch figure, on
  *      the same context;
  *   4. with --reuse, the edit-in-the-middle figure on a second context;
  *   5. peak RSS (getrusage), then a last bandwidth sample.
@@ -405,7 +406,7 @@ static double read_bandwidth(const uint8_t *buf, size_t bytes, int threads,
  * RSS, which is a figure of its own. Protocol on two pipes: the parent
  * writes one byte per sample and reads back a double (GB/s, or a negative
  * NIB_E* code); closing the request pipe ends the child. */
-/* One interleaved pass (tg_efficiency): 512 MiB, 12-14 ms at this
+/* One pass of the interleaved measure: 512 MiB, 12-14 ms at this
  * machine's 38-42 GB/s. */
 #define BW_PASS_BYTES ((size_t)512 << 20)
 
@@ -676,7 +677,8 @@ static size_t ctx_kv_bytes(const eng_ctx *c, const eng_model_info *mi) {
     return kv;
 }
 
-/* Decoded tokens between two bandwidth passes in the interleaved measure.
+/* Decoded tokens between two bandwidth passes in the interleaved measure
+ * (tg_efficiency_interleaved).
  * A pass leaves the caches full of its buffer and the pool's second thread
  * asleep, so the token after it is slower than decoding proper: with one
  * token per pass the ratio came out about a third low, with 4 about 0.05
@@ -742,13 +744,14 @@ static int run_speed(const eng_model *m, const bench_opts *o, bw_helper *bw,
     res->pp_tps = o->n_prompt / (pp_best / 1e3);
     res->tg_tps = o->n_gen / (tg_best / 1e3);
 
-    /* tg_efficiency: the same n_gen tokens again, IL_TOKENS at a time
-     * between short bandwidth passes, and one more pass at the end.
-     * This machine's bandwidth moves by 10-20% from one 15-ms pass to
-     * the next and jumps to 60+ GB/s for moments; a one-second decode run
-     * set against the best of four passes around it compares an average
-     * with a peak. Taking turns, both rates are averages over the same
-     * two seconds: bytes over summed time, for the tokens and the passes. */
+    /* tg_efficiency_interleaved: the same n_gen tokens again, IL_TOKENS
+     * at a time between short bandwidth passes, and one more pass at the
+     * end. This machine's bandwidth moves by 10-20% from one 15-ms pass
+     * to the next and jumps to 60+ GB/s for moments; a one-second decode
+     * run set against the best of four passes around it (tg_efficiency)
+     * compares an average with a peak. Taking turns, both rates are
+     * averages over the same seconds: bytes over summed time, for the
+     * tokens and for the passes. */
     {
         eng_ctx_truncate(c, o->n_prompt);
         double dec_s = 0, bw_s = 0, g;
@@ -1100,11 +1103,11 @@ static int bench_model(const bench_opts *opts, bw_helper *bw) {
            res.pp_tps, res.tg_tps);
     printf(",\"bandwidth_gbs\":%.2f,\"bandwidth_low_gbs\":%.2f"
            ",\"bandwidth_samples\":%d,\"bandwidth_isa\":\"%s\""
-           ",\"tg_efficiency\":%.3f,\"tg_efficiency_paired\":%.3f"
+           ",\"tg_efficiency\":%.3f,\"tg_efficiency_interleaved\":%.3f"
            ",\"tg_efficiency_best\":%.3f,\"tg_interleaved_tps\":%.2f"
            ",\"bandwidth_interleaved_gbs\":%.2f",
-           bw->best, bw->worst, bw->n, bw_isa, res.tg_eff_il,
-           res.tg_eff_paired, eff, res.tg_il_tps, res.bw_il_gbs);
+           bw->best, bw->worst, bw->n, bw_isa, res.tg_eff_paired,
+           res.tg_eff_il, eff, res.tg_il_tps, res.bw_il_gbs);
     printf(",\"verify1_ms\":%.3f,\"verify8_ms\":%.3f,\"verify8_ratio\":%.3f",
            res.verify1_ms, res.verify8_ms, res.verify8_ms / res.verify1_ms);
     printf(",\"batch1_ms\":%.3f,\"batch8_ms\":%.3f,\"batch8_ratio\":%.3f",

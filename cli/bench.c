@@ -431,10 +431,11 @@ static void bw_child(int req, int resp, int mb, int threads) {
     while (read(req, &c, 1) == 1) {
         /* 'p': one pass over at most BW_PASS_BYTES, about as long as
          * decoding a token; anything else: a full sample */
-        double g = !buf       ? NIB_ENOMEM
-                   : c == 'p' ? read_bandwidth(buf, NIB_MIN(bytes, BW_PASS_BYTES),
-                                               threads, 1)
-                              : read_bandwidth(buf, bytes, threads, 4);
+        double g =
+            !buf ? NIB_ENOMEM
+            : c == 'p'
+                ? read_bandwidth(buf, NIB_MIN(bytes, BW_PASS_BYTES), threads, 1)
+                : read_bandwidth(buf, bytes, threads, 4);
         if (write(resp, &g, sizeof g) != (ssize_t)sizeof g)
             break;
     }
@@ -503,8 +504,8 @@ static int bw_helper_sample(bw_helper *h, double *gbs) {
 /* One short pass (not counted in best / worst): GB/s into *gbs. */
 static int bw_helper_pass(bw_helper *h, double *gbs) {
     char c = 'p';
-    if (write(h->req, &c, 1) != 1 || read(h->resp, gbs, sizeof *gbs) !=
-                                         (ssize_t)sizeof *gbs)
+    if (write(h->req, &c, 1) != 1 ||
+        read(h->resp, gbs, sizeof *gbs) != (ssize_t)sizeof *gbs)
         return NIB_EIO;
     return *gbs < 0 ? (int)*gbs : 0;
 }
@@ -649,13 +650,13 @@ static int make_reuse_prompt(const eng_vocab *v, const char *path, int want,
 typedef struct {
     double load_ms;
     double pp_tps, tg_tps;
-    uint64_t bytes_per_token;    /* weight bytes read per decoded token */
-    double tg_eff_paired;        /* best over runs of bytes_per_token * tg / the
-                                    bandwidth sampled around that run */
+    uint64_t bytes_per_token; /* weight bytes read per decoded token */
+    double tg_eff_paired;     /* best over runs of bytes_per_token * tg / the
+                                 bandwidth sampled around that run */
     /* decode tokens and bandwidth passes taking turns: mean decode rate,
      * mean bandwidth of the passes (GB/s), and their ratio */
     double tg_il_tps, bw_il_gbs, tg_eff_il;
-    double batch1_ms, batch8_ms; /* last-token logits only */
+    double batch1_ms, batch8_ms;   /* last-token logits only */
     double verify1_ms, verify8_ms; /* logits of every token */
     size_t kv_bytes;
     /* --reuse */
@@ -1106,8 +1107,8 @@ static int bench_model(const bench_opts *opts, bw_helper *bw) {
            ",\"tg_efficiency\":%.3f,\"tg_efficiency_interleaved\":%.3f"
            ",\"tg_efficiency_best\":%.3f,\"tg_interleaved_tps\":%.2f"
            ",\"bandwidth_interleaved_gbs\":%.2f",
-           bw->best, bw->worst, bw->n, bw_isa, res.tg_eff_paired,
-           res.tg_eff_il, eff, res.tg_il_tps, res.bw_il_gbs);
+           bw->best, bw->worst, bw->n, bw_isa, res.tg_eff_paired, res.tg_eff_il,
+           eff, res.tg_il_tps, res.bw_il_gbs);
     printf(",\"verify1_ms\":%.3f,\"verify8_ms\":%.3f,\"verify8_ratio\":%.3f",
            res.verify1_ms, res.verify8_ms, res.verify8_ms / res.verify1_ms);
     printf(",\"batch1_ms\":%.3f,\"batch8_ms\":%.3f,\"batch8_ratio\":%.3f",

@@ -118,10 +118,10 @@ struct eng_ctx {
     float *v;   /* [n_batch][kv_dim] */
     float *hb;  /* [n_batch][hidden_dim] */
     float *hb2; /* [n_batch][hidden_dim] */
-    float *rope_cs; /* [n_batch][n_rot]: n_rot/2 cosines, then sines */
-    float *att;     /* [n_threads][ENG_ATTN_SCRATCH] attention scratch */
-    float *logits;  /* [n_batch or 1][n_vocab] */
-    int n_logits;   /* rows valid in logits after the last eval */
+    float *rope_cs;       /* [n_batch][n_rot]: n_rot/2 cosines, then sines */
+    float *att;           /* [n_threads][ENG_ATTN_SCRATCH] attention scratch */
+    float *logits;        /* [n_batch or 1][n_vocab] */
+    int n_logits;         /* rows valid in logits after the last eval */
     bool logits_all_rows; /* row i of logits is token i of the last eval */
     void *wdata;          /* activations converted to a weight's vec_dot_type */
     size_t wdata_size;

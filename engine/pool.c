@@ -42,9 +42,9 @@
  * then try the workers again. Measured on a 2-core machine with a
  * training job and benchmarks running: 2 threads took 1.5-2x as long per
  * token as 1 thread without this. */
-#define LATE_OF_16 8
-#define LATE_MIN_S 20e-6
-#define SOLO_TASKS 1024
+#define LATE_OF_16   8
+#define LATE_MIN_S   20e-6
+#define SOLO_TASKS   1024
 #define WAKE_GRACE_S 1e-3
 
 struct eng_pool {
@@ -214,9 +214,9 @@ void eng_pool_run(eng_pool *p, eng_task_fn fn, void *arg) {
      * still asleep WAKE_GRACE_S after the first wake-up counts as late:
      * another process holds its core. */
     const double waited = now_s() - t1, busy = t1 - t0;
-    bool late = !waking &&
-                ((mine == p->n && busy > LATE_MIN_S) ||
-                 (spins > 0 && waited > busy / 4 && waited > LATE_MIN_S));
+    bool late =
+        !waking && ((mine == p->n && busy > LATE_MIN_S) ||
+                    (spins > 0 && waited > busy / 4 && waited > LATE_MIN_S));
     p->late_bits = (p->late_bits << 1) | (late ? 1u : 0u);
     if (__builtin_popcount(p->late_bits & 0xffffu) >= LATE_OF_16) {
         p->solo_left = SOLO_TASKS;

@@ -836,8 +836,7 @@ TEST_IMPL(quant_tile_packed) {
                 for (int nr = 1; nr <= ROWS; nr++) {
                     for (size_t i = 0; i < NIB_ARRAY_LEN(out); i++)
                         out[i] = 12345.0f; /* outside the tile: untouched */
-                    tt->vec_dot_tile_packed(n, nr, nc, out, LDO, w, rb, yp,
-                                            st);
+                    tt->vec_dot_tile_packed(n, nr, nc, out, LDO, w, rb, yp, st);
                     for (int c = 0; c < ENG_NRC_MAX; c++) {
                         for (int r = 0; r < LDO; r++) {
                             const float got = out[c * LDO + r];
@@ -846,18 +845,17 @@ TEST_IMPL(quant_tile_packed) {
                                 continue;
                             }
                             float want[ENG_NRC_MAX], ref;
-                            tt->vec_dot_nrc_packed(n, nc, want, w + r * rb,
-                                                   yp, st);
+                            tt->vec_dot_nrc_packed(n, nc, want, w + r * rb, yp,
+                                                   st);
                             ASSERT_MSG(memcmp(&want[c], &got, 4) == 0,
                                        "%s n=%d nr=%d nc=%d row %d col %d: "
                                        "%.9g vs %.9g",
-                                       tt->name, n, nr, nc, r, c, got,
-                                       want[c]);
+                                       tt->name, n, nr, nc, r, c, got, want[c]);
                             tt->vec_dot_ref(n, &ref, w + r * rb, yq + c * st);
                             ASSERT_MSG(fabsf(got - ref) <=
-                                           1e-4f * (fabsf(ref) +
-                                                    (1.0f + c) *
-                                                        sqrtf((float)n)),
+                                           1e-4f *
+                                               (fabsf(ref) +
+                                                (1.0f + c) * sqrtf((float)n)),
                                        "%s n=%d row %d col %d: %.9g vs "
                                        "reference %.9g",
                                        tt->name, n, r, c, got, ref);

@@ -32,10 +32,10 @@ static inline float hsum_ps_256(__m256 v) {
  * _mm512_reduce_add_ps, whose order is the compiler's: hsum_ps_512_x4
  * below must reproduce it bit for bit on four vectors at once. */
 static inline float hsum_ps_512(__m512 v) {
-    __m256 t = _mm256_add_ps(_mm512_extractf32x8_ps(v, 1),
-                             _mm512_castps512_ps256(v));
-    __m128 q = _mm_add_ps(_mm256_extractf128_ps(t, 1),
-                          _mm256_castps256_ps128(t));
+    __m256 t =
+        _mm256_add_ps(_mm512_extractf32x8_ps(v, 1), _mm512_castps512_ps256(v));
+    __m128 q =
+        _mm_add_ps(_mm256_extractf128_ps(t, 1), _mm256_castps256_ps128(t));
     q = _mm_add_ps(q, _mm_shuffle_ps(q, q, _MM_SHUFFLE(1, 0, 3, 2)));
     return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
 }
@@ -51,8 +51,9 @@ static inline void hsum_ps_512_x4(const __m512 v[4], float *out) {
         _mm512_shuffle_f32x4(v[2], v[3], _MM_SHUFFLE(3, 2, 3, 2)),
         _mm512_shuffle_f32x4(v[2], v[3], _MM_SHUFFLE(1, 0, 1, 0)));
     /* quarters: one 128-bit lane per vector */
-    __m512 z = _mm512_add_ps(_mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(3, 1, 3, 1)),
-                             _mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(2, 0, 2, 0)));
+    __m512 z =
+        _mm512_add_ps(_mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(3, 1, 3, 1)),
+                      _mm512_shuffle_f32x4(x, y, _MM_SHUFFLE(2, 0, 2, 0)));
     z = _mm512_add_ps(z, _mm512_permute_ps(z, _MM_SHUFFLE(1, 0, 3, 2)));
     z = _mm512_add_ps(z, _mm512_permute_ps(z, _MM_SHUFFLE(2, 3, 0, 1)));
     _mm512_mask_compressstoreu_ps(out, 0x1111, z);

@@ -262,6 +262,17 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
                             _mm256_set1_epi8((char)0x80), w));
 }
 
+/* With four columns or more, a row's blocks arrive from memory slower than
+ * the hardware prefetchers expect, and with eight 4864-wide columns cycling
+ * through L1 (41 KB) the down projection of Qwen2.5-0.5B read its weights
+ * at 6 GB/s per thread (44 GMAC/s against 100 in cache, one thread). So
+ * the quad loop also prefetches the row this many rows ahead, the next
+ * group of four, across tile ends: 85-110 GMAC/s streaming, and the 8-token
+ * verify of the 0.5B Q8_0 model 7-9% faster (paired runs). Prefetches do
+ * not fault, so the rows past the matrix's end cost nothing. One-token
+ * decode, which the prefetchers keep up with, stays as it was. */
+#define PREFETCH_ROWS 4
+
 /* One weight row against nrc packed columns, split in two so that the tile
  * kernel below can reduce four rows at once: T##_packed_quads leaves
  * column c's 4-block part as a vector, sum[c] = acc0 + acc1, whose
@@ -270,7 +281,8 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
 #define Q8_0_LIKE_PACKED(T, BLOCK, QUAD, SINGLE)                               \
     ALWAYS_INLINE void T##_packed_quads(int n, const int nrc, __m512 *sum,     \
                                         const void *restrict vx,               \
-                                        const void *restrict vy, size_t st) {  \
+                                        const void *restrict vy, size_t st,    \
+                                        const char *pf) {                      \
         const BLOCK *x = vx;                                                   \
         const int nb = n / QK8_0;                                              \
         const __m512i sel01 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1,  \
@@ -283,6 +295,12 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
             acc0[c] = acc1[c] = _mm512_setzero_ps();                           \
         for (int i = 0; i + 4 <= nb; i += 4) {                                 \
             quad q;                                                            \
+            if (nrc >= 4) { /* see PREFETCH_ROWS */                            \
+                const char *p = pf + i * sizeof(BLOCK);                        \
+                _mm_prefetch(p, _MM_HINT_T0);                                  \
+                _mm_prefetch(p + 64, _MM_HINT_T0);                             \
+                _mm_prefetch(p + 127, _MM_HINT_T0);                            \
+            }                                                                  \
             QUAD(x + i, &q);                                                   \
             const __m512i c0 = minus128_sum4(q.w[0]);                          \
             const __m512i c1 = minus128_sum4(q.w[1]);                          \
@@ -333,7 +351,7 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
                                            const void *restrict vy,            \
                                            size_t st) {                        \
         __m512 sum[ENG_NRC_MAX];                                               \
-        T##_packed_quads(n, nrc, sum, vx, vy, st);                             \
+        T##_packed_quads(n, nrc, sum, vx, vy, st, vx);                         \
         UNROLL_COLUMNS                                                         \
         for (int c = 0; c < nrc; c++)                                          \
             s[c] = hsum_ps_512(sum[c]);                                        \
@@ -354,7 +372,10 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
             for (int k = 0; k < 4; k++) {                                      \
                 __m512 v[ENG_NRC_MAX];                                         \
                 T##_packed_quads(n, nc, v, w + (size_t)(r + k) * row_bytes,    \
-                                 vy, st);                                      \
+                                 vy, st,                                       \
+                                 (const char *)w +                             \
+                                     (size_t)(r + k + PREFETCH_ROWS) *         \
+                                         row_bytes);                           \
                 UNROLL_COLUMNS                                                 \
                 for (int c = 0; c < nc; c++)                                   \
                     sum[c][k] = v[c];                                          \

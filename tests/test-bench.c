@@ -59,6 +59,7 @@ TEST_IMPL(bench_json_fields) {
                                       "verify1_ms",
                                       "verify8_ms",
                                       "verify8_ratio",
+                                      "verify8_ratio_best",
                                       "peak_rss_mb",
                                       "bytes_per_token_mb",
                                       "bandwidth_low_gbs",
@@ -82,6 +83,13 @@ TEST_IMPL(bench_json_fields) {
                    0.002 + 0.01 * want,
                "tg_efficiency_interleaved %g, from its parts %g",
                num(j, "tg_efficiency_interleaved"), want);
+    /* verify8_ratio is the median of paired ratios, verify8_ratio_best
+     * the ratio of the two best times */
+    const double best = num(j, "verify8_ms") / num(j, "verify1_ms");
+    ASSERT_MSG(fabs(num(j, "verify8_ratio_best") - best) <=
+                   0.002 + 0.001 * best,
+               "verify8_ratio_best %g, from its parts %g",
+               num(j, "verify8_ratio_best"), best);
     ASSERT_EQ(num(j, "n_prompt"), 16);
     ASSERT_EQ(num(j, "n_gen"), 4);
     ASSERT_STR_EQ(json_string_value(json_object_get(j, "ftype")), "Q8_0");

@@ -872,6 +872,62 @@ TEST_IMPL(quant_tile_packed) {
     return 0;
 }
 
+/* The packed Q8_0 activation row (from_float_packed) holds the bytes of
+ * from_float's blocks, rearranged: quants + 128, then the fp16 scales. The
+ * packed quantizer works 16 blocks at a time with vector divisions, so
+ * this compares it with from_float block for block, bit for bit, on rows
+ * of every leftover count and on the awkward values: all-zero blocks,
+ * ties of x * id, scales that are fp16 subnormals or overflow, infinities
+ * and NaNs (whose blocks take from_float's own path). */
+TEST_IMPL(quant_q8_0_packed_layout) {
+    enum { N = 4096 + 32 * 15 };
+    static float x[N];
+    static uint8_t q[N * 2], p[N * 2];
+    eng_quant_init();
+    const eng_type_traits_t *vt = &eng_type_traits[ENG_TYPE_Q8_0];
+    if (!vt->from_float_packed)
+        TEST_SKIP("no packed Q8_0 activations on this CPU (%s)",
+                  eng_quant_isa());
+    static const float special[] = {
+        0.0f,    -0.0f, INFINITY, -INFINITY,     NAN,   1e-40f,
+        -3e-41f, 1e38f, -3.4e38f, 65504.f * 127, 1e-7f, 0.5f};
+    int rows = 0;
+    for (int kind = 0; kind < 6; kind++) {
+        for (int nb = 1; nb <= N / 32; nb += (nb < 40 ? 1 : 37)) {
+            const int n = nb * 32;
+            fill_normal(x, n, kind == 3 ? 1e-6f : 1.0f, 0.0f);
+            for (int i = 0; i < n; i++) {
+                if (kind == 1 && i % 97 == 0) /* specials here and there */
+                    x[i] = special[(i / 97) % NIB_ARRAY_LEN(special)];
+                if (kind == 2 && (i / 32) % 3 == 0) /* all-zero blocks */
+                    x[i] = 0.0f;
+                if (kind == 4) /* ties: amax 127 makes id 1 */
+                    x[i] = (float)(i % 255 - 127) + (i % 32 ? 0.5f : 0.0f);
+                if (kind == 5 && i % 32 == 0) /* scales past fp16's range */
+                    x[i] = (i / 32) % 2 ? 1e9f : 3e-9f;
+            }
+            if (kind == 4)
+                for (int b = 0; b < nb; b++)
+                    x[b * 32 + 1] = 127.0f; /* amax exactly 127 */
+            vt->from_float(x, q, n);
+            vt->from_float_packed(x, p, n);
+            for (int b = 0; b < nb; b++) {
+                const block_q8_0 *blk = (const block_q8_0 *)q + b;
+                for (int j = 0; j < 32; j++)
+                    ASSERT_MSG(p[b * 32 + j] == (uint8_t)(blk->qs[j] ^ 0x80),
+                               "kind %d n=%d block %d quant %d: %u, want %u",
+                               kind, n, b, j, p[b * 32 + j],
+                               (uint8_t)(blk->qs[j] ^ 0x80));
+                ASSERT_MSG(memcmp(p + n + 2 * b, &blk->d, 2) == 0,
+                           "kind %d n=%d block %d: scale differs", kind, n, b);
+            }
+            rows++;
+        }
+    }
+    fprintf(stderr, "%d rows bit-identical\n", rows);
+    return 0;
+}
+
 /* ---- bytes of llama.cpp's quantizer -------------------------------------- */
 
 /* The shared quantized models were written by llama.cpp's quantizer (no

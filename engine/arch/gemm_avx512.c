@@ -30,6 +30,8 @@
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
+#define NIB_MIN_I64(a, b) ((a) < (b) ? (a) : (b))
+
 /* Fully unrolled column loops let the per-column accumulators live in
  * registers (GCC otherwise keeps acc[] on the stack: measured 1.6x). */
 #define UNROLL_COLUMNS _Pragma("GCC unroll 8")
@@ -231,13 +233,13 @@ Q8_0_LIKE_NRC(q5_0, block_q5_0, quad_q5_0, single_q5_0)
  * load-and-vpdpbusd, one convert and one FMA, plus a quarter of a scale
  * conversion. Rounding is that of the installed Q8_0 from_float (block by
  * block, which is how Q8_0 rounds anyway). */
-void eng__quantize_row_q8_0_packed_avx512(const float *restrict x,
-                                          void *restrict vy, int64_t k) {
+/* Blocks [i, i + nblk) through the installed from_float, one by one, then
+ * rearranged: the rounding every packed row must have. */
+static void q8_0_packed_blocks(const float *restrict x, uint8_t *restrict u,
+                               uint8_t *restrict d, int64_t i, int nblk) {
     const eng_from_float_fn quantize = eng_type_traits[ENG_TYPE_Q8_0].from_float;
-    uint8_t *u = vy;
-    uint8_t *d = u + k;
     const __m256i flip = _mm256_set1_epi8((char)0x80);
-    for (int64_t i = 0; i < k / QK8_0; i++) {
+    for (int64_t e = i + nblk; i < e; i++) {
         block_q8_0 b;
         quantize(x + i * QK8_0, &b, QK8_0);
         _mm256_storeu_si256(
@@ -245,6 +247,72 @@ void eng__quantize_row_q8_0_packed_avx512(const float *restrict x,
             _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)b.qs), flip));
         memcpy(d + 2 * i, &b.d, 2);
     }
+}
+
+/* The same bytes as q8_0_packed_blocks (the AVX2 quantizer's: d =
+ * amax / 127, q = round-half-even(x * (127 / amax))) for up to 16 finite
+ * blocks at once: the two divisions and the fp16 conversion of the scales
+ * run once per 16 blocks as vector operations, where the block-by-block
+ * path spent two scalar divisions per block and a call through the
+ * traits (1.3% of an 8-token verify of the 0.5B Q8_0 model). Blocks with
+ * an infinity or a NaN go the block-by-block way, whose saturating packs
+ * define those bytes. */
+static void q8_0_packed_group(const float *restrict x, uint8_t *restrict u,
+                              uint8_t *restrict d, int64_t i0, int nblk) {
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    float amax[16], id[16];
+    __mmask16 odd = 0; /* lanes holding a NaN or an infinity */
+    for (int b = 0; b < 16; b++) {
+        if (b >= nblk) {
+            amax[b] = 0.0f;
+            continue;
+        }
+        const float *xb = x + (i0 + b) * QK8_0;
+        const __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
+        odd |= _mm512_fpclass_ps_mask(v0, 0x99) | _mm512_fpclass_ps_mask(v1, 0x99);
+        amax[b] = _mm512_reduce_max_ps(_mm512_max_ps(
+            _mm512_andnot_ps(sign, v0), _mm512_andnot_ps(sign, v1)));
+    }
+    if (odd) {
+        q8_0_packed_blocks(x, u, d, i0, nblk);
+        return;
+    }
+    const __m512 am = _mm512_loadu_ps(amax);
+    const __mmask16 live = (__mmask16)((1u << nblk) - 1);
+    const __m512 dv = _mm512_div_ps(am, _mm512_set1_ps(127.f));
+    _mm512_storeu_ps(id, _mm512_maskz_div_ps(
+                             _mm512_cmp_ps_mask(am, _mm512_setzero_ps(),
+                                                _CMP_NEQ_OQ),
+                             _mm512_set1_ps(127.f), am));
+    _mm256_mask_storeu_epi16(
+        d + 2 * i0, live,
+        _mm512_cvtps_ph(dv, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    for (int b = 0; b < nblk; b++) {
+        const float *xb = x + (i0 + b) * QK8_0;
+        const __m512 s = _mm512_set1_ps(id[b]);
+        const __m512i q0 = _mm512_cvt_roundps_epi32(
+            _mm512_mul_ps(_mm512_loadu_ps(xb), s),
+            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m512i q1 = _mm512_cvt_roundps_epi32(
+            _mm512_mul_ps(_mm512_loadu_ps(xb + 16), s),
+            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        /* |q| <= 127, so keeping each int32's low byte is exact */
+        const __m256i q = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm512_cvtepi32_epi8(q0)),
+            _mm512_cvtepi32_epi8(q1), 1);
+        _mm256_storeu_si256((__m256i *)(u + (i0 + b) * QK8_0),
+                            _mm256_xor_si256(q, flip));
+    }
+}
+
+void eng__quantize_row_q8_0_packed_avx512(const float *restrict x,
+                                          void *restrict vy, int64_t k) {
+    uint8_t *u = vy;
+    uint8_t *d = u + k;
+    const int64_t nb = k / QK8_0;
+    for (int64_t i = 0; i < nb; i += 16)
+        q8_0_packed_group(x, u, d, i, (int)NIB_MIN_I64(16, nb - i));
 }
 
 /* -128 * (sum of the four signed bytes of each int32 lane). */

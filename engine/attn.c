@@ -2,10 +2,13 @@
  * attn.c — causal grouped-query attention over the fp16 KV cache, and the
  * vectorised exp llama.cpp's CPU kernels use (shared with SiLU).
  *
- * The rounding points and summation orders follow llama.cpp's CPU backend
- * (fp16 query and softmax weights, 16-lane dot products as its F16 GEMM
- * sums them) because the golden outputs come from it and the random-weight
- * test models amplify single-bit differences into visible logit changes.
+ * The rounding points follow llama.cpp's CPU backend (fp16 query and
+ * softmax weights), and so do the softmax and p.V sums (16 lanes and a
+ * tree, as its F16 GEMM sums them), because the golden outputs come from
+ * it and the random-weight test models amplify single-bit differences
+ * into visible logit changes. The scores take another order, one FMA chain
+ * per position (see dot_f16), for speed: the golden logits stay within
+ * their tolerances.
  */
 #include "internal.h"
 
@@ -22,8 +25,8 @@
 typedef struct {
     eng_ctx *c;
     int layer;
-    int n;      /* tokens in the batch */
-    int pos0;   /* position of the first one */
+    int n;    /* tokens in the batch */
+    int pos0; /* position of the first one */
     eng_attn_group_fn group;
     atomic_int next_unit; /* next unit (see attn_worker) nobody has taken */
 } attn_task;
@@ -54,8 +57,7 @@ static inline float scale_pow2(float j, int n) {
     return j * f;
 }
 
-__attribute__((target_clones("fma", "default")))
-float eng__expf_vec(float x) {
+__attribute__((target_clones("fma", "default"))) float eng__expf_vec(float x) {
     const float shift = 0x1.8p23f;
     float z = fmaf(x, 0x1.715476p+0f, shift);
     float n = z - shift;
@@ -91,7 +93,8 @@ static void softmax(float *x, int n) {
     for (int i = 0; i < n; i += 16) {
         float blk[16];
         for (int k = 0; k < 16; k++)
-            blk[k] = i + k < n ? (x[i + k] = eng__expf_vec(x[i + k] - max)) : 0.0f;
+            blk[k] =
+                i + k < n ? (x[i + k] = eng__expf_vec(x[i + k] - max)) : 0.0f;
         sum += (double)sum16_tree(blk);
     }
     float inv = (float)(1.0 / sum);
@@ -99,27 +102,17 @@ static void softmax(float *x, int n) {
         x[i] *= inv;
 }
 
-
-/* The attention dot products in the order llama.cpp's CPU backend sums them
- * (its tiled F16 GEMM: one 16-lane accumulator per output, fused
- * multiply-adds along k, then a tree over the lanes; lengths that are not a
- * multiple of 16 take the plain kernel, accumulated in double). Matching the
- * order bit for bit matters on the random-weight reference models, which
- * turn one flipped bit of an attention score into a visibly different
- * logit. */
-static float dot16_f16(int n, const eng_fp16 *x, const eng_fp16 *y) {
-    if (n % 16) {
-        double sum = 0.0;
-        for (int k = 0; k < n; k++)
-            sum += (double)(eng_fp16_to_fp32(x[k]) * eng_fp16_to_fp32(y[k]));
-        return (float)sum;
-    }
-    float acc[16] = {0};
-    for (int k = 0; k < n; k += 16)
-        for (int l = 0; l < 16; l++)
-            acc[l] = fmaf(eng_fp16_to_fp32(x[k + l]), eng_fp16_to_fp32(y[k + l]),
-                          acc[l]);
-    return sum16_tree(acc);
+/* q . k as one chain of fused multiply-adds along the head, d = 0, 1, ...
+ * in order. With no horizontal sum the SIMD version computes sixteen
+ * positions per register, lane j the same chain for key j, against keys
+ * transposed once for every query row of a unit; the 16-lane order of
+ * llama.cpp's F16 GEMM needed a lane tree per score, which was most of
+ * the vector work of the scores after the FMAs. */
+static float dot_f16(int n, const eng_fp16 *k, const eng_fp16 *q16) {
+    float acc = 0.0f;
+    for (int d = 0; d < n; d++)
+        acc = fmaf(eng_fp16_to_fp32(q16[d]), eng_fp16_to_fp32(k[d]), acc);
+    return acc;
 }
 
 /* One (token, head) pair: the scores of that query against every cached
@@ -134,29 +127,34 @@ void eng__attn_head_ref(float *out, const float *q, const eng_fp16 *k,
     for (int d = 0; d < hd; d++)
         q16[d] = eng_fp32_to_fp16(q[d]);
     for (int j = 0; j < n_pos; j++)
-        att[j] = dot16_f16(hd, k + (size_t)j * stride, q16) * scale;
+        att[j] = dot_f16(hd, k + (size_t)j * stride, q16) * scale;
     softmax(att, n_pos);
+    for (int j = 0; j < n_pos; j++)
+        att[j] = eng_fp16_to_fp32(eng_fp32_to_fp16(att[j]));
     /* out[d] = sum_j fp16(p_j) v_j[d], lane j % 16 as in the GEMM */
     for (int d = 0; d < hd; d++) {
         float acc[16] = {0};
         for (int j = 0; j < n_pos; j++) {
-            float p = eng_fp16_to_fp32(eng_fp32_to_fp16(att[j]));
             const eng_fp16 *vj = v + (size_t)j * stride;
-            acc[j % 16] = fmaf(eng_fp16_to_fp32(vj[d]), p, acc[j % 16]);
+            acc[j % 16] = fmaf(eng_fp16_to_fp32(vj[d]), att[j], acc[j % 16]);
         }
         out[d] = sum16_tree(acc);
     }
 }
 
-/* The group as the reference computes it: head by head, the scores row
- * and the fp16 query in the scratch. */
-void eng__attn_group_ref(float *out, const float *q, const eng_fp16 *k,
-                         const eng_fp16 *v, size_t stride, int hd, int ng,
-                         int n_pos, float scale, float *scratch) {
-    eng_fp16 *q16 = (eng_fp16 *)(scratch + n_pos + 16);
-    for (int g = 0; g < ng; g++)
-        eng__attn_head_ref(out + (size_t)g * hd, q + (size_t)g * hd, k, v,
-                           stride, hd, n_pos, scale, scratch, q16);
+/* The unit as the reference computes it: row by row, the scores row and
+ * the fp16 query in the scratch, each token over its own positions. */
+void eng__attn_group_ref(float *out, const float *q, size_t ts,
+                         const eng_fp16 *k, const eng_fp16 *v, size_t stride,
+                         int hd, int ng, int nt, int n_pos, float scale,
+                         float *scratch) {
+    eng_fp16 *q16 = (eng_fp16 *)(scratch + n_pos + nt - 1 + 16);
+    for (int t = 0; t < nt; t++)
+        for (int g = 0; g < ng; g++) {
+            size_t o = (size_t)t * ts + (size_t)g * hd;
+            eng__attn_head_ref(out + o, q + o, k, v, stride, hd, n_pos + t,
+                               scale, scratch, q16);
+        }
 }
 
 eng_attn_group_fn eng__attn_group_best(void) {
@@ -214,13 +212,16 @@ void eng_swiglu(eng_ctx *c, float *gate, const float *up, size_t n) {
         eng_pool_run(c->pool, swiglu_share, &t);
 }
 
-/* Threads take (token, KV head) units from a shared counter, so a thread
- * the scheduler leaves out (another process on the core) costs nothing but
- * its share of the speed-up; the share index `ith` only picks the scratch.
- * A unit holds all query heads of the KV head's group, so the SIMD version
- * converts each fp16 key and value row once for all of them. */
+/* Threads take (KV head, run of tokens) units from a shared counter, so a
+ * thread the scheduler leaves out (another process on the core) costs
+ * nothing but its share of the speed-up; the share index `ith` only picks
+ * the scratch. A unit holds all query heads of the KV head's group and up
+ * to ENG_ATTN_TOKENS consecutive tokens, so the SIMD version converts and
+ * transposes each fp16 key once for all of those rows; runs are shorter
+ * where that leaves fewer units than threads (a verify batch on a model
+ * with one KV head). Which unit a token lands in changes nothing in its
+ * result. */
 static void attn_worker(void *arg, int ith, int nth) {
-    (void)nth;
     attn_task *t = arg;
     eng_ctx *c = t->c;
     const eng_config *cfg = &c->m->cfg;
@@ -232,14 +233,20 @@ static void attn_worker(void *arg, int ith, int nth) {
     const eng_fp16 *kc = c->key_cache + layer_off;
     const eng_fp16 *vc = c->value_cache + layer_off;
     /* forward.c sizes c->att as n_threads times this */
+    const int max_run = NIB_MIN(ENG_ATTN_TOKENS, c->p.n_batch);
     float *scratch =
-        c->att + (size_t)ith * ENG_ATTN_SCRATCH(c->n_ctx, hd, group);
-    int units = t->n * cfg->n_kv_heads;
+        c->att + (size_t)ith * ENG_ATTN_SCRATCH(c->n_ctx, hd, group, max_run);
+    /* every thread derives the same run length from the same nth */
+    int run = (t->n * cfg->n_kv_heads + nth - 1) / nth;
+    run = NIB_MAX(1, NIB_MIN(run, max_run));
+    int runs = (t->n + run - 1) / run;
+    int units = runs * cfg->n_kv_heads;
     for (int u; (u = atomic_fetch_add(&t->next_unit, 1)) < units;) {
-        int b = u / cfg->n_kv_heads, kvh = u % cfg->n_kv_heads;
+        int b = u / cfg->n_kv_heads * run, kvh = u % cfg->n_kv_heads;
         size_t qo = (size_t)b * q_dim + (size_t)kvh * group * hd;
-        t->group(c->xb + qo, c->q + qo, kc + kvh * hd, vc + kvh * hd,
-                 (size_t)kv_dim, hd, group, t->pos0 + b + 1, scale, scratch);
+        t->group(c->xb + qo, c->q + qo, (size_t)q_dim, kc + kvh * hd,
+                 vc + kvh * hd, (size_t)kv_dim, hd, group,
+                 NIB_MIN(run, t->n - b), t->pos0 + b + 1, scale, scratch);
     }
 }
 

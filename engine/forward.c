@@ -277,12 +277,14 @@ int eng_ctx_new(const eng_model *m, const eng_ctx_params *params,
     TRY_ALLOC(c->hb, ffn_nb * p->hidden_dim, sizeof(float));
     TRY_ALLOC(c->hb2, ffn_nb * p->hidden_dim, sizeof(float));
     TRY_ALLOC(c->rope_cs, nb * p->n_rot, sizeof(float));
-    /* per thread: ENG_ATTN_SCRATCH(n_ctx, head_dim, GQA group) of
-     * arch/attn_arch.h, the scratch of one attention unit (attn.c) */
+    /* per thread: ENG_ATTN_SCRATCH(n_ctx, head_dim, GQA group,
+     * min(ENG_ATTN_TOKENS = 8, n_batch)) of arch/attn_arch.h, the scratch
+     * of one attention unit (attn.c) */
     TRY_ALLOC(c->att,
-              (size_t)c->p.n_threads * ((size_t)(p->n_heads / p->n_kv_heads) *
-                                            (c->n_ctx + 16 + p->head_dim) +
-                                        16 * (size_t)p->head_dim + 16),
+              (size_t)c->p.n_threads *
+                  (NIB_MIN(nb, 8) * (size_t)(p->n_heads / p->n_kv_heads) *
+                       (c->n_ctx + 16 + p->head_dim) +
+                   32 * (size_t)p->head_dim + 16),
               sizeof(float));
     TRY_ALLOC(c->logits, (c->p.logits_all ? nb : 1) * p->n_vocab,
               sizeof(float));

@@ -5,7 +5,8 @@
  *     vec_dot_nrc_packed on packed activations) equal vec_dot column by
  *     column, so a token's logits do not depend on the
  *     batch it was evaluated in (speculative verify == plain decode);
- *   - the SIMD attention unit equals the scalar reference in attn.c;
+ *   - the SIMD attention unit equals the scalar reference in attn.c, and a
+ *     token's rows in a unit of several tokens equal its one-token unit;
  *   - the thread pool runs every share of every task exactly once.
  */
 #include <float.h>
@@ -69,7 +70,7 @@ static int check_level(const cpu_level *l) {
         ENG_TYPE_Q4_K, ENG_TYPE_Q5_K, ENG_TYPE_Q6_K};
     /* Block counts that hit every leftover path of the 4-block loops
      * (1..7 blocks of 32), the test models' 256/768 and Qwen's 896/4864. */
-    static const int lens[] = {32,  64,  96,  128, 160, 192,  224,
+    static const int lens[] = {32,  64,  96,  128, 160,  192, 224,
                                256, 512, 768, 896, 1024, 4864};
     enum { NMAX = 4864, PAD = 40 };
     static float x[NMAX], y[NMAX];
@@ -135,8 +136,8 @@ static int check_level(const cpu_level *l) {
             }
         }
     }
-    fprintf(stderr, "%s: %d columns bit-identical, %d of them packed\n",
-            l->isa, checked + packed, packed);
+    fprintf(stderr, "%s: %d columns bit-identical, %d of them packed\n", l->isa,
+            checked + packed, packed);
     return checked;
 }
 
@@ -183,52 +184,72 @@ TEST_IMPL(kernels_nrc_equals_vec_dot) {
 
 /* ---- attention unit: SIMD == scalar -------------------------------------- */
 
-/* Scratch for one unit of up to this many heads over this many positions,
- * plus a canary beyond the end and room to misalign the start. */
-enum { ATT_MAXPOS = 2100, ATT_MAXHD = 128, ATT_MAXG = 12 };
+/* Scratch for one unit of up to this many tokens and heads over this many
+ * positions, plus a canary beyond the end and room to misalign the start. */
+enum {
+    ATT_MAXPOS = 2100,
+    ATT_MAXHD = 128,
+    ATT_MAXG = 12,
+    ATT_MAXT = ENG_ATTN_TOKENS,
+    /* floats between two tokens' queries (and outputs): more than a
+     * token's heads, to exercise the stride */
+    ATT_TS = ATT_MAXG * ATT_MAXHD + 16,
+};
 static float
-    att_scratch[ENG_ATTN_SCRATCH(ATT_MAXPOS, ATT_MAXHD, ATT_MAXG) + 32];
+    att_scratch[ENG_ATTN_SCRATCH(ATT_MAXPOS, ATT_MAXHD, ATT_MAXG, ATT_MAXT) +
+                32];
 
 /* Runs `best` on scratch full of NaNs (so a read of a score or key it did
  * not write shows up in the output), one float off 64-byte alignment, and
  * checks it wrote nothing past ENG_ATTN_SCRATCH. */
 static int att_run_simd(eng_attn_group_fn best, float *out, const float *q,
-                        const eng_fp16 *k, const eng_fp16 *v, size_t stride,
-                        int hd, int ng, int n_pos, float scale) {
-    size_t need = ENG_ATTN_SCRATCH(n_pos, hd, ng);
+                        size_t ts, const eng_fp16 *k, const eng_fp16 *v,
+                        size_t stride, int hd, int ng, int nt, int n_pos,
+                        float scale) {
+    size_t need = ENG_ATTN_SCRATCH(n_pos + nt - 1, hd, ng, nt);
     float *s = att_scratch + 1;
     for (size_t i = 0; i < need; i++)
         s[i] = NAN;
     for (size_t i = need; i < need + 16; i++)
         s[i] = 12345.0f;
-    best(out, q, k, v, stride, hd, ng, n_pos, scale, s);
+    best(out, q, ts, k, v, stride, hd, ng, nt, n_pos, scale, s);
     for (size_t i = need; i < need + 16; i++)
         if (s[i] != 12345.0f)
             return 0;
     return 1;
 }
 
+/* Every row of a unit of nt tokens (token t sees n_pos + t positions)
+ * equals the head reference, and each token's rows equal what the SIMD
+ * unit gives that token alone: a token's attention does not depend on the
+ * batch it came in. */
 TEST_IMPL(kernels_attn_group) {
     eng_quant_init();
     eng_attn_group_fn best = eng__attn_group_best();
     if (best == eng__attn_group_ref)
         TEST_SKIP("no SIMD attention on this CPU (%s)", eng_quant_isa());
     enum { KV_HEADS = 2 };
-    static const int hds[] = {64, 128, 80, 32};
+    /* 40 is not a multiple of 16: the SIMD unit hands it to the reference */
+    static const int hds[] = {64, 128, 80, 32, 48, 96, 112, 40};
     /* the GQA groups of real models (7: Qwen2.5-0.5B/7B, 6: 1.5B, 8: 3B,
      * 12: StarCoder2-3B), and every way the SIMD p.V splits them into
-     * parts and dim blocks */
+     * parts and dim blocks and the scores into chunks of rows */
     static const int groups[] = {1, 2, 3, 4, 5, 6, 7, 8, 12};
-    static const int npos[] = {1, 2, 15, 16, 17, 31, 33, 100, 257, 2000};
+    /* first token's positions: around the blocks of 16 and 32 the scores
+     * take, and long */
+    static const int npos[] = {1, 2, 15, 16, 17, 31, 32, 33, 100, 257, 2000};
+    /* tokens per unit, taken in turn */
+    static const int ntok[8] = {1, 8, 3, 2, 5, 7, 4, 6};
     /* score spreads: mild, and wide enough that most exps underflow to
      * subnormals and zero */
     static const float qscale[] = {0.5f, 8.0f, 60.0f};
     static eng_fp16 k[ATT_MAXPOS * KV_HEADS * ATT_MAXHD],
         v[ATT_MAXPOS * KV_HEADS * ATT_MAXHD];
-    static float q[ATT_MAXG * ATT_MAXHD], att[ATT_MAXPOS + 16 + ATT_MAXHD];
-    static float out_ref[ATT_MAXHD], out_simd[ATT_MAXG * ATT_MAXHD];
+    static float q[ATT_MAXT * ATT_TS], att[ATT_MAXPOS + 16 + ATT_MAXHD];
+    static float out_ref[ATT_MAXHD], out_simd[ATT_MAXT * ATT_TS],
+        out_one[ATT_TS];
     static eng_fp16 q16[ATT_MAXHD];
-    int checked = 0;
+    int checked = 0, turn = 0;
     for (size_t hi = 0; hi < NIB_ARRAY_LEN(hds); hi++) {
         const int hd = hds[hi];
         const size_t stride = (size_t)KV_HEADS * hd;
@@ -240,27 +261,50 @@ TEST_IMPL(kernels_attn_group) {
             const int ng = groups[gi];
             for (size_t pi = 0; pi < NIB_ARRAY_LEN(npos); pi++) {
                 for (size_t si = 0; si < NIB_ARRAY_LEN(qscale); si++) {
-                    for (int d = 0; d < ng * hd; d++)
-                        q[d] = krng_sym() * qscale[si];
                     const int n = npos[pi];
+                    /* (at most two tokens over the long context, where
+                     * the scalar reference takes most of the time) */
+                    const int nt =
+                        n > 1000 && ntok[turn % 8] > 2 ? 2 : ntok[turn % 8];
+                    turn++;
+                    for (int t = 0; t < nt; t++)
+                        for (int d = 0; d < ng * hd; d++)
+                            q[t * ATT_TS + d] = krng_sym() * qscale[si];
                     const float scale = 1.0f / sqrtf((float)hd);
                     /* the second KV head's slice, to exercise the stride */
-                    ASSERT_MSG(att_run_simd(best, out_simd, q, k + hd, v + hd,
-                                            stride, hd, ng, n, scale),
-                               "hd=%d ng=%d n_pos=%d: wrote past the scratch",
-                               hd, ng, n);
-                    for (int g = 0; g < ng; g++) {
-                        eng__attn_head_ref(out_ref, q + g * hd, k + hd, v + hd,
-                                           stride, hd, n, scale, att, q16);
-                        for (int d = 0; d < hd; d++)
-                            ASSERT_MSG(
-                                memcmp(&out_ref[d], &out_simd[g * hd + d], 4) ==
-                                    0,
-                                "hd=%d ng=%d n_pos=%d qscale=%g head %d dim "
-                                "%d: %.9g vs %.9g",
-                                hd, ng, n, qscale[si], g, d,
-                                out_simd[g * hd + d], out_ref[d]);
-                        checked++;
+                    ASSERT_MSG(att_run_simd(best, out_simd, q, ATT_TS, k + hd,
+                                            v + hd, stride, hd, ng, nt, n,
+                                            scale),
+                               "hd=%d ng=%d nt=%d n_pos=%d: wrote past the "
+                               "scratch",
+                               hd, ng, nt, n);
+                    for (int t = 0; t < nt; t++) {
+                        const float *qt = q + t * ATT_TS;
+                        const float *ot = out_simd + t * ATT_TS;
+                        for (int g = 0; g < ng; g++) {
+                            eng__attn_head_ref(out_ref, qt + g * hd, k + hd,
+                                               v + hd, stride, hd, n + t, scale,
+                                               att, q16);
+                            for (int d = 0; d < hd; d++)
+                                ASSERT_MSG(
+                                    memcmp(&out_ref[d], &ot[g * hd + d], 4) ==
+                                        0,
+                                    "hd=%d ng=%d nt=%d n_pos=%d qscale=%g "
+                                    "token %d head %d dim %d: %.9g vs %.9g",
+                                    hd, ng, nt, n, qscale[si], t, g, d,
+                                    ot[g * hd + d], out_ref[d]);
+                            checked++;
+                        }
+                        if (nt == 1)
+                            continue;
+                        ASSERT(att_run_simd(best, out_one, qt, ATT_TS, k + hd,
+                                            v + hd, stride, hd, ng, 1, n + t,
+                                            scale));
+                        ASSERT_MSG(memcmp(out_one, ot,
+                                          (size_t)ng * hd * sizeof *ot) == 0,
+                                   "hd=%d ng=%d nt=%d n_pos=%d token %d: "
+                                   "alone differs from in the unit",
+                                   hd, ng, nt, n, t);
                     }
                 }
             }
@@ -270,24 +314,27 @@ TEST_IMPL(kernels_attn_group) {
     return 0;
 }
 
-/* The reference for a group is the head reference head by head (the
- * scalar path runs it under NIB_FORCE_SCALAR and without AVX-512). */
+/* The reference for a unit is the head reference row by row, each token
+ * over its own positions (the scalar path runs it under NIB_FORCE_SCALAR
+ * and without AVX-512). */
 TEST_IMPL(kernels_attn_group_ref) {
-    enum { HD = 80, NG = 3, N = 37 };
-    static eng_fp16 k[N * HD], v[N * HD], q16[HD];
-    static float q[NG * HD], att[N + 16 + HD], a[NG * HD], b[HD];
-    static float scratch[ENG_ATTN_SCRATCH(N, HD, NG)];
-    for (int i = 0; i < N * HD; i++) {
+    enum { HD = 80, NG = 3, NT = 4, N = 37, TS = NG * HD + 8 };
+    static eng_fp16 k[(N + NT) * HD], v[(N + NT) * HD], q16[HD];
+    static float q[NT * TS], att[N + NT + 16 + HD], a[NT * TS], b[HD];
+    static float scratch[ENG_ATTN_SCRATCH(N + NT - 1, HD, NG, NT)];
+    for (int i = 0; i < (N + NT) * HD; i++) {
         k[i] = eng_fp32_to_fp16(krng_sym());
         v[i] = eng_fp32_to_fp16(krng_sym());
     }
-    for (int i = 0; i < NG * HD; i++)
+    for (int i = 0; i < NT * TS; i++)
         q[i] = krng_sym() * 4.0f;
-    eng__attn_group_ref(a, q, k, v, HD, HD, NG, N, 0.125f, scratch);
-    for (int g = 0; g < NG; g++) {
-        eng__attn_head_ref(b, q + g * HD, k, v, HD, HD, N, 0.125f, att, q16);
-        ASSERT(memcmp(a + g * HD, b, sizeof b) == 0);
-    }
+    eng__attn_group_ref(a, q, TS, k, v, HD, HD, NG, NT, N, 0.125f, scratch);
+    for (int t = 0; t < NT; t++)
+        for (int g = 0; g < NG; g++) {
+            eng__attn_head_ref(b, q + t * TS + g * HD, k, v, HD, HD, N + t,
+                               0.125f, att, q16);
+            ASSERT(memcmp(a + t * TS + g * HD, b, sizeof b) == 0);
+        }
     return 0;
 }
 
@@ -314,7 +361,7 @@ TEST_IMPL(kernels_attn_exp_range) {
         memset(q, 0, sizeof q);
         q[0] = 16.0f;
         eng__attn_head_ref(a, q, k, v, HD, HD, N, 1.0f, att, q16);
-        ASSERT(att_run_simd(best, b, q, k, v, HD, HD, 1, N, 1.0f));
+        ASSERT(att_run_simd(best, b, q, HD, k, v, HD, HD, 1, 1, N, 1.0f));
         ASSERT_MSG(memcmp(a, b, sizeof a) == 0, "step %g", step);
         checked++;
     }
@@ -337,11 +384,10 @@ TEST_IMPL(kernels_swiglu) {
     enum { N = 4864 };
     static float g[N], u[N], a[N], b[N];
     static const float spread[] = {0.01f, 1.0f, 8.0f, 90.0f, 300.0f};
-    static const float edge[] = {0.0f,      -0.0f,     INFINITY, -INFINITY,
-                                 NAN,       1e-40f,    -1e-40f,  FLT_MAX,
-                                 -FLT_MAX,  87.3f,     -87.3f,   88.8f,
-                                 -88.8f,    103.9f,    -103.9f,  133.0f,
-                                 -133.0f,   150.0f,    -150.0f,  1e30f};
+    static const float edge[] = {0.0f,   -0.0f,   INFINITY, -INFINITY, NAN,
+                                 1e-40f, -1e-40f, FLT_MAX,  -FLT_MAX,  87.3f,
+                                 -87.3f, 88.8f,   -88.8f,   103.9f,    -103.9f,
+                                 133.0f, -133.0f, 150.0f,   -150.0f,   1e30f};
     int checked = 0;
     for (size_t si = 0; si < NIB_ARRAY_LEN(spread); si++) {
         for (int i = 0; i < N; i++) {
@@ -365,7 +411,8 @@ TEST_IMPL(kernels_swiglu) {
     return 0;
 }
 
-/* ---- pool ------------------------------------------------------------------ */
+/* ---- pool ------------------------------------------------------------------
+ */
 
 typedef struct {
     atomic_int runs[8];
@@ -395,7 +442,8 @@ TEST_IMPL(kernels_pool_shares_once) {
     return 0;
 }
 
-/* ---- exp ------------------------------------------------------------------- */
+/* ---- exp -------------------------------------------------------------------
+ */
 
 /* eng__expf_vec's original formulation, with libm's ldexpf. */
 static float expf_vec_ldexpf(float x) {
@@ -432,9 +480,9 @@ TEST_IMPL(kernels_expf_vec_exact) {
         ASSERT_MSG(memcmp(&a, &b, 4) == 0, "x=%.9g: %.9g vs %.9g", x, a, b);
         checked += 2;
     }
-    const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e30f,
-                             -1e30f, 88.72f, 88.73f, -87.33f, -103.97f,
-                             -103.98f};
+    const float special[] = {0.0f,   -0.0f,   INFINITY, -INFINITY,
+                             NAN,    1e30f,   -1e30f,   88.72f,
+                             88.73f, -87.33f, -103.97f, -103.98f};
     for (size_t i = 0; i < NIB_ARRAY_LEN(special); i++) {
         float a = eng__expf_vec(special[i]), b = expf_vec_ldexpf(special[i]);
         ASSERT_MSG(memcmp(&a, &b, 4) == 0 || (a != a && b != b),

@@ -2,13 +2,17 @@
  * attn_arch.h — the seam between attn.c and its SIMD twin (engine-internal,
  * included only by attn.c, arch/attn_*.c and the kernel tests).
  *
- * One unit of attention work is one query token and a few query heads that
- * share one KV head, so the SIMD version converts each fp16 key and value
- * once for all of them. The scalar reference lives in attn.c and works head
- * by head; arch/attn_avx512.c computes the same floats in the same order
- * (16-lane FMAs, the same lane trees, the same vector exp), so the two
- * agree bit for bit, which tests kernels_attn_group and
- * kernels_attn_exp_range check.
+ * One unit of attention work is one KV head, the query heads that share it
+ * and a run of consecutive tokens of the batch, so the SIMD version
+ * converts each fp16 key once for all of those query rows. Each row's
+ * result depends only on its own query and positions, never on the unit it
+ * came in: a token's output is the same in a batch as on its own. The
+ * scalar reference lives in attn.c and works head by head; a score is one
+ * sequential chain of fused multiply-adds along the head, which
+ * arch/attn_avx512.c runs for sixteen positions per register, and its
+ * softmax and p.V keep the reference's 16-lane sums and lane trees and
+ * vector exp, so the two agree bit for bit, which tests kernels_attn_group
+ * and kernels_attn_exp_range check.
  */
 #ifndef NIB_ENGINE_ARCH_ATTN_ARCH_H
 #define NIB_ENGINE_ARCH_ATTN_ARCH_H
@@ -17,21 +21,27 @@
 
 #include "../quant.h"
 
-/* Floats of scratch one unit of ng heads over up to n_pos positions needs
- * (scores of each head, its query, 16 keys in F32, alignment slack). */
-#define ENG_ATTN_SCRATCH(n_pos, hd, ng)                                        \
-    ((size_t)(ng) * ((size_t)(n_pos) + 16 + (size_t)(hd)) +                    \
-     16 * (size_t)(hd) + 16)
+/* Tokens of a batch one unit covers at most. */
+#define ENG_ATTN_TOKENS 8
 
-/* out[g*hd ..][0..hd) = softmax(scale * K q_g) V for the ng query heads
- * q + g*hd (g < ng) that share one KV head, over n_pos cached positions.
- * k and v point at that KV head's slice of position 0; position j is at
- * k + j * stride (elements). scratch holds ENG_ATTN_SCRATCH(n_pos, hd, ng)
- * floats (borrowed, overwritten). */
-typedef void (*eng_attn_group_fn)(float *out, const float *q, const eng_fp16 *k,
-                                  const eng_fp16 *v, size_t stride, int hd,
-                                  int ng, int n_pos, float scale,
-                                  float *scratch);
+/* Floats of scratch one unit of nt tokens x ng heads needs when its last
+ * token sees n_pos positions (scores of each row, its query, 32 keys in
+ * F32, alignment slack). */
+#define ENG_ATTN_SCRATCH(n_pos, hd, ng, nt)                                    \
+    ((size_t)(nt) * (size_t)(ng) * ((size_t)(n_pos) + 16 + (size_t)(hd)) +     \
+     32 * (size_t)(hd) + 16)
+
+/* For tokens t < nt and the ng query heads g < ng that share one KV head:
+ * out + t * ts + g * hd [0..hd) = softmax(scale * K q) V for the query
+ * q + t * ts + g * hd over the first n_pos + t cached positions (token t
+ * is t places after the first, which sees n_pos). k and v point at that KV
+ * head's slice of position 0; position j is at k + j * stride (elements).
+ * scratch holds ENG_ATTN_SCRATCH(n_pos + nt - 1, hd, ng, nt) floats
+ * (borrowed, overwritten). */
+typedef void (*eng_attn_group_fn)(float *out, const float *q, size_t ts,
+                                  const eng_fp16 *k, const eng_fp16 *v,
+                                  size_t stride, int hd, int ng, int nt,
+                                  int n_pos, float scale, float *scratch);
 
 /* attn.c: the scalar reference for one head. att is scratch of at least
  * n_pos + 16 floats, q16 of hd halves (both borrowed, overwritten). */
@@ -39,10 +49,11 @@ void eng__attn_head_ref(float *out, const float *q, const eng_fp16 *k,
                         const eng_fp16 *v, size_t stride, int hd, int n_pos,
                         float scale, float *att, eng_fp16 *q16);
 
-/* attn.c: the reference for a group, eng__attn_head_ref head by head. */
-void eng__attn_group_ref(float *out, const float *q, const eng_fp16 *k,
-                         const eng_fp16 *v, size_t stride, int hd, int ng,
-                         int n_pos, float scale, float *scratch);
+/* attn.c: the reference for a unit, eng__attn_head_ref row by row. */
+void eng__attn_group_ref(float *out, const float *q, size_t ts,
+                         const eng_fp16 *k, const eng_fp16 *v, size_t stride,
+                         int hd, int ng, int nt, int n_pos, float scale,
+                         float *scratch);
 
 /* The fastest version for this CPU (the reference under NIB_FORCE_SCALAR
  * or without AVX-512); call after eng_quant_init. */
@@ -60,9 +71,10 @@ eng_swiglu_fn eng__swiglu_best(void);
 void eng__swiglu_avx512(float *o, const float *g, const float *u, int n);
 /* attn_avx512.c: hd a multiple of 16 (others go to the reference). Run
  * only where cpu.c found AVX-512. */
-void eng__attn_group_avx512(float *out, const float *q, const eng_fp16 *k,
-                            const eng_fp16 *v, size_t stride, int hd, int ng,
-                            int n_pos, float scale, float *scratch);
+void eng__attn_group_avx512(float *out, const float *q, size_t ts,
+                            const eng_fp16 *k, const eng_fp16 *v, size_t stride,
+                            int hd, int ng, int nt, int n_pos, float scale,
+                            float *scratch);
 #endif
 
 #endif

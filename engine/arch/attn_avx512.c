@@ -1,28 +1,33 @@
 /*
- * attn_avx512.c — one unit of attention (a query token and the query heads
- * that share one KV head) with AVX-512, bit-identical head by head to
- * eng__attn_head_ref in attn.c (compiled with the AVX-512 flags; attn.c
- * calls it only after cpu.c found AVX-512).
+ * attn_avx512.c — one unit of attention (a KV head, the query heads that
+ * share it and a run of consecutive tokens of the batch) with AVX-512,
+ * bit-identical row by row to eng__attn_head_ref in attn.c (compiled with
+ * the AVX-512 flags; attn.c calls it only after cpu.c found AVX-512).
  *
- * The reference sums in 16 lanes, so each of its 16-float arrays is one
- * zmm register here, and its lane tree (halves, quarters, pairs) is the
- * same adds on register parts; the vector exp is the scalar eng__expf_vec
- * with the same FMAs (ldexpf is vscalefps: both scale exactly and round
- * subnormal results to nearest). What differs is only the organisation:
- *   - scores: sixteen positions at once, each its own 16-lane FMA chain
- *     along the head, against keys converted to F32 once per block for all
- *     heads; one transpose-add network then does the sixteen lane trees
- *     together (the same association as sum16_tree, lanes of other
- *     positions riding along) and leaves the scores in position order;
- *   - softmax: the same network sums sixteen blocks of exps at once, and
- *     the heads' serial double sums interleave;
- *   - p.V: lane l of the reference's accumulators takes the positions
- *     j = l (mod 16) in increasing order, so a register can hold lane l of
- *     every head and dim block while the positions of that lane stream by:
- *     each value row is converted once and used for all heads of the part,
- *     and each weight is broadcast once for all its dims. The sixteen
- *     lanes meet at the end in the reference's tree, whole registers at a
- *     time.
+ * The reference's softmax and p.V sum in 16 lanes, so each of their
+ * 16-float arrays is one zmm register here, and their lane tree (halves,
+ * quarters, pairs) is the same adds on register parts; the vector exp is
+ * the scalar eng__expf_vec with the same FMAs (ldexpf is vscalefps: both
+ * scale exactly and round subnormal results to nearest). What differs is
+ * only the organisation:
+ *   - scores: the reference's score is one FMA chain along the head, so
+ *     lane s of a register runs that chain for position s: 32 keys at a
+ *     time are converted to F32 and transposed to [dim][position] once,
+ *     for every query row of the unit (ng heads x the run's tokens), and
+ *     each row then needs one broadcast and one FMA per dim for sixteen
+ *     positions, with no horizontal sum. Rows share the keys up to the
+ *     last token's position; the positions past a row's own are computed
+ *     and never read;
+ *   - softmax (token by token): the transpose-add network of tree16x16
+ *     sums sixteen blocks of exps at once, and the heads' serial double
+ *     sums interleave;
+ *   - p.V (token by token): lane l of the reference's accumulators takes
+ *     the positions j = l (mod 16) in increasing order, so a register can
+ *     hold lane l of every head and dim block while the positions of that
+ *     lane stream by: each value row is converted once and used for all
+ *     heads of the part, and each weight is broadcast once for all its
+ *     dims. The sixteen lanes meet at the end in the reference's tree,
+ *     whole registers at a time.
  */
 #include "attn_arch.h"
 
@@ -76,6 +81,177 @@ ALWAYS_INLINE __m512 load_ph(const eng_fp16 *p) {
 
 /* ---- scores -------------------------------------------------------------- */
 
+/* In place: element k of r[i] becomes element i of r[k]. Pairs of rows
+ * interleave by floats, then by float pairs, which leaves in each 128-bit
+ * lane L of b[4G + e] element 4L + e of rows 4G .. 4G + 3; two rounds of
+ * lane shuffles then gather lane L of the four row groups. */
+ALWAYS_INLINE void transpose16(__m512 r[16]) {
+    __m512 a[16], b[16], c[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 16; i += 2) {
+        a[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        a[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < 16; g += 4) {
+        __m512d a0 = _mm512_castps_pd(a[g]), a1 = _mm512_castps_pd(a[g + 1]);
+        __m512d a2 = _mm512_castps_pd(a[g + 2]),
+                a3 = _mm512_castps_pd(a[g + 3]);
+        b[g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+        b[g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+        b[g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+        b[g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+    }
+    /* c[4e + h]: lanes {0, 1} (h = 0) or {2, 3} (h = 1) of groups 0 and 1,
+     * and (h = 2, 3) the same of groups 2 and 3 */
+#pragma GCC unroll 4
+    for (int e = 0; e < 4; e++) {
+        c[4 * e] = _mm512_shuffle_f32x4(b[e], b[4 + e], 0x44);
+        c[4 * e + 1] = _mm512_shuffle_f32x4(b[e], b[4 + e], 0xee);
+        c[4 * e + 2] = _mm512_shuffle_f32x4(b[8 + e], b[12 + e], 0x44);
+        c[4 * e + 3] = _mm512_shuffle_f32x4(b[8 + e], b[12 + e], 0xee);
+    }
+#pragma GCC unroll 4
+    for (int e = 0; e < 4; e++) {
+        r[e] = _mm512_shuffle_f32x4(c[4 * e], c[4 * e + 2], 0x88);
+        r[4 + e] = _mm512_shuffle_f32x4(c[4 * e], c[4 * e + 2], 0xdd);
+        r[8 + e] = _mm512_shuffle_f32x4(c[4 * e + 1], c[4 * e + 3], 0x88);
+        r[12 + e] = _mm512_shuffle_f32x4(c[4 * e + 1], c[4 * e + 3], 0xdd);
+    }
+}
+
+/* kt[32 * d + s] = key j0 + s, dim d, in F32 for s < 16, d < hd: sixteen
+ * positions per row, one register each, so that a query row's scores
+ * are one chain of FMAs per register. Keys at or past n_pos (nv < 16 of
+ * them valid) are zeros: they lie past the cache's valid rows and maybe
+ * its end, and no softmax reads their scores. */
+ALWAYS_INLINE void keys_t_block(float *kt, const eng_fp16 *k, size_t stride,
+                                int hd, int nv) {
+    for (int c = 0; c < hd; c += 16) {
+        __m512 r[16];
+#pragma GCC unroll 16
+        for (int s = 0; s < 16; s++)
+            r[s] = s < nv ? load_ph(k + (size_t)s * stride + c)
+                          : _mm512_setzero_ps();
+        transpose16(r);
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++)
+            _mm512_store_ps(kt + 32 * (c + i), r[i]);
+    }
+}
+
+static void keys_t(float *kt, const eng_fp16 *k, size_t stride, int hd,
+                   int nv) {
+    if (nv >= 16)
+        keys_t_block(kt, k, stride, hd, 16);
+    else
+        keys_t_block(kt, k, stride, hd, nv);
+}
+
+/* Query rows at most in one pass over the transposed keys: 8 rows of 32
+ * positions are 16 independent FMA chains, twice the FMA latency times
+ * its ports, in 16 of the 32 registers. */
+#define SC_ROWS 8
+
+/* att[r * rs + s] = scale * (q_r . key s) for the R rows r of a chunk and
+ * the 16 * NB positions s of kt (NB = 2: kt + 16 holds the second 16).
+ * qi holds the rows' queries interleaved, qi[d * R + r], so each
+ * broadcast is one constant offset from one pointer. */
+ALWAYS_INLINE void score_rows(float *att, size_t rs, const float *qi, int hd,
+                              const float *kt, __m512 vscale, const int R,
+                              const int NB) {
+    __m512 acc[SC_ROWS][2];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int h = 0; h < NB; h++)
+            acc[r][h] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (int d = 0; d < hd; d++) {
+        __m512 kv[2];
+#pragma GCC unroll 2
+        for (int h = 0; h < NB; h++)
+            kv[h] = _mm512_load_ps(kt + 32 * d + 16 * h);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            const __m512 qb = _mm512_set1_ps(qi[d * R + r]);
+#pragma GCC unroll 2
+            for (int h = 0; h < NB; h++)
+                acc[r][h] = _mm512_fmadd_ps(qb, kv[h], acc[r][h]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int h = 0; h < NB; h++)
+            _mm512_store_ps(att + r * rs + 16 * h,
+                            _mm512_mul_ps(acc[r][h], vscale));
+}
+
+typedef void (*score_fn)(float *att, size_t rs, const float *qi, int hd,
+                         const float *kt, __m512 vscale);
+
+#define SCORE_FN(r, nb)                                                        \
+    static void score_##r##_##nb(float *att, size_t rs, const float *qi,       \
+                                 int hd, const float *kt, __m512 vscale) {     \
+        score_rows(att, rs, qi, hd, kt, vscale, r, nb);                        \
+    }
+/* clang-format off */
+SCORE_FN(1, 1) SCORE_FN(2, 1) SCORE_FN(3, 1) SCORE_FN(4, 1)
+SCORE_FN(5, 1) SCORE_FN(6, 1) SCORE_FN(7, 1) SCORE_FN(8, 1)
+SCORE_FN(1, 2) SCORE_FN(2, 2) SCORE_FN(3, 2) SCORE_FN(4, 2)
+SCORE_FN(5, 2) SCORE_FN(6, 2) SCORE_FN(7, 2) SCORE_FN(8, 2)
+
+/* [blocks of 16 positions - 1][rows - 1] */
+static const score_fn score_fns[2][SC_ROWS] = {
+    {score_1_1, score_2_1, score_3_1, score_4_1,
+     score_5_1, score_6_1, score_7_1, score_8_1},
+    {score_1_2, score_2_2, score_3_2, score_4_2,
+     score_5_2, score_6_2, score_7_2, score_8_2},
+};
+/* clang-format on */
+
+/* Rows in chunks of at most SC_ROWS, as equal as can be: chunk c is rows
+ * [chunk_start(rows, n, c), chunk_start(rows, n, c + 1)). */
+static inline int chunk_start(int rows, int n_chunks, int c) {
+    return (int)((long)rows * c / n_chunks);
+}
+
+/* The scores of all rows (rows of scores rs apart, queries in qf as
+ * interleaved chunks, see eng__attn_group_avx512) over positions
+ * [0, n_pos): per 32 positions the keys are transposed once into kt, then
+ * every chunk of rows runs its FMA chains against them. */
+static void scores(float *att, size_t rs, const float *qf, int rows,
+                   const eng_fp16 *k, size_t stride, int hd, int n_pos,
+                   float scale, float *kt) {
+    const __m512 vscale = _mm512_set1_ps(scale);
+    const int n_chunks = (rows + SC_ROWS - 1) / SC_ROWS;
+    for (int j0 = 0; j0 < n_pos; j0 += 32) {
+        const int nb = n_pos - j0 > 16 ? 2 : 1;
+        /* the keys of the next block: rows kv_dim apart, and in decode
+         * far from any cache after the matmuls between two layers; the
+         * hardware prefetcher leaves them to demand misses (measured with
+         * the caches flushed before each layer: 0.94 ms instead of 1.03
+         * for 24 layers of one token at 512 positions, medians) */
+        for (int j = j0 + 32; j < j0 + 64 && j < n_pos; j++)
+            for (int b = 0; b < hd * 2; b += 64)
+                _mm_prefetch((const char *)(k + (size_t)j * stride) + b,
+                             _MM_HINT_T0);
+        keys_t(kt, k + (size_t)j0 * stride, stride, hd, n_pos - j0);
+        if (nb == 2)
+            keys_t(kt + 16, k + (size_t)(j0 + 16) * stride, stride, hd,
+                   n_pos - j0 - 16);
+        for (int c = 0; c < n_chunks; c++) {
+            const int r0 = chunk_start(rows, n_chunks, c);
+            const int r1 = chunk_start(rows, n_chunks, c + 1);
+            score_fns[nb - 1][r1 - r0 - 1](
+                att + r0 * rs + j0, rs, qf + (size_t)r0 * hd, hd, kt, vscale);
+        }
+    }
+}
+
+/* ---- softmax ------------------------------------------------------------- */
+
 /* attn.c's sum16_tree of sixteen registers at once: element n of the
  * result is sum16_tree(v[n]). Each level adds the reference's pairs of
  * lanes for all sixteen together, a blend taking one operand in place and
@@ -110,51 +286,6 @@ ALWAYS_INLINE __m512 tree16x16(const __m512 *v) {
     return _mm512_add_ps(_mm512_mask_blend_ps(0xaaaa, y[0], y[1]),
                          _mm512_permute_ps(t, _MM_SHUFFLE(2, 3, 0, 1)));
 }
-
-/* att[g * rs + j] = scale * (K_j . q_g) for g < ng, j < n_pos (up to the
- * next multiple of 16 written). qf holds the ng queries as fp16 values in
- * F32. kf is scratch for 16 keys in F32, [hd / 16][key][16]: one base
- * address and constant offsets for the sixteen chains. */
-static void scores16(float *att, size_t rs, const float *qf, const eng_fp16 *k,
-                     size_t stride, int hd, int ng, int n_pos, float scale,
-                     float *kf) {
-    const __m512 vscale = _mm512_set1_ps(scale);
-    const int nb = hd / 16;
-    for (int j0 = 0; j0 < n_pos; j0 += 16) {
-        /* keys past n_pos are zeros; softmax never reads their scores */
-        for (int s = 0; s < 16; s++) {
-            int j = j0 + s;
-            float *dst = kf + 16 * s;
-            if (j < n_pos) {
-                const eng_fp16 *src = k + (size_t)j * stride;
-                for (int b = 0; b < nb; b++)
-                    _mm512_store_ps(dst + 256 * b, load_ph(src + 16 * b));
-            } else {
-                for (int b = 0; b < nb; b++)
-                    _mm512_store_ps(dst + 256 * b, _mm512_setzero_ps());
-            }
-        }
-        for (int g = 0; g < ng; g++) {
-            const float *qg = qf + (size_t)g * hd;
-            __m512 acc[16];
-#pragma GCC unroll 16
-            for (int s = 0; s < 16; s++)
-                acc[s] = _mm512_setzero_ps();
-            for (int b = 0; b < nb; b++) {
-                const __m512 qv = _mm512_load_ps(qg + 16 * b);
-                const float *kb = kf + 256 * b;
-#pragma GCC unroll 16
-                for (int s = 0; s < 16; s++)
-                    acc[s] = _mm512_fmadd_ps(_mm512_load_ps(kb + 16 * s), qv,
-                                             acc[s]);
-            }
-            _mm512_store_ps(att + g * rs + j0,
-                            _mm512_mul_ps(tree16x16(acc), vscale));
-        }
-    }
-}
-
-/* ---- softmax ------------------------------------------------------------- */
 
 /* Heads whose softmax sums run interleaved (see softmax_rows). */
 #define SM_HEADS 8
@@ -346,42 +477,67 @@ static const pv_part_fn pv_parts[8][4] = {
 
 /* ---- the unit ------------------------------------------------------------ */
 
-void eng__attn_group_avx512(float *out, const float *q, const eng_fp16 *k,
-                            const eng_fp16 *v, size_t stride, int hd, int ng,
-                            int n_pos, float scale, float *scratch) {
+void eng__attn_group_avx512(float *out, const float *q, size_t ts,
+                            const eng_fp16 *k, const eng_fp16 *v, size_t stride,
+                            int hd, int ng, int nt, int n_pos, float scale,
+                            float *scratch) {
     if (hd % 16) {
-        eng__attn_group_ref(out, q, k, v, stride, hd, ng, n_pos, scale,
+        eng__attn_group_ref(out, q, ts, k, v, stride, hd, ng, nt, n_pos, scale,
                             scratch);
         return;
     }
-    /* scratch: ng score rows of rs floats, the ng queries, 16 keys; all
+    /* rows r = t * ng + g; the last token sees n_last positions, the
+     * others compute scores up to there too and never read the extra */
+    const int rows = nt * ng, n_last = n_pos + nt - 1;
+    /* scratch: the score rows, rs floats each, the queries, 32 keys; all
      * 64-byte aligned, as rs and hd are multiples of 16 floats */
     float *att = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    const size_t rs = ((size_t)n_pos + 15) & ~(size_t)15;
-    float *qf = att + ng * rs;
-    float *kf = qf + (size_t)ng * hd;
+    const size_t rs = ((size_t)n_last + 15) & ~(size_t)15;
+    float *qf = att + rows * rs;
+    float *kt = qf + (size_t)rows * hd;
 
-    /* queries rounded to fp16 */
-    for (int i = 0; i < ng * hd; i += 16)
-        _mm512_store_ps(qf + i,
-                        _mm512_cvtph_ps(_mm512_cvtps_ph(
-                            _mm512_loadu_ps(q + i),
-                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+    /* queries rounded to fp16, each chunk's interleaved (score_rows):
+     * qf[r0 * hd + d * R + r] for the R rows from r0 */
+    const int n_chunks = (rows + SC_ROWS - 1) / SC_ROWS;
+    for (int c = 0; c < n_chunks; c++) {
+        const int r0 = chunk_start(rows, n_chunks, c);
+        const int R = chunk_start(rows, n_chunks, c + 1) - r0;
+        float *qi = qf + (size_t)r0 * hd;
+        for (int r = 0; r < R; r++) {
+            const int row = r0 + r;
+            const float *qr =
+                q + (size_t)(row / ng) * ts + (size_t)(row % ng) * hd;
+            for (int d = 0; d < hd; d += 16) {
+                float h[16];
+                _mm512_storeu_ps(
+                    h, _mm512_cvtph_ps(_mm512_cvtps_ph(
+                           _mm512_loadu_ps(qr + d),
+                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+                for (int i = 0; i < 16; i++)
+                    qi[(d + i) * R + r] = h[i];
+            }
+        }
+    }
 
-    scores16(att, rs, qf, k, stride, hd, ng, n_pos, scale, kf);
+    scores(att, rs, qf, rows, k, stride, hd, n_last, scale, kt);
 
-    softmax_rows(att, rs, ng, n_pos);
+    for (int t = 0; t < nt; t++) {
+        float *at = att + (size_t)t * ng * rs;
+        float *ot = out + (size_t)t * ts;
+        const int np = n_pos + t;
+        softmax_rows(at, rs, ng, np);
 
-    /* parts of at most 8 heads, as equal as can be, each over as many
-     * dims at once as PV_ACC allows */
-    const int n_parts = (ng + 7) / 8;
-    for (int part = 0; part < n_parts; part++) {
-        int g0 = ng * part / n_parts, gn = ng * (part + 1) / n_parts - g0;
-        int nd_max = PV_ACC / gn < 4 ? PV_ACC / gn : 4;
-        for (int d0 = 0; d0 < hd; d0 += 16 * nd_max) {
-            int nd = (hd - d0) / 16 < nd_max ? (hd - d0) / 16 : nd_max;
-            pv_parts[gn - 1][nd - 1](out + (size_t)g0 * hd, hd, att + g0 * rs,
-                                     rs, v, stride, n_pos, d0);
+        /* parts of at most 8 heads, as equal as can be, each over as many
+         * dims at once as PV_ACC allows */
+        const int n_parts = (ng + 7) / 8;
+        for (int part = 0; part < n_parts; part++) {
+            int g0 = ng * part / n_parts, gn = ng * (part + 1) / n_parts - g0;
+            int nd_max = PV_ACC / gn < 4 ? PV_ACC / gn : 4;
+            for (int d0 = 0; d0 < hd; d0 += 16 * nd_max) {
+                int nd = (hd - d0) / 16 < nd_max ? (hd - d0) / 16 : nd_max;
+                pv_parts[gn - 1][nd - 1](ot + (size_t)g0 * hd, hd, at + g0 * rs,
+                                         rs, v, stride, np, d0);
+            }
         }
     }
 }

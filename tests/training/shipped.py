@@ -20,9 +20,11 @@ PROMPTS = [
     ("models/nib-coder.gguf", "py-range",
      "<|fim_prefix|>def main():\n    for i in range(10):\n        print(<|fim_suffix|>)\n\n\n"
      "if __name__ == \"__main__\":\n    main()\n<|fim_middle|>"),
-    ("models/nib-coder.gguf", "c-include",
-     "<|fim_prefix|>#include <stdio.h>\n#include <std<|fim_suffix|>\n\nint main(void) {\n"
-     "    char *p = malloc(16);\n    free(p);\n    return 0;\n}\n<|fim_middle|>"),
+    # (c-free replaced c-include, whose second token was a near-tie that
+    # AVX-512 and AVX2 decided differently once attention changed order.)
+    ("models/nib-coder.gguf", "c-free",
+     "<|fim_prefix|>#include <stdlib.h>\n\nint main(void) {\n    char *p = malloc(16);\n"
+     "    <|fim_suffix|>\n    return 0;\n}\n<|fim_middle|>"),
     ("models/nib-coder.gguf", "go-err",
      "<|fim_prefix|>func readAll(path string) ([]byte, error) {\n\tdata, err := os.ReadFile(path)\n"
      "\tif err != nil {\n\t\treturn nil, <|fim_suffix|>\n\t}\n\treturn data, nil\n}\n<|fim_middle|>"),

@@ -290,21 +290,22 @@ int eng_ctx_new(const eng_model *m, const eng_ctx_params *params,
               sizeof(float));
 
     /* Scratch for the activations of the largest product converted to its
-     * weight's vec_dot_type (the down projection's input is FFN_CHUNK
-     * tokens at most). */
-    c->wdata_size = eng_row_size(eng_type_traits[m->w.output.type].vec_dot_type,
-                                 m->w.output.ne0) *
-                    nb;
+     * weight's vec_dot_type, packed or not (the down projection's input is
+     * FFN_CHUNK tokens at most). */
+    c->wdata_size =
+        eng_row_size_packed(eng_type_traits[m->w.output.type].vec_dot_type,
+                            m->w.output.ne0) *
+        nb;
     for (int l = 0; l < p->n_layers; l++) {
         const eng_layer *L = &m->w.layers[l];
         const eng_tensor *ts[] = {&L->wq,     &L->wk,   &L->wv,    &L->wo,
                                   &L->w_gate, &L->w_up, &L->w_down};
         for (size_t i = 0; i < NIB_ARRAY_LEN(ts); i++)
-            c->wdata_size =
-                NIB_MAX(c->wdata_size,
-                        eng_row_size(eng_type_traits[ts[i]->type].vec_dot_type,
-                                     ts[i]->ne0) *
-                            (ts[i] == &L->w_down ? ffn_nb : nb));
+            c->wdata_size = NIB_MAX(
+                c->wdata_size,
+                eng_row_size_packed(eng_type_traits[ts[i]->type].vec_dot_type,
+                                    ts[i]->ne0) *
+                    (ts[i] == &L->w_down ? ffn_nb : nb));
     }
 
     /* Buffers of the sgemm path, if some weight may take it (float weights

@@ -1108,6 +1108,13 @@ size_t eng_row_size(eng_type t, int64_t n) {
            eng_type_traits[t].type_size;
 }
 
+size_t eng_row_size_packed(eng_type t, int64_t n) {
+    /* Q8_0: the quants, then each block's scale as F32 */
+    if (t == ENG_TYPE_Q8_0)
+        return (size_t)n + (size_t)(n / QK8_0) * sizeof(float);
+    return eng_row_size(t, n);
+}
+
 size_t eng_quantize_rows(eng_type t, const float *src, void *dst, int64_t nrows,
                          int64_t n_per_row) {
     const eng_type_traits_t *tt = &eng_type_traits[t];

@@ -223,8 +223,9 @@ typedef struct {
     eng_vec_dot_tile_fn vec_dot_tile_packed; /* NULL where none */
     /* For activation types: quantize into the packed layout the
      * vec_dot_nrc_packed kernels read, with the same rounding as
-     * from_float and the same row size (NULL where none). Q8_0's packed
-     * row is the n quants + 128 as bytes, then the n/32 fp16 scales. */
+     * from_float (NULL where none); eng_row_size_packed bytes per row.
+     * Q8_0's packed row is the n quants + 128 as bytes, then the n/32
+     * scales (fp16 values) as F32. */
     eng_from_float_fn from_float_packed;
 } eng_type_traits_t;
 
@@ -269,6 +270,10 @@ int eng_quant_variants(eng_type t, eng_kernel_variant *out, int max);
 
 /* Row size in bytes of n elements of type t (n a multiple of blck_size). */
 size_t eng_row_size(eng_type t, int64_t n);
+
+/* Row size of n elements of activation type t in its packed layout
+ * (from_float_packed); at least eng_row_size(t, n). */
+size_t eng_row_size_packed(eng_type t, int64_t n);
 
 /* ---- scalar conversions -------------------------------------------------- */
 

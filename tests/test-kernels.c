@@ -89,7 +89,7 @@ static int check_level(const cpu_level *l) {
             const int n = lens[li];
             if (n % blk)
                 continue;
-            const size_t st = eng_row_size(vt, n) + (li % 2) * PAD;
+            const size_t st = eng_row_size_packed(vt, n) + (li % 2) * PAD;
             for (int i = 0; i < n; i++)
                 x[i] = krng_sym() * (1.0f + (float)(i % 7));
             tt->from_float_ref(x, qx, n);

@@ -822,7 +822,8 @@ TEST_IMPL(quant_tile_packed) {
         for (size_t li = 0; li < NIB_ARRAY_LEN(lens); li++) {
             const int n = lens[li];
             const size_t rb = eng_row_size(t, n);
-            const size_t st = eng_row_size(tt->vec_dot_type, n) + 8 * (li % 2);
+            const size_t st =
+                eng_row_size_packed(tt->vec_dot_type, n) + 8 * (li % 2);
             for (int r = 0; r < ROWS; r++) {
                 fill_normal(x, n, 1.0f, r % 3 ? 0.0f : 0.3f);
                 tt->from_float_ref(x, w + r * rb, n);
@@ -873,7 +874,8 @@ TEST_IMPL(quant_tile_packed) {
 }
 
 /* The packed Q8_0 activation row (from_float_packed) holds the bytes of
- * from_float's blocks, rearranged: quants + 128, then the fp16 scales. The
+ * from_float's blocks, rearranged: quants + 128, then the fp16 scales as
+ * F32, in eng_row_size_packed bytes. The
  * packed quantizer works 16 blocks at a time with vector divisions, so
  * this compares it with from_float block for block, bit for bit, on rows
  * of every leftover count and on the awkward values: all-zero blocks,
@@ -909,6 +911,8 @@ TEST_IMPL(quant_q8_0_packed_layout) {
             if (kind == 4)
                 for (int b = 0; b < nb; b++)
                     x[b * 32 + 1] = 127.0f; /* amax exactly 127 */
+            ASSERT_EQ(eng_row_size_packed(ENG_TYPE_Q8_0, n),
+                      (size_t)n + (size_t)nb * 4);
             vt->from_float(x, q, n);
             vt->from_float_packed(x, p, n);
             for (int b = 0; b < nb; b++) {
@@ -918,7 +922,8 @@ TEST_IMPL(quant_q8_0_packed_layout) {
                                "kind %d n=%d block %d quant %d: %u, want %u",
                                kind, n, b, j, p[b * 32 + j],
                                (uint8_t)(blk->qs[j] ^ 0x80));
-                ASSERT_MSG(memcmp(p + n + 2 * b, &blk->d, 2) == 0,
+                const float want = eng_fp16_to_fp32(blk->d);
+                ASSERT_MSG(memcmp(p + n + 4 * b, &want, 4) == 0,
                            "kind %d n=%d block %d: scale differs", kind, n, b);
             }
             rows++;

@@ -30,8 +30,6 @@
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-#define NIB_MIN_I64(a, b) ((a) < (b) ? (a) : (b))
-
 /* Fully unrolled column loops let the per-column accumulators live in
  * registers (GCC otherwise keeps acc[] on the stack: measured 1.6x). */
 #define UNROLL_COLUMNS _Pragma("GCC unroll 8")
@@ -319,7 +317,7 @@ void eng__quantize_row_q8_0_packed_avx512(const float *restrict x,
     uint8_t *d = u + k;
     const int64_t nb = k / QK8_0;
     for (int64_t i = 0; i < nb; i += 16)
-        q8_0_packed_group(x, u, d, i, (int)NIB_MIN_I64(16, nb - i));
+        q8_0_packed_group(x, u, d, i, nb - i < 16 ? (int)(nb - i) : 16);
 }
 
 /* -128 * (sum of the four signed bytes of each int32 lane). */

@@ -10,11 +10,12 @@
  * once for all of them; the tile stays in L1/L2 while the batch walks over
  * it, so weights come from memory once per call however long the batch.
  *
- * Every output of the integer path is bit-identical to what vec_dot gives
- * for that one row and column (the batched kernels keep vec_dot's
- * summation order, checked by test kernels_nrc_equals_vec_dot): a token's
- * logits do not depend on the batch it was evaluated in, so a speculative
- * verify of 8 tokens agrees with decoding them one by one.
+ * Every output of the integer path is bit-identical to what the same
+ * path gives for that one row and one column (the batched kernels keep
+ * the one-column summation order: vec_dot's, or on packed activations the
+ * packed kernel's own; checked by test kernels_nrc_equals_vec_dot): a
+ * token's logits do not depend on the batch it was evaluated in, so a
+ * speculative verify of 8 tokens agrees with decoding them one by one.
  *
  * The other path dequantizes tiles of weight rows to F32 and multiplies
  * them with OpenBLAS sgemm, single-threaded inside the pool's threads. It
@@ -280,11 +281,13 @@ static void mm_kernels(eng_type type, eng_from_float_fn *convert,
     *dot = tt->vec_dot;
     *dot_nrc = tt->vec_dot_nrc;
     *dot_tile = NULL;
-    /* The packed-activation kernel where there is one: same results,
-     * about twice as fast per column in a batch, and for one token
-     * (decode) 10-30% faster than vec_dot (Q5_0 22.7 against 20.4 GMAC/s
-     * per core, Q8_0 49 against 38), which is what lets two cores keep up
-     * with the memory bus. */
+    /* The packed-activation kernel where there is one, for one token
+     * and for batches alike (its sums are grouped differently from
+     * vec_dot's, so decode and verify must both take it): about twice as
+     * fast per column in a batch, and for one token (decode) 10-30%
+     * faster than vec_dot (Q5_0 22.7 against 20.4 GMAC/s per core, Q8_0
+     * 49 against 38), which is what lets two cores keep up with the
+     * memory bus. */
     if (vt != ENG_TYPE_F32 && tt->vec_dot_nrc_packed &&
         eng_type_traits[vt].from_float_packed) {
         *convert = eng_type_traits[vt].from_float_packed;

@@ -1,10 +1,12 @@
 /*
  * test-kernels.c — the engine's fast paths against their references, bit
  * for bit where the engine relies on it:
- *   - the batched dots eng_matmul uses for batches (vec_dot_nrc, and
- *     vec_dot_nrc_packed on packed activations) equal vec_dot column by
- *     column, so a token's logits do not depend on the
- *     batch it was evaluated in (speculative verify == plain decode);
+ *   - the batched dots eng_matmul uses for batches equal what it uses for
+ *     one token, column by column, so a token's logits do not depend on
+ *     the batch it was evaluated in (speculative verify == plain decode):
+ *     vec_dot_nrc equals vec_dot, and vec_dot_nrc_packed (packed
+ *     activations) equals itself on one column, and vec_dot up to the
+ *     grouping of its float sums;
  *   - the SIMD attention unit equals the scalar reference in attn.c, and a
  *     token's rows in a unit of several tokens equal its one-token unit;
  *   - the thread pool runs every share of every task exactly once.
@@ -35,6 +37,19 @@ static float krng_sym(void) { /* [-1, 1) */
 }
 
 /* ---- batched dot == vec_dot ---------------------------------------------- */
+
+/* sum |x_i y_i| of a weight row and its Q8_0 activation row, dequantized:
+ * the scale of the rounding a reordered float sum may differ by. */
+static double packed_dot_abs(eng_type t, int n, const void *qx,
+                             const void *qy) {
+    static float fx[4864], fy[4864];
+    eng_type_traits[t].to_float(qx, fx, n);
+    eng_type_traits[ENG_TYPE_Q8_0].to_float(qy, fy, n);
+    double s = 0.0;
+    for (int i = 0; i < n; i++)
+        s += fabs((double)fx[i] * fy[i]);
+    return s;
+}
 
 /* The kernels one CPU level would run: the scalar defaults with the ISA
  * tables up to that level installed in order, as eng_quant_init does. */
@@ -125,12 +140,23 @@ static int check_level(const cpu_level *l) {
                 l->nrc_packed[t](n, nrc, got, qx, qp, st);
                 ASSERT(got[nrc] == 12345.0f);
                 for (int c = 0; c < nrc; c++) {
-                    float want;
-                    l->dot[t](n, &want, qx, qy + c * st);
-                    ASSERT_MSG(memcmp(&want, &got[c], sizeof want) == 0,
+                    /* bit for bit the one-column packed kernel (what a
+                     * decoded token gets) ... */
+                    float one, want;
+                    l->nrc_packed[t](n, 1, &one, qx, qp + c * st, st);
+                    ASSERT_MSG(memcmp(&one, &got[c], sizeof one) == 0,
                                "%s packed (%s) n=%d nrc=%d col %d: %.9g vs "
                                "%.9g",
-                               tt->name, l->isa, n, nrc, c, got[c], want);
+                               tt->name, l->isa, n, nrc, c, got[c], one);
+                    /* ... and vec_dot's value up to the grouping of its
+                     * float sums */
+                    l->dot[t](n, &want, qx, qy + c * st);
+                    const double tol =
+                        1e-5 * packed_dot_abs(t, n, qx, qy + c * st);
+                    ASSERT_MSG(fabs((double)got[c] - want) <= tol,
+                               "%s packed (%s) n=%d nrc=%d col %d: %.9g vs "
+                               "vec_dot %.9g (tolerance %.3g)",
+                               tt->name, l->isa, n, nrc, c, got[c], want, tol);
                     packed++;
                 }
             }

@@ -873,9 +873,21 @@ TEST_IMPL(quant_tile_packed) {
     return 0;
 }
 
+/* Where quant j of block b sits in a packed Q8_0 activation row of nb
+ * blocks (gemm_avx512.c): full groups of four blocks take 128 bytes, whose
+ * int32 lane 4q + (b % 4) holds elements 4q..4q+3 (first 64 bytes) or
+ * 16 + 4q.. (last 64) of block b; leftover blocks stay in element order. */
+static size_t packed_q8_0_pos(int nb, int b, int j) {
+    if (b >= nb / 4 * 4)
+        return (size_t)b * 32 + (size_t)j;
+    const int half = j / 16, e = j % 16;
+    return (size_t)(b / 4) * 128 + (size_t)half * 64 +
+           (size_t)(4 * (4 * (e / 4) + b % 4) + e % 4);
+}
+
 /* The packed Q8_0 activation row (from_float_packed) holds the bytes of
- * from_float's blocks, rearranged: quants + 128, then the fp16 scales as
- * F32, in eng_row_size_packed bytes. The
+ * from_float's blocks, rearranged: the quants + 128 in packed_q8_0_pos's
+ * order, then the fp16 scales as F32, in eng_row_size_packed bytes. The
  * packed quantizer works 16 blocks at a time with vector divisions, so
  * this compares it with from_float block for block, bit for bit, on rows
  * of every leftover count and on the awkward values: all-zero blocks,
@@ -917,11 +929,13 @@ TEST_IMPL(quant_q8_0_packed_layout) {
             vt->from_float_packed(x, p, n);
             for (int b = 0; b < nb; b++) {
                 const block_q8_0 *blk = (const block_q8_0 *)q + b;
-                for (int j = 0; j < 32; j++)
-                    ASSERT_MSG(p[b * 32 + j] == (uint8_t)(blk->qs[j] ^ 0x80),
+                for (int j = 0; j < 32; j++) {
+                    const size_t at = packed_q8_0_pos(nb, b, j);
+                    const uint8_t want = (uint8_t)(blk->qs[j] ^ 0x80);
+                    ASSERT_MSG(p[at] == want,
                                "kind %d n=%d block %d quant %d: %u, want %u",
-                               kind, n, b, j, p[b * 32 + j],
-                               (uint8_t)(blk->qs[j] ^ 0x80));
+                               kind, n, b, j, p[at], want);
+                }
                 const float want = eng_fp16_to_fp32(blk->d);
                 ASSERT_MSG(memcmp(p + n + 4 * b, &want, 4) == 0,
                            "kind %d n=%d block %d: scale differs", kind, n, b);

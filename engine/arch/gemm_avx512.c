@@ -1,23 +1,24 @@
 /*
- * gemm_avx512.c — batched dots (vec_dot_nrc) for the 32-element block types
- * whose results equal their vec_dot bit for bit (compiled with the AVX-512
- * + VNNI flags; installed over quant_avx512.c's batched kernels by
- * eng_quant_init when cpu.c found AVX-512).
+ * gemm_avx512.c — batched dots for the 32-element block types (compiled
+ * with the AVX-512 + VNNI flags; installed over quant_avx512.c's batched
+ * kernels by eng_quant_init when cpu.c found AVX-512).
  *
- * eng_matmul evaluates a batch of tokens with vec_dot_nrc and a single token
- * with vec_dot, so a token's logits would depend on the batch it arrived in
- * unless every column of the batched dot is the same float sum, in the same
- * order, as vec_dot. For the K-quants the existing kernels already are; for
- * Q8_0, Q4_0, Q5_0 (whose vec_dot keeps two accumulators over four blocks
- * and finishes leftover blocks one at a time) and Q4_1 (whose vec_dot is the
- * AVX2 one, eight lanes per block) these kernels rebuild exactly that
- * order: the int32 lanes hold the same sums of four products, which are
- * exact whatever instruction forms them, and every float step (scale
- * product, convert, FMA into the same accumulator, the same horizontal
- * sums) is the one vec_dot does. Test kernels_nrc_equals_vec_dot checks it.
- *
- * Per column the work is a masked negate, one vpdpbusd and one FMA per two
- * blocks; the weights' decode, |x| and sign mask happen once per row.
+ * A token's logits must not depend on the batch it arrived in, so every
+ * column of a batched dot is the same float sum, in the same order, as the
+ * one-column kernel the same matrix uses for a single token:
+ *   - vec_dot_nrc (exact) against vec_dot, for Q8_0, Q4_0, Q5_0 (whose
+ *     vec_dot keeps two accumulators over four blocks and finishes leftover
+ *     blocks one at a time) and Q4_1 (whose vec_dot is the AVX2 one, eight
+ *     lanes per block): the int32 lanes hold the same sums of four
+ *     products, which are exact whatever instruction forms them, and every
+ *     float step (scale product, convert, FMA into the same accumulator,
+ *     the same horizontal sums) is the one vec_dot does. Per column the
+ *     work is a masked negate, one vpdpbusd and one FMA per two blocks.
+ *   - the packed kernels (Q8_0, Q4_0, Q5_0 on packed Q8_0 activations),
+ *     which eng_matmul takes for one token and for batches alike: one body
+ *     per type for every column count, with its own grouping of the sums
+ *     (see the packed row's layout below).
+ * Test kernels_nrc_equals_vec_dot checks both.
  */
 #include "quant_arch.h"
 
@@ -219,36 +220,60 @@ Q8_0_LIKE_NRC(q5_0, block_q5_0, quad_q5_0, single_q5_0)
 
 /* ==== Q8_0-activation types on packed activations ========================= */
 
-/* The packed Q8_0 row (eng_type_traits_t.from_float_packed): the n quants
- * plus 128 as unsigned bytes, then the n/32 scales, each the block's fp16
- * scale stored as F32 (eng_row_size_packed: n + 4 n/32 bytes). Converting
- * the scales once per row instead of once per weight row and column took
- * a vcvtph2ps off the batch's inner loop, whose vector pipes are what
- * bounds it: 5-9% faster in cache at 8 columns (896-wide Q8_0, one
- * thread, 110 against 101 GMAC/s). Two blocks of a column are one 64-byte
- * load that goes straight into vpdpbusd as its unsigned side, with the
- * weights as the signed side; the +128 comes off through the accumulator
- * the sum starts from, -128 * (sum of the four weights of each lane),
- * computed once per weight row. The int32 lanes are the same exact sums of
- * four products as in vec_dot, and the float steps are vec_dot's, so the
- * results are bit-identical; per column and two blocks the work is one
- * load-and-vpdpbusd, one convert and one FMA, plus a quarter of a scale
- * product. Rounding is that of the installed Q8_0 from_float (block by
- * block, which is how Q8_0 rounds anyway). */
-/* Blocks [i, i + nblk) through the installed from_float, one by one, then
- * rearranged: the rounding every packed row must have. */
-static void q8_0_packed_blocks(const float *restrict x, uint8_t *restrict u,
-                               uint8_t *restrict d, int64_t i, int nblk) {
+/* The packed Q8_0 activation row (eng_type_traits_t.from_float_packed,
+ * eng_row_size_packed: n + 4 n/32 bytes), for n = 32 nb:
+ *   - the quants plus 128 as unsigned bytes, in nb/4 groups of four
+ *     blocks, 128 bytes each: bytes [0, 64) hold, as int32 lane 4q + b,
+ *     elements 4q..4q+3 of the group's block b (q = 0..3); bytes [64, 128)
+ *     elements 16 + 4q.. in the same lanes. The nb % 4 leftover blocks
+ *     follow in element order, 32 bytes each (so block i always starts at
+ *     byte 32 i);
+ *   - then each block's fp16 scale as F32.
+ * The weights are decoded to signed bytes in the same order and go into
+ * vpdpbusd as its signed side; the +128 comes off through the accumulator
+ * the sum starts from, -128 * (the lane's eight weights), formed once per
+ * weight row, so each int32 lane is the exact sum of eight products of one
+ * block (elements 4q.. and 16 + 4q..). Two vpdpbusd fill one vector for
+ * four blocks, and lane 4q + b takes block b's scale, so the four scale
+ * products of a column are one 16-byte broadcast load and one vmulps: per
+ * column and four blocks two vpdpbusd, a convert, a vmulps and an FMA,
+ * where the element-order layout (two blocks per vector) took two
+ * converts, two FMAs and two permutes. (Signed activations against
+ * unsigned weights, with each block's activation sum in the row for the
+ * correction, cost a shift per column and a 25% longer row: the 8-column
+ * batch of 4864-wide rows no longer fit L1 and ran 10-25% slower.) Results
+ * differ from vec_dot's only in how the exact integer sums are grouped
+ * before the float steps; every packed kernel here (one column or eight,
+ * one row or a tile) does the same float steps, so a token's products do
+ * not depend on its batch (test kernels_nrc_equals_vec_dot checks both). */
+
+/* int32 lane permutations from two blocks per vector (a = blocks 0-1, b =
+ * blocks 2-3, element order) to the group layout: low halves, high
+ * halves. */
+ALWAYS_INLINE __m512i group_lo_idx(void) {
+    return _mm512_setr_epi32(0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3,
+                             11, 19, 27);
+}
+ALWAYS_INLINE __m512i group_hi_idx(void) {
+    return _mm512_setr_epi32(4, 12, 20, 28, 5, 13, 21, 29, 6, 14, 22, 30, 7,
+                             15, 23, 31);
+}
+/* From four 16-byte blocks side by side (lane 4b + q) to lane 4q + b. */
+ALWAYS_INLINE __m512i group_transpose_idx(void) {
+    return _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11,
+                             15);
+}
+
+/* Blocks [i, i + nblk) through the installed from_float, one by one: the
+ * rounding every packed row must have. Writes element order. */
+static void q8_0_packed_blocks(const float *restrict x, int8_t *restrict q,
+                               float *restrict d, int64_t i, int nblk) {
     const eng_from_float_fn quantize = eng_type_traits[ENG_TYPE_Q8_0].from_float;
-    const __m256i flip = _mm256_set1_epi8((char)0x80);
     for (int64_t e = i + nblk; i < e; i++) {
         block_q8_0 b;
         quantize(x + i * QK8_0, &b, QK8_0);
-        _mm256_storeu_si256(
-            (__m256i *)(u + i * QK8_0),
-            _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)b.qs), flip));
-        const float df = fp16_to_f32_f16c(b.d);
-        memcpy(d + 4 * i, &df, 4);
+        memcpy(q + i * QK8_0, b.qs, QK8_0);
+        d[i] = fp16_to_f32_f16c(b.d);
     }
 }
 
@@ -260,8 +285,8 @@ static void q8_0_packed_blocks(const float *restrict x, uint8_t *restrict u,
  * traits (1.3% of an 8-token verify of the 0.5B Q8_0 model). Blocks with
  * an infinity or a NaN go the block-by-block way, whose saturating packs
  * define those bytes. */
-static void q8_0_packed_group(const float *restrict x, uint8_t *restrict u,
-                              uint8_t *restrict d, int64_t i0, int nblk) {
+static void q8_0_packed_group(const float *restrict x, int8_t *restrict q,
+                              float *restrict d, int64_t i0, int nblk) {
     const __m512 sign = _mm512_set1_ps(-0.0f);
     float amax[16], id[16];
     __mmask16 odd = 0; /* lanes holding a NaN or an infinity */
@@ -277,7 +302,7 @@ static void q8_0_packed_group(const float *restrict x, uint8_t *restrict u,
             _mm512_andnot_ps(sign, v0), _mm512_andnot_ps(sign, v1)));
     }
     if (odd) {
-        q8_0_packed_blocks(x, u, d, i0, nblk);
+        q8_0_packed_blocks(x, q, d, i0, nblk);
         return;
     }
     const __m512 am = _mm512_loadu_ps(amax);
@@ -289,10 +314,9 @@ static void q8_0_packed_group(const float *restrict x, uint8_t *restrict u,
                              _mm512_set1_ps(127.f), am));
     /* the fp16 scale (what the dot multiplies by), kept as F32 */
     _mm512_mask_storeu_ps(
-        d + 4 * i0, live,
+        d + i0, live,
         _mm512_cvtph_ps(_mm512_cvtps_ph(
             dv, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
-    const __m256i flip = _mm256_set1_epi8((char)0x80);
     for (int b = 0; b < nblk; b++) {
         const float *xb = x + (i0 + b) * QK8_0;
         const __m512 s = _mm512_set1_ps(id[b]);
@@ -303,30 +327,105 @@ static void q8_0_packed_group(const float *restrict x, uint8_t *restrict u,
             _mm512_mul_ps(_mm512_loadu_ps(xb + 16), s),
             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         /* |q| <= 127, so keeping each int32's low byte is exact */
-        const __m256i q = _mm256_inserti128_si256(
+        const __m256i qb = _mm256_inserti128_si256(
             _mm256_castsi128_si256(_mm512_cvtepi32_epi8(q0)),
             _mm512_cvtepi32_epi8(q1), 1);
-        _mm256_storeu_si256((__m256i *)(u + (i0 + b) * QK8_0),
-                            _mm256_xor_si256(q, flip));
+        _mm256_storeu_si256((__m256i *)(q + (i0 + b) * QK8_0), qb);
     }
 }
 
 void eng__quantize_row_q8_0_packed_avx512(const float *restrict x,
                                           void *restrict vy, int64_t k) {
-    uint8_t *u = vy;
-    uint8_t *d = u + k;
+    int8_t *q = vy;
+    float *d = (float *)(q + k);
     const int64_t nb = k / QK8_0;
     for (int64_t i = 0; i < nb; i += 16)
-        q8_0_packed_group(x, u, d, i, nb - i < 16 ? (int)(nb - i) : 16);
+        q8_0_packed_group(x, q, d, i, nb - i < 16 ? (int)(nb - i) : 16);
+    /* element order to the group layout, four blocks at a time, + 128 */
+    const __m512i lo = group_lo_idx(), hi = group_hi_idx();
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        const __m512i a = _mm512_loadu_si512(q + i * QK8_0);
+        const __m512i b = _mm512_loadu_si512(q + i * QK8_0 + 64);
+        _mm512_storeu_si512(q + i * QK8_0,
+                            _mm512_xor_si512(_mm512_permutex2var_epi32(a, lo, b),
+                                             flip));
+        _mm512_storeu_si512(q + i * QK8_0 + 64,
+                            _mm512_xor_si512(_mm512_permutex2var_epi32(a, hi, b),
+                                             flip));
+    }
+    for (; i < nb; i++)
+        _mm256_storeu_si256(
+            (__m256i *)(q + i * QK8_0),
+            _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(q + i * QK8_0)),
+                             _mm512_castsi512_si256(flip)));
 }
 
-/* -128 * (sum of the four signed bytes of each int32 lane). */
-ALWAYS_INLINE __m512i minus128_sum4(__m512i w) {
-    return _mm512_sub_epi32(
-        _mm512_setzero_si512(),
-        _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                            _mm512_set1_epi8((char)0x80), w));
+/* Four weight blocks in the group layout as signed bytes, and their
+ * scales. */
+typedef struct {
+    __m512i lo, hi;
+    __m128 d4;
+} group;
+
+ALWAYS_INLINE void group_q8_0(const block_q8_0 *a, group *g) {
+    const __m512i a01 =
+        join256(_mm256_loadu_si256((const __m256i *)a[0].qs),
+                _mm256_loadu_si256((const __m256i *)a[1].qs));
+    const __m512i a23 =
+        join256(_mm256_loadu_si256((const __m256i *)a[2].qs),
+                _mm256_loadu_si256((const __m256i *)a[3].qs));
+    g->lo = _mm512_permutex2var_epi32(a01, group_lo_idx(), a23);
+    g->hi = _mm512_permutex2var_epi32(a01, group_hi_idx(), a23);
+    g->d4 = scales4(a[0].d, a[1].d, a[2].d, a[3].d);
 }
+
+/* The four blocks' 16 bytes of nibbles side by side (lane 4b + q). */
+ALWAYS_INLINE __m512i nibbles_x4(const uint8_t *q0, const uint8_t *q1,
+                                 const uint8_t *q2, const uint8_t *q3) {
+    __m512i z = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)q0));
+    z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)q1), 1);
+    z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)q2), 2);
+    return _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)q3), 3);
+}
+
+ALWAYS_INLINE void group_q4_0(const block_q4_0 *a, group *g) {
+    const __m512i m4 = _mm512_set1_epi8(0xf);
+    const __m512i eight = _mm512_set1_epi8(8);
+    const __m512i z = _mm512_permutexvar_epi32(
+        group_transpose_idx(), nibbles_x4(a[0].qs, a[1].qs, a[2].qs, a[3].qs));
+    g->lo = _mm512_sub_epi8(_mm512_and_si512(z, m4), eight);
+    g->hi = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(z, 4), m4),
+                            eight);
+    g->d4 = scales4(a[0].d, a[1].d, a[2].d, a[3].d);
+}
+
+ALWAYS_INLINE void group_q5_0(const block_q5_0 *a, group *g) {
+    const __m512i m4 = _mm512_set1_epi8(0xf);
+    const __m512i b4 = _mm512_set1_epi8(0x10);
+    const __m512i z = nibbles_x4(a[0].qs, a[1].qs, a[2].qs, a[3].qs);
+    /* the 5th bits in the side-by-side order: bit 16 b + j of `lo` is
+     * element j's of block b, of `hi` element 16 + j's; q - 16 is the
+     * nibble where it is set, nibble - 16 where it is clear */
+    uint32_t h0, h1, h2, h3;
+    memcpy(&h0, a[0].qh, 4);
+    memcpy(&h1, a[1].qh, 4);
+    memcpy(&h2, a[2].qh, 4);
+    memcpy(&h3, a[3].qh, 4);
+    const uint64_t lo = (uint64_t)((h0 & 0xffff) | h1 << 16) |
+                        (uint64_t)((h2 & 0xffff) | h3 << 16) << 32;
+    const uint64_t hi = (uint64_t)(h0 >> 16 | (h1 & 0xffff0000)) |
+                        (uint64_t)(h2 >> 16 | (h3 & 0xffff0000)) << 32;
+    const __m512i l = _mm512_and_si512(z, m4);
+    const __m512i h = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
+    g->lo = _mm512_permutexvar_epi32(group_transpose_idx(),
+                                     _mm512_mask_sub_epi8(l, ~lo, l, b4));
+    g->hi = _mm512_permutexvar_epi32(group_transpose_idx(),
+                                     _mm512_mask_sub_epi8(h, ~hi, h, b4));
+    g->d4 = scales4(a[0].d, a[1].d, a[2].d, a[3].d);
+}
+
 
 ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
     return _mm256_sub_epi32(
@@ -339,7 +438,7 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
  * the hardware prefetchers expect, and with eight 4864-wide columns cycling
  * through L1 (41 KB) the down projection of Qwen2.5-0.5B read its weights
  * at 6 GB/s per thread (44 GMAC/s against 100 in cache, one thread). So
- * the quad loop also prefetches the row this many rows ahead, the next
+ * the group loop also prefetches the row this many rows ahead, the next
  * group of four, across tile ends: 85-110 GMAC/s streaming, and the 8-token
  * verify of the 0.5B Q8_0 model 7-9% faster (paired runs). Prefetches do
  * not fault, so the rows past the matrix's end cost nothing. One-token
@@ -347,52 +446,62 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
 #define PREFETCH_ROWS 4
 
 /* One weight row against nrc packed columns, split in two so that the tile
- * kernel below can reduce four rows at once: T##_packed_quads leaves
- * column c's 4-block part as a vector, sum[c] = acc0 + acc1, whose
- * hsum_ps_512 starts s[c]; T##_packed_tail then adds the leftover blocks
- * (n/32 % 4 of them) one by one. */
-#define Q8_0_LIKE_PACKED(T, BLOCK, QUAD, SINGLE)                               \
-    ALWAYS_INLINE void T##_packed_quads(int n, const int nrc, __m512 *sum,     \
-                                        const void *restrict vx,               \
+ * kernel below can reduce four rows at once: T##_packed_groups leaves
+ * column c's part of the groups as a vector, sum[c] = acc0 + acc1 (even
+ * and odd groups), whose hsum_ps_512 starts s[c]; T##_packed_tail then
+ * adds the leftover blocks (n/32 % 4 of them) one by one. */
+#define Q8_0_LIKE_PACKED(T, BLOCK, GROUP, SINGLE)                     \
+    /* One group of four blocks (i) into acc, prefetching ahead. */         \
+    ALWAYS_INLINE void T##_packed_group4(int n, const int nrc, __m512 *acc,     \
+                                        const BLOCK *restrict x, int i,        \
                                         const void *restrict vy, size_t st,    \
                                         const char *pf) {                      \
+        group g;                                                               \
+        if (nrc >= 4) { /* see PREFETCH_ROWS */                                \
+            const char *p = pf + i * sizeof(BLOCK);                            \
+            _mm_prefetch(p, _MM_HINT_T0);                                      \
+            _mm_prefetch(p + 64, _MM_HINT_T0);                                 \
+            _mm_prefetch(p + 4 * sizeof(BLOCK) - 1, _MM_HINT_T0);             \
+        }                                                                      \
+        GROUP(x + i, &g);                                                      \
+        const __m512 dx = _mm512_broadcast_f32x4(g.d4);                        \
+        /* -128 * (the lane's eight weights) */                                \
+        const __m512i c0 = _mm512_sub_epi32(                                   \
+            _mm512_setzero_si512(),                                            \
+            _mm512_dpbusd_epi32(                                               \
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(),                    \
+                                    _mm512_set1_epi8((char)0x80), g.lo),       \
+                _mm512_set1_epi8((char)0x80), g.hi));                          \
+        UNROLL_COLUMNS                                                         \
+        for (int c = 0; c < nrc; c++) {                                        \
+            const uint8_t *y = (const uint8_t *)col(vy, c, st);                \
+            const float *dy = (const float *)(y + n) + i;                      \
+            __m512i p =                                                        \
+                _mm512_dpbusd_epi32(c0, _mm512_loadu_si512(y + 32 * i), g.lo); \
+            p = _mm512_dpbusd_epi32(p, _mm512_loadu_si512(y + 32 * i + 64),    \
+                                    g.hi);                                     \
+            const __m512 d =                                                   \
+                _mm512_mul_ps(dx, _mm512_broadcast_f32x4(_mm_loadu_ps(dy)));   \
+            acc[c] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc[c]);        \
+        }                                                                      \
+    }                                                                          \
+    ALWAYS_INLINE void T##_packed_groups(int n, const int nrc, __m512 *sum,    \
+                                         const void *restrict vx,              \
+                                         const void *restrict vy, size_t st,   \
+                                         const char *pf) {                     \
         const BLOCK *x = vx;                                                   \
         const int nb = n / QK8_0;                                              \
-        const __m512i sel01 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1,  \
-                                                1, 1, 1, 1, 1, 1);             \
-        const __m512i sel23 = _mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3,  \
-                                                3, 3, 3, 3, 3, 3);             \
         __m512 acc0[ENG_NRC_MAX], acc1[ENG_NRC_MAX];                           \
         UNROLL_COLUMNS                                                         \
         for (int c = 0; c < nrc; c++)                                          \
             acc0[c] = acc1[c] = _mm512_setzero_ps();                           \
-        for (int i = 0; i + 4 <= nb; i += 4) {                                 \
-            quad q;                                                            \
-            if (nrc >= 4) { /* see PREFETCH_ROWS */                            \
-                const char *p = pf + i * sizeof(BLOCK);                        \
-                _mm_prefetch(p, _MM_HINT_T0);                                  \
-                _mm_prefetch(p + 64, _MM_HINT_T0);                             \
-                _mm_prefetch(p + 127, _MM_HINT_T0);                            \
-            }                                                                  \
-            QUAD(x + i, &q);                                                   \
-            const __m512i c0 = minus128_sum4(q.w[0]);                          \
-            const __m512i c1 = minus128_sum4(q.w[1]);                          \
-            UNROLL_COLUMNS                                                     \
-            for (int c = 0; c < nrc; c++) {                                    \
-                const uint8_t *u = (const uint8_t *)col(vy, c, st);            \
-                const uint8_t *dy = u + n + 4 * i;                             \
-                __m512i p0 = _mm512_dpbusd_epi32(                              \
-                    c0, _mm512_loadu_si512(u + 32 * i), q.w[0]);               \
-                __m512i p1 = _mm512_dpbusd_epi32(                              \
-                    c1, _mm512_loadu_si512(u + 32 * i + 64), q.w[1]);          \
-                const __m512 d4 = _mm512_castps128_ps512(                      \
-                    _mm_mul_ps(q.d4, _mm_loadu_ps((const float *)dy)));        \
-                acc0[c] = _mm512_fmadd_ps(_mm512_permutexvar_ps(sel01, d4),    \
-                                          _mm512_cvtepi32_ps(p0), acc0[c]);    \
-                acc1[c] = _mm512_fmadd_ps(_mm512_permutexvar_ps(sel23, d4),    \
-                                          _mm512_cvtepi32_ps(p1), acc1[c]);    \
-            }                                                                  \
+        int i = 0;                                                             \
+        for (; i + 8 <= nb; i += 8) {                                          \
+            T##_packed_group4(n, nrc, acc0, x, i, vy, st, pf);                  \
+            T##_packed_group4(n, nrc, acc1, x, i + 4, vy, st, pf);              \
         }                                                                      \
+        if (i + 4 <= nb)                                                       \
+            T##_packed_group4(n, nrc, acc0, x, i, vy, st, pf);                  \
         UNROLL_COLUMNS                                                         \
         for (int c = 0; c < nrc; c++)                                          \
             sum[c] = _mm512_add_ps(acc0[c], acc1[c]);                          \
@@ -408,13 +517,13 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
             const float dx = fp16_to_f32_f16c(x[i].d);                         \
             UNROLL_COLUMNS                                                     \
             for (int c = 0; c < nrc; c++) {                                    \
-                const uint8_t *u = (const uint8_t *)col(vy, c, st);            \
-                float dyf;                                                     \
-                memcpy(&dyf, u + n + 4 * i, 4);                                \
+                const uint8_t *y = (const uint8_t *)col(vy, c, st);            \
+                float dy;                                                      \
+                memcpy(&dy, y + n + 4 * i, 4);                                 \
                 __m256i p = _mm256_dpbusd_epi32(                               \
-                    cx, _mm256_loadu_si256((const __m256i *)(u + 32 * i)),     \
+                    cx, _mm256_loadu_si256((const __m256i *)(y + 32 * i)),     \
                     qx);                                                       \
-                s[c] += dx * dyf * (float)hsum_i32_256(p);                     \
+                s[c] += dx * dy * (float)hsum_i32_256(p);                      \
             }                                                                  \
         }                                                                      \
     }                                                                          \
@@ -424,7 +533,7 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
                                            const void *restrict vy,            \
                                            size_t st) {                        \
         __m512 sum[ENG_NRC_MAX];                                               \
-        T##_packed_quads(n, nrc, sum, vx, vy, st, vx);                         \
+        T##_packed_groups(n, nrc, sum, vx, vy, st, vx);                        \
         UNROLL_COLUMNS                                                         \
         for (int c = 0; c < nrc; c++)                                          \
             s[c] = hsum_ps_512(sum[c]);                                        \
@@ -444,11 +553,11 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
             __m512 sum[ENG_NRC_MAX][4];                                        \
             for (int k = 0; k < 4; k++) {                                      \
                 __m512 v[ENG_NRC_MAX];                                         \
-                T##_packed_quads(n, nc, v, w + (size_t)(r + k) * row_bytes,    \
-                                 vy, st,                                       \
-                                 (const char *)w +                             \
-                                     (size_t)(r + k + PREFETCH_ROWS) *         \
-                                         row_bytes);                           \
+                T##_packed_groups(n, nc, v, w + (size_t)(r + k) * row_bytes,   \
+                                  vy, st,                                      \
+                                  (const char *)w +                            \
+                                      (size_t)(r + k + PREFETCH_ROWS) *        \
+                                          row_bytes);                          \
                 UNROLL_COLUMNS                                                 \
                 for (int c = 0; c < nc; c++)                                   \
                     sum[c][k] = v[c];                                          \
@@ -494,9 +603,9 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
         }                                                                      \
     }
 
-Q8_0_LIKE_PACKED(q8_0, block_q8_0, quad_q8_0, single_q8_0)
-Q8_0_LIKE_PACKED(q4_0, block_q4_0, quad_q4_0, single_q4_0)
-Q8_0_LIKE_PACKED(q5_0, block_q5_0, quad_q5_0, single_q5_0)
+Q8_0_LIKE_PACKED(q8_0, block_q8_0, group_q8_0, single_q8_0)
+Q8_0_LIKE_PACKED(q4_0, block_q4_0, group_q4_0, single_q4_0)
+Q8_0_LIKE_PACKED(q5_0, block_q5_0, group_q5_0, single_q5_0)
 
 /* ==== Q4_1 against Q8_1 ==================================================== */
 

@@ -15,6 +15,8 @@
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "common/nib.h"
 #include "engine/arch/attn_arch.h"
@@ -205,6 +207,85 @@ TEST_IMPL(kernels_nrc_equals_vec_dot) {
     }
     l.isa = "installed";
     check_level(&l);
+    return 0;
+}
+
+/* ---- Q5_0 with VBMI == without ------------------------------------------- */
+
+/* Where the CPU has VBMI and BITALG, eng__kernels_avx512_vbmi replaces the
+ * Q5_0 packed kernels with ones that decode a group of four blocks with
+ * byte permutes; kernels_nrc_equals_vec_dot then sees only those. So this
+ * compares them with the plain AVX-512 ones, bit for bit, for every
+ * leftover count and column count, one row and tiles. The weight rows end
+ * where an inaccessible page begins: the VBMI decode reads each group with
+ * a 64-byte load and a masked load of the rest, and a read past the last
+ * block would fault here. */
+TEST_IMPL(kernels_q5_0_vbmi) {
+    eng_quant_init();
+    const eng_arch_kernels *all[ENG_ARCH_MAX], *plain = NULL, *vbmi = NULL;
+    int na = eng__arch_available(all, ENG_ARCH_MAX);
+    for (int i = 0; i < na; i++) {
+        if (all[i] == &eng__kernels_avx512_gemm)
+            plain = all[i];
+        if (all[i] == &eng__kernels_avx512_vbmi)
+            vbmi = all[i];
+    }
+    if (!vbmi)
+        TEST_SKIP("no VBMI and BITALG on this CPU");
+    ASSERT(plain != NULL);
+    const eng_vec_dot_nrc_fn nrc_p = plain->vec_dot_nrc_packed[ENG_TYPE_Q5_0],
+                             nrc_v = vbmi->vec_dot_nrc_packed[ENG_TYPE_Q5_0];
+    const eng_vec_dot_tile_fn tile_p =
+                                  plain->vec_dot_tile_packed[ENG_TYPE_Q5_0],
+                              tile_v = vbmi->vec_dot_tile_packed[ENG_TYPE_Q5_0];
+    ASSERT(nrc_p && nrc_v && tile_p && tile_v);
+    const eng_from_float_fn pack =
+        eng_type_traits[ENG_TYPE_Q8_0].from_float_packed;
+    ASSERT(pack != NULL);
+    enum { NMAX = 4864, ROWS = 7 };
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t wbytes = ROWS * eng_row_size(ENG_TYPE_Q5_0, NMAX);
+    const size_t span = (wbytes + page - 1) / page * page;
+    uint8_t *map = mmap(NULL, span + page, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT(map != MAP_FAILED);
+    ASSERT(mprotect(map + span, page, PROT_NONE) == 0);
+    static float x[NMAX];
+    static uint8_t qp[ENG_NRC_MAX * (NMAX + NMAX / 8 + 64)];
+    static const int lens[] = {32,  64,  96,  128, 160, 192,
+                               224, 256, 288, 896, 4864};
+    int checked = 0;
+    for (size_t li = 0; li < NIB_ARRAY_LEN(lens); li++) {
+        const int n = lens[li];
+        const size_t rb = eng_row_size(ENG_TYPE_Q5_0, n);
+        uint8_t *w = map + span - ROWS * rb; /* the last row ends at the page */
+        for (int r = 0; r < ROWS; r++) {
+            for (int i = 0; i < n; i++)
+                x[i] = krng_sym() * (1.0f + (float)(i % 5));
+            eng_type_traits[ENG_TYPE_Q5_0].from_float_ref(x, w + r * rb, n);
+        }
+        const size_t st = eng_row_size_packed(ENG_TYPE_Q8_0, n) + 8 * (li % 2);
+        for (int c = 0; c < ENG_NRC_MAX; c++) {
+            for (int i = 0; i < n; i++)
+                x[i] = krng_sym() * (float)(c + 1);
+            pack(x, qp + c * st, n);
+        }
+        for (int nc = 1; nc <= ENG_NRC_MAX; nc++) {
+            float a[ENG_NRC_MAX], b[ENG_NRC_MAX];
+            nrc_p(n, nc, a, w + (ROWS - 1) * rb, qp, st);
+            nrc_v(n, nc, b, w + (ROWS - 1) * rb, qp, st);
+            ASSERT_MSG(memcmp(a, b, (size_t)nc * sizeof(float)) == 0,
+                       "n=%d nc=%d: one row differs", n, nc);
+            float ta[ENG_NRC_MAX * ROWS], tb[ENG_NRC_MAX * ROWS];
+            tile_p(n, ROWS, nc, ta, ROWS, w, rb, qp, st);
+            tile_v(n, ROWS, nc, tb, ROWS, w, rb, qp, st);
+            ASSERT_MSG(memcmp(ta, tb, (size_t)(nc * ROWS) * sizeof(float)) == 0,
+                       "n=%d nc=%d: tile differs", n, nc);
+            checked += nc * (ROWS + 1);
+        }
+    }
+    munmap(map, span + page);
+    fprintf(stderr, "%d outputs bit-identical\n", checked);
     return 0;
 }
 

@@ -25,6 +25,11 @@ static bool has_avx512(void) {
            __builtin_cpu_supports("avx512bf16");
 }
 
+static bool has_avx512_vbmi(void) {
+    return has_avx512() && __builtin_cpu_supports("avx512vbmi") &&
+           __builtin_cpu_supports("avx512bitalg");
+}
+
 int eng__arch_available(const eng_arch_kernels **out, int max) {
     int n = 0;
     if (n < max && has_avx2())
@@ -37,6 +42,8 @@ int eng__arch_available(const eng_arch_kernels **out, int max) {
     /* After it, so that its batched dots replace quant_avx512.c's. */
     if (n < max && has_avx512())
         out[n++] = &eng__kernels_avx512_gemm;
+    if (n < max && has_avx512_vbmi())
+        out[n++] = &eng__kernels_avx512_vbmi;
     return n;
 }
 #else

@@ -40,6 +40,10 @@ extern const eng_arch_kernels eng__kernels_avx512;
 /* gemm_avx512.c: batched dots bit-identical to vec_dot (only vec_dot_nrc
  * entries), installed after eng__kernels_avx512. */
 extern const eng_arch_kernels eng__kernels_avx512_gemm;
+/* gemm_avx512.c: the Q5_0 packed kernels with VBMI and BITALG (same
+ * results), installed after eng__kernels_avx512_gemm where the CPU has
+ * both. */
+extern const eng_arch_kernels eng__kernels_avx512_vbmi;
 #endif
 
 /* Shared scalar helper (quant.c): unpack Q4_K/Q5_K's 12-byte 6-bit

@@ -434,16 +434,26 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
                             _mm256_set1_epi8((char)0x80), w));
 }
 
-/* With four columns or more, a row's blocks arrive from memory slower than
- * the hardware prefetchers expect, and with eight 4864-wide columns cycling
- * through L1 (41 KB) the down projection of Qwen2.5-0.5B read its weights
- * at 6 GB/s per thread (44 GMAC/s against 100 in cache, one thread). So
- * the group loop also prefetches the row this many rows ahead, the next
- * group of four, across tile ends: 85-110 GMAC/s streaming, and the 8-token
- * verify of the 0.5B Q8_0 model 7-9% faster (paired runs). Prefetches do
- * not fault, so the rows past the matrix's end cost nothing. One-token
- * decode, which the prefetchers keep up with, stays as it was. */
+/* The group loop prefetches the row this many rows ahead, the next group
+ * of four, across tile ends. Prefetches do not fault, so the rows past the
+ * matrix's end cost nothing.
+ *   - With four columns or more, a row's blocks arrive from memory slower
+ *     than the hardware prefetchers expect, and with eight 4864-wide
+ *     columns cycling through L1 (41 KB) the down projection of
+ *     Qwen2.5-0.5B read its weights at 6 GB/s per thread (44 GMAC/s
+ *     against 100 in cache, one thread). Four rows ahead: 85-110 GMAC/s
+ *     streaming, and the 8-token verify of the 0.5B Q8_0 model 7-9%
+ *     faster (paired runs).
+ *   - One column (decode): one thread streaming 62 MB of 896-wide rows
+ *     read Q8_0 at 27 and Q5_0 at 36 GMAC/s (29 and 25 GB/s), about half
+ *     of what the same kernels do in cache, while the host's read test
+ *     gets 35 GB/s and more per core. Sixteen rows ahead: 36 and 40
+ *     GMAC/s (4864-wide Q8_0 28 -> 36; 8, 12, 24, 40 rows and 8-24 KB
+ *     measured about the same), and one token of the 0.5B models, four
+ *     alternating runs of 50, median 13.5-14.3 against 14.8-17.1 ms
+ *     (Q8_0) and 10.2-10.6 against 11.1-12.5 ms (Q4_K_M). */
 #define PREFETCH_ROWS 4
+#define PREFETCH_ROWS_1 16
 
 /* One weight row against nrc packed columns, split in two so that the tile
  * kernel below can reduce four rows at once: T##_packed_groups leaves
@@ -456,13 +466,11 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
                                         const BLOCK *restrict x, int i,        \
                                         const void *restrict vy, size_t st,    \
                                         const char *pf) {                      \
+        const char *p = pf + i * sizeof(BLOCK); /* see PREFETCH_ROWS */       \
+        _mm_prefetch(p, _MM_HINT_T0);                                          \
+        _mm_prefetch(p + 64, _MM_HINT_T0);                                     \
+        _mm_prefetch(p + 4 * sizeof(BLOCK) - 1, _MM_HINT_T0);                 \
         group g;                                                               \
-        if (nrc >= 4) { /* see PREFETCH_ROWS */                                \
-            const char *p = pf + i * sizeof(BLOCK);                            \
-            _mm_prefetch(p, _MM_HINT_T0);                                      \
-            _mm_prefetch(p + 64, _MM_HINT_T0);                                 \
-            _mm_prefetch(p + 4 * sizeof(BLOCK) - 1, _MM_HINT_T0);             \
-        }                                                                      \
         GROUP(x + i, &g);                                                      \
         const __m512 dx = _mm512_broadcast_f32x4(g.d4);                        \
         /* -128 * (the lane's eight weights) */                                \
@@ -549,6 +557,7 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
                                      size_t row_bytes,                         \
                                      const void *restrict vy, size_t st) {     \
         int r = 0;                                                             \
+        const int ahead = nc >= 4 ? PREFETCH_ROWS : PREFETCH_ROWS_1;           \
         for (; r + 4 <= nr; r += 4) {                                          \
             __m512 sum[ENG_NRC_MAX][4];                                        \
             for (int k = 0; k < 4; k++) {                                      \
@@ -556,7 +565,7 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
                 T##_packed_groups(n, nc, v, w + (size_t)(r + k) * row_bytes,   \
                                   vy, st,                                      \
                                   (const char *)w +                            \
-                                      (size_t)(r + k + PREFETCH_ROWS) *        \
+                                      (size_t)(r + k + ahead) *        \
                                           row_bytes);                          \
                 UNROLL_COLUMNS                                                 \
                 for (int c = 0; c < nc; c++)                                   \

@@ -307,13 +307,39 @@ void eng__vec_dot_q5_0_q8_0_avx512(int n, float *restrict s,
 
 /* ==== K-quants ============================================================ */
 
-/* Sum over the 16 bsums of min[j/2] * bsum[j] (Q4_K/Q5_K mins term). */
-static inline __m256i mins_dot_bsums(const uint8_t mn[8],
-                                     const int16_t bsums[16]) {
-    __m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
-    __m256i m2 =
-        _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m));
-    return _mm256_madd_epi16(m2, _mm256_loadu_si256((const __m256i *)bsums));
+/* Q4_K/Q5_K's 12 scale bytes to the 8 sub-block scales and the 8 mins, as
+ * int16, the 6-bit fields gathered in two 64-bit registers: the byte
+ * arrays of unpack_scales_k4_fast went through memory and back into
+ * vectors once per block, in a kernel whose one-token products ran at 21
+ * GB/s per core in cache. */
+static inline void k4_scales_mins(const uint8_t *q, __m128i *sc, __m128i *mn) {
+    uint64_t lo;
+    uint32_t hi;
+    memcpy(&lo, q, 8);
+    memcpy(&hi, q + 8, 4);
+    /* bytes 0-3: sc[0..3], 4-7: mn[0..3] */
+    const uint64_t a = lo & 0x3f3f3f3f3f3f3f3full;
+    /* bytes 0-3: sc[4..7], 4-7: mn[4..7]: the low or high nibbles of the
+     * last four bytes, and the top two bits of the first eight */
+    const uint64_t b =
+        (((uint64_t)hi | (uint64_t)(hi >> 4) << 32) & 0x0f0f0f0f0f0f0f0full) |
+        ((lo >> 6) & 0x0303030303030303ull) << 4;
+    *sc = _mm_cvtepu8_epi16(
+        _mm_cvtsi64_si128((long long)((a & 0xffffffffu) | b << 32)));
+    *mn = _mm_cvtepu8_epi16(
+        _mm_cvtsi64_si128((long long)(a >> 32 | (b & ~0xffffffffull))));
+}
+
+/* The mins as int16, each twice, against the 16 bsums: lane k is
+ * min[k] * (bsum[2k] + bsum[2k+1]) (Q4_K/Q5_K mins term). */
+static inline __m256i k4_mins_vector(__m128i mn) {
+    return _mm256_set_m128i(_mm_unpackhi_epi16(mn, mn),
+                            _mm_unpacklo_epi16(mn, mn));
+}
+
+static inline __m256i mins_dot_bsums(__m128i mn, const int16_t bsums[16]) {
+    return _mm256_madd_epi16(k4_mins_vector(mn),
+                             _mm256_loadu_si256((const __m256i *)bsums));
 }
 
 /* A 64-element chunk of Q4_K/Q5_K as [low nibbles | high nibbles] lines up
@@ -321,9 +347,8 @@ static inline __m256i mins_dot_bsums(const uint8_t mn[8],
  * 2j, lanes 16-31 to 2j+1. vpmaddubsw makes the int16 pair sums (at most
  * 2 * 31 * 127, no saturation) and vpdpwssd multiplies them by the int16
  * sub-block scales and accumulates, two instructions per chunk. */
-static inline void k4_scale_vectors(const uint8_t sc[8], __m512i scw[4]) {
-    __m512i s16 = _mm512_castsi128_si512(
-        _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
+static inline void k4_scale_vectors(__m128i sc, __m512i scw[4]) {
+    const __m512i s16 = _mm512_castsi128_si512(sc);
     for (int j = 0; j < 4; j++) {
         __m512i idx =
             _mm512_mask_set1_epi16(_mm512_set1_epi16((short)(2 * j)),
@@ -349,21 +374,25 @@ void eng__vec_dot_q4_K_q8_K_avx512(int n, float *restrict s,
     for (int i = 0; i < n / QK_K; i++) {
         const float d = fp16_to_f32_f16c(x[i].d) * y[i].d;
         const float dmin = fp16_to_f32_f16c(x[i].dmin) * y[i].d;
-        uint8_t sc[8], mn[8];
-        unpack_scales_k4_fast(x[i].scales, sc, mn);
+        __m128i sc, mn;
+        k4_scales_mins(x[i].scales, &sc, &mn);
         accm = _mm256_fmadd_ps(
             _mm256_set1_ps(dmin),
             _mm256_cvtepi32_ps(mins_dot_bsums(mn, y[i].bsums)), accm);
         __m512i scw[4];
         k4_scale_vectors(sc, scw);
-        __m512i sumi = _mm512_setzero_si512();
-        for (int j = 0; j < QK_K / 64; j++) {
+        /* two chains of two chunks: integer sums, so the same lanes */
+        __m512i sumi[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+        _Pragma("GCC unroll 4") for (int j = 0; j < QK_K / 64; j++) {
             __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
             __m512i qq = join256(_mm256_and_si256(q, m4),
                                  _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
-            sumi = k4_chunk_dot(sumi, qq, y[i].qs + 64 * j, scw[j]);
+            sumi[j & 1] =
+                k4_chunk_dot(sumi[j & 1], qq, y[i].qs + 64 * j, scw[j]);
         }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        acc = _mm512_fmadd_ps(
+            _mm512_set1_ps(d),
+            _mm512_cvtepi32_ps(_mm512_add_epi32(sumi[0], sumi[1])), acc);
     }
     *s = hsum_ps_512(acc) - hsum_ps_256(accm);
 }
@@ -380,8 +409,8 @@ void eng__vec_dot_q5_K_q8_K_avx512(int n, float *restrict s,
     for (int i = 0; i < n / QK_K; i++) {
         const float d = fp16_to_f32_f16c(x[i].d) * y[i].d;
         const float dmin = fp16_to_f32_f16c(x[i].dmin) * y[i].d;
-        uint8_t sc[8], mn[8];
-        unpack_scales_k4_fast(x[i].scales, sc, mn);
+        __m128i sc, mn;
+        k4_scales_mins(x[i].scales, &sc, &mn);
         accm = _mm256_fmadd_ps(
             _mm256_set1_ps(dmin),
             _mm256_cvtepi32_ps(mins_dot_bsums(mn, y[i].bsums)), accm);
@@ -770,12 +799,10 @@ typedef struct {
 
 ALWAYS_INLINE void k4_decode_scales(const uint8_t *scales, eng_fp16 d,
                                     eng_fp16 dmin, k4_decoded *k) {
-    uint8_t sc[8], mn[8];
-    unpack_scales_k4_fast(scales, sc, mn);
+    __m128i sc, mn;
+    k4_scales_mins(scales, &sc, &mn);
     k4_scale_vectors(sc, k->sc);
-    __m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
-    k->mins =
-        _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m));
+    k->mins = k4_mins_vector(mn);
     k->d = fp16_to_f32_f16c(d);
     k->dmin = fp16_to_f32_f16c(dmin);
 }
@@ -785,11 +812,13 @@ ALWAYS_INLINE void k4_columns(const int nrc, const k4_decoded *k, int i,
                               __m256 *accm) {
     for (int c = 0; c < nrc; c++) {
         const block_q8_K *y = (const block_q8_K *)col(vy, c, st) + i;
-        __m512i sumi = _mm512_setzero_si512();
-        for (int j = 0; j < 4; j++)
-            sumi = k4_chunk_dot(sumi, k->q[j], y->qs + 64 * j, k->sc[j]);
-        acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(k->d * y->d),
-                                 _mm512_cvtepi32_ps(sumi), acc[c]);
+        /* two chains of two chunks, as in the one-column kernel */
+        __m512i sumi[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) sumi[j & 1] =
+            k4_chunk_dot(sumi[j & 1], k->q[j], y->qs + 64 * j, k->sc[j]);
+        acc[c] = _mm512_fmadd_ps(
+            _mm512_set1_ps(k->d * y->d),
+            _mm512_cvtepi32_ps(_mm512_add_epi32(sumi[0], sumi[1])), acc[c]);
         __m256i mm = _mm256_madd_epi16(
             k->mins, _mm256_loadu_si256((const __m256i *)y->bsums));
         accm[c] = _mm256_fmadd_ps(_mm256_set1_ps(k->dmin * y->d),

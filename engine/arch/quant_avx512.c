@@ -456,8 +456,9 @@ void eng__vec_dot_q6_K_q8_K_avx512(int n, float *restrict s,
             _mm256_madd_epi16(sc16,
                               _mm256_loadu_si256((const __m256i *)y[i].bsums)),
             5);
-        __m512i sumi = _mm512_setzero_si512();
-        for (int h = 0; h < 2; h++) {
+        /* the two halves in their own chains (integer sums) */
+        __m512i sumi[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
             const uint8_t *ql = x[i].ql + 64 * h, *qhp = x[i].qh + 32 * h;
             const int8_t *q8 = y[i].qs + 128 * h;
             __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
@@ -490,10 +491,11 @@ void eng__vec_dot_q6_K_q8_K_avx512(int n, float *restrict s,
             __m512i s0 = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(sh, rep4));
             __m512i s1 = _mm512_cvtepi8_epi32(
                 _mm_shuffle_epi8(_mm_srli_si128(sh, 4), rep4));
-            sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p0, s0));
-            sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p1, s1));
+            sumi[h] = _mm512_add_epi32(_mm512_mullo_epi32(p0, s0),
+                                       _mm512_mullo_epi32(p1, s1));
         }
-        __m512i tot = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(off));
+        __m512i tot = _mm512_sub_epi32(_mm512_add_epi32(sumi[0], sumi[1]),
+                                       _mm512_zextsi256_si512(off));
         acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(tot), acc);
     }
     *s = hsum_ps_512(acc);

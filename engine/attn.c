@@ -84,7 +84,7 @@ static float sum16_tree(const float *v) {
 
 /* In-place softmax of x[0..n): blocks of 16 exponentials, each block summed
  * as a tree and the blocks accumulated in double. */
-static void softmax(float *x, int n) {
+void eng__attn_softmax_ref(float *x, int n) {
     float max = -INFINITY;
     for (int i = 0; i < n; i++)
         if (x[i] > max)
@@ -128,7 +128,7 @@ void eng__attn_head_ref(float *out, const float *q, const eng_fp16 *k,
         q16[d] = eng_fp32_to_fp16(q[d]);
     for (int j = 0; j < n_pos; j++)
         att[j] = dot_f16(hd, k + (size_t)j * stride, q16) * scale;
-    softmax(att, n_pos);
+    eng__attn_softmax_ref(att, n_pos);
     for (int j = 0; j < n_pos; j++)
         att[j] = eng_fp16_to_fp32(eng_fp32_to_fp16(att[j]));
     /* out[d] = sum_j fp16(p_j) v_j[d], lane j % 16 as in the GEMM */
@@ -160,9 +160,13 @@ void eng__attn_group_ref(float *out, const float *q, size_t ts,
 eng_attn_group_fn eng__attn_group_best(void) {
 #if defined(__x86_64__)
     eng_quant_init();
-    /* "avx512" only when cpu.c found it and NIB_FORCE_SCALAR is unset */
+    /* "avx512" only when cpu.c found it and NIB_FORCE_SCALAR is unset;
+     * "avx2" where it found only AVX2 (with FMA and F16C), or under
+     * NIB_FORCE_ISA=avx2 */
     if (strcmp(eng_quant_isa(), "avx512") == 0)
         return eng__attn_group_avx512;
+    if (strcmp(eng_quant_isa(), "avx2") == 0)
+        return eng__attn_group_avx2;
 #endif
     return eng__attn_group_ref;
 }

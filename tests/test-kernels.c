@@ -221,6 +221,9 @@ TEST_IMPL(kernels_nrc_equals_vec_dot) {
  * a 64-byte load and a masked load of the rest, and a read past the last
  * block would fault here. */
 TEST_IMPL(kernels_q5_0_vbmi) {
+#if !defined(__x86_64__)
+    TEST_SKIP("not an x86-64 CPU");
+#else
     eng_quant_init();
     const eng_arch_kernels *all[ENG_ARCH_MAX], *plain = NULL, *vbmi = NULL;
     int na = eng__arch_available(all, ENG_ARCH_MAX);
@@ -287,6 +290,7 @@ TEST_IMPL(kernels_q5_0_vbmi) {
     munmap(map, span + page);
     fprintf(stderr, "%d outputs bit-identical\n", checked);
     return 0;
+#endif
 }
 
 /* ---- attention unit: SIMD == scalar -------------------------------------- */
@@ -330,11 +334,7 @@ static int att_run_simd(eng_attn_group_fn best, float *out, const float *q,
  * equals the head reference, and each token's rows equal what the SIMD
  * unit gives that token alone: a token's attention does not depend on the
  * batch it came in. */
-TEST_IMPL(kernels_attn_group) {
-    eng_quant_init();
-    eng_attn_group_fn best = eng__attn_group_best();
-    if (best == eng__attn_group_ref)
-        TEST_SKIP("no SIMD attention on this CPU (%s)", eng_quant_isa());
+static int attn_group_check(eng_attn_group_fn best) {
     enum { KV_HEADS = 2 };
     /* 40 is not a multiple of 16: the SIMD unit hands it to the reference */
     static const int hds[] = {64, 128, 80, 32, 48, 96, 112, 40};
@@ -419,6 +419,27 @@ TEST_IMPL(kernels_attn_group) {
     }
     fprintf(stderr, "%d attention heads bit-identical\n", checked);
     return 0;
+}
+
+TEST_IMPL(kernels_attn_group) {
+    eng_quant_init();
+    eng_attn_group_fn best = eng__attn_group_best();
+    if (best == eng__attn_group_ref)
+        TEST_SKIP("no SIMD attention on this CPU (%s)", eng_quant_isa());
+    return attn_group_check(best);
+}
+
+/* The AVX2 unit, which CPUs without AVX-512 run, whatever this one runs. */
+TEST_IMPL(kernels_attn_group_avx2) {
+#if defined(__x86_64__)
+    eng_quant_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma") ||
+        !__builtin_cpu_supports("f16c"))
+        TEST_SKIP("no AVX2, FMA and F16C on this CPU");
+    return attn_group_check(eng__attn_group_avx2);
+#else
+    TEST_SKIP("not an x86-64 CPU");
+#endif
 }
 
 /* The reference for a unit is the head reference row by row, each token

@@ -49,6 +49,10 @@ void eng__attn_head_ref(float *out, const float *q, const eng_fp16 *k,
                         const eng_fp16 *v, size_t stride, int hd, int n_pos,
                         float scale, float *att, eng_fp16 *q16);
 
+/* attn.c: the reference's softmax of x[0..n) in place (blocks of 16
+ * exponentials summed as a tree, the blocks in double). */
+void eng__attn_softmax_ref(float *x, int n);
+
 /* attn.c: the reference for a unit, eng__attn_head_ref row by row. */
 void eng__attn_group_ref(float *out, const float *q, size_t ts,
                          const eng_fp16 *k, const eng_fp16 *v, size_t stride,
@@ -56,7 +60,7 @@ void eng__attn_group_ref(float *out, const float *q, size_t ts,
                          float *scratch);
 
 /* The fastest version for this CPU (the reference under NIB_FORCE_SCALAR
- * or without AVX-512); call after eng_quant_init. */
+ * or without AVX2); call after eng_quant_init. */
 eng_attn_group_fn eng__attn_group_best(void);
 
 /* o[i] = g[i] / (1 + exp(-g[i])) * u[i] (SwiGLU; o may be g), the exp
@@ -75,6 +79,12 @@ void eng__attn_group_avx512(float *out, const float *q, size_t ts,
                             const eng_fp16 *k, const eng_fp16 *v, size_t stride,
                             int hd, int ng, int nt, int n_pos, float scale,
                             float *scratch);
+/* attn_avx2.c: the same with AVX2, FMA and F16C; hd a multiple of 8
+ * (others go to the reference). Run only where cpu.c found AVX2. */
+void eng__attn_group_avx2(float *out, const float *q, size_t ts,
+                          const eng_fp16 *k, const eng_fp16 *v, size_t stride,
+                          int hd, int ng, int nt, int n_pos, float scale,
+                          float *scratch);
 #endif
 
 #endif

@@ -1,0 +1,182 @@
+/*
+ * attn_avx2.c — the attention unit for CPUs with AVX2, FMA and F16C but no
+ * AVX-512 (most laptops), bit-identical to the scalar reference in attn.c.
+ *
+ * Without it those CPUs ran the reference, whose fp16 conversions and
+ * fused multiply-adds are library calls one element at a time: 40% of a
+ * decoded token of Qwen2.5-0.5B after 136 positions, more the longer the
+ * context. The arithmetic is the reference's, reordered only where the
+ * order of independent chains does not matter:
+ *   - scores: 32 keys converted and transposed to [dim][position] once
+ *     per unit, then each row's 32 scores are four registers of eight
+ *     positions, lane j the reference's FMA chain for key j, d = 0, 1, ...;
+ *   - softmax: the reference's own (eng__attn_softmax_ref), then the
+ *     weights rounded to fp16 eight at a time;
+ *   - p.V: eight dims per register; lane accumulators l = 0..15 take
+ *     positions j = l, l + 16, ... in order, as the reference's acc[j % 16]
+ *     does, and meet in its 16-lane tree.
+ * Test kernels_attn_group_avx2 checks it against the reference bit for
+ * bit.
+ */
+#include "attn_arch.h"
+
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+#include <string.h>
+
+/* Positions whose keys are transposed together. */
+#define KT_POS 32
+
+/* 8 x 8 floats: rows r[0..8) become columns. */
+static inline void transpose8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[i + 2] =
+            _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[i + 3] =
+            _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+
+/* kt[d * KT_POS + p] = key (j0 + p) at dim d, for p < np; zero beyond. */
+static void keys_t8(float *kt, const eng_fp16 *k, size_t stride, int hd, int j0,
+                    int np) {
+    for (int p0 = 0; p0 < KT_POS; p0 += 8) {
+        for (int d0 = 0; d0 < hd; d0 += 8) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++)
+                r[i] =
+                    p0 + i < np
+                        ? _mm256_cvtph_ps(_mm_loadu_si128(
+                              (const __m128i *)(k +
+                                                (size_t)(j0 + p0 + i) * stride +
+                                                d0)))
+                        : _mm256_setzero_ps();
+            transpose8(r);
+            for (int i = 0; i < 8; i++)
+                _mm256_storeu_ps(kt + (size_t)(d0 + i) * KT_POS + p0, r[i]);
+        }
+    }
+}
+
+/* One row's scores for positions j0 .. j0 + m (m <= KT_POS). */
+static void scores_row(float *att, const float *qf, const float *kt, int hd,
+                       int j0, int m, float scale) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(),
+                     _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int d = 0; d < hd; d++) {
+        const __m256 qd = _mm256_broadcast_ss(qf + d);
+        const float *kd = kt + (size_t)d * KT_POS;
+        for (int i = 0; i < 4; i++)
+            acc[i] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kd + 8 * i), acc[i]);
+    }
+    float s[KT_POS];
+    const __m256 sc = _mm256_set1_ps(scale);
+    for (int i = 0; i < 4; i++)
+        _mm256_storeu_ps(s + 8 * i, _mm256_mul_ps(acc[i], sc));
+    memcpy(att + j0, s, (size_t)m * sizeof(float));
+}
+
+/* x[i] = fp32(fp16(x[i])), round to nearest even as eng_fp32_to_fp16. */
+static void round_fp16(float *x, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(
+            x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i),
+                                                   _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < n; i++)
+        x[i] = _cvtsh_ss(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT));
+}
+
+/* out[0..hd) = sum_j p_j v_j over n positions, in the reference's lanes
+ * (j % 16) and tree. acc holds 16 x 8 floats. */
+static void pv_row(float *out, const float *p, const eng_fp16 *v, size_t stride,
+                   int hd, int n, float *acc) {
+    for (int d0 = 0; d0 < hd; d0 += 8) {
+        for (int h = 0; h < 2; h++) {
+            __m256 a[8];
+            for (int i = 0; i < 8; i++)
+                a[i] = _mm256_setzero_ps();
+            for (int j0 = 0; j0 < n; j0 += 16) {
+                for (int i = 0; i < 8; i++) {
+                    const int j = j0 + 8 * h + i;
+                    if (j >= n)
+                        break;
+                    const __m256 vj = _mm256_cvtph_ps(_mm_loadu_si128(
+                        (const __m128i *)(v + (size_t)j * stride + d0)));
+                    a[i] =
+                        _mm256_fmadd_ps(vj, _mm256_broadcast_ss(p + j), a[i]);
+                }
+            }
+            for (int i = 0; i < 8; i++)
+                _mm256_storeu_ps(acc + 8 * (8 * h + i), a[i]);
+        }
+        /* sum16_tree per dim: halves, quarters, then pairs */
+        __m256 s8[8], s4[4];
+        for (int i = 0; i < 8; i++)
+            s8[i] = _mm256_add_ps(_mm256_loadu_ps(acc + 8 * i),
+                                  _mm256_loadu_ps(acc + 8 * (i + 8)));
+        for (int i = 0; i < 4; i++)
+            s4[i] = _mm256_add_ps(s8[i], s8[i + 4]);
+        _mm256_storeu_ps(out + d0, _mm256_add_ps(_mm256_add_ps(s4[0], s4[2]),
+                                                 _mm256_add_ps(s4[1], s4[3])));
+    }
+}
+
+void eng__attn_group_avx2(float *out, const float *q, size_t ts,
+                          const eng_fp16 *k, const eng_fp16 *v, size_t stride,
+                          int hd, int ng, int nt, int n_pos, float scale,
+                          float *scratch) {
+    if (hd % 8) {
+        eng__attn_group_ref(out, q, ts, k, v, stride, hd, ng, nt, n_pos, scale,
+                            scratch);
+        return;
+    }
+    const int rows = nt * ng;
+    const int npos_max = n_pos + nt - 1;
+    /* per row: its scores (npos_max + 16), then its query rounded to fp16
+     * (hd); after all rows, the transposed keys or the p.V lanes */
+    const size_t row_floats = (size_t)npos_max + 16 + (size_t)hd;
+    float *kt = scratch + (size_t)rows * row_floats;
+    for (int r = 0; r < rows; r++) {
+        const int t = r / ng, g = r % ng;
+        float *qf = scratch + (size_t)r * row_floats + npos_max + 16;
+        memcpy(qf, q + (size_t)t * ts + (size_t)g * hd,
+               (size_t)hd * sizeof *qf);
+        round_fp16(qf, hd);
+    }
+    for (int j0 = 0; j0 < npos_max; j0 += KT_POS) {
+        const int np = npos_max - j0 < KT_POS ? npos_max - j0 : KT_POS;
+        keys_t8(kt, k, stride, hd, j0, np);
+        for (int r = 0; r < rows; r++) {
+            const int n_r = n_pos + r / ng; /* token t sees n_pos + t */
+            if (n_r <= j0)
+                continue;
+            float *att = scratch + (size_t)r * row_floats;
+            scores_row(att, att + npos_max + 16, kt, hd, j0,
+                       n_r - j0 < KT_POS ? n_r - j0 : KT_POS, scale);
+        }
+    }
+    for (int r = 0; r < rows; r++) {
+        const int t = r / ng, g = r % ng;
+        const int n_r = n_pos + t;
+        float *att = scratch + (size_t)r * row_floats;
+        eng__attn_softmax_ref(att, n_r);
+        round_fp16(att, n_r);
+        pv_row(out + (size_t)t * ts + (size_t)g * hd, att, v, stride, hd, n_r,
+               kt);
+    }
+}
+
+#endif

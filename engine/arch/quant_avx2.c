@@ -307,12 +307,10 @@ void eng__vec_dot_q4_1_q8_1_avx2(int n, float *restrict s,
  * an AVX2 laptop's Q4_K_M decode ran at). */
 static inline __m256i q5_0_quants_avx2(const block_q5_0 *b) {
     const __m256i m4 = _mm256_set1_epi8(0xf);
-    const __m256i q = _mm256_broadcastsi128_si256(
-        _mm_loadu_si128((const __m128i *)b->qs));
-    const __m256i nib =
-        _mm256_and_si256(_mm256_srlv_epi32(q, _mm256_setr_epi32(0, 0, 0, 0, 4,
-                                                                 4, 4, 4)),
-                         m4);
+    const __m256i q =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)b->qs));
+    const __m256i nib = _mm256_and_si256(
+        _mm256_srlv_epi32(q, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), m4);
     /* byte j takes qh byte j / 8, and becomes all ones when its bit j % 8
      * is set: OR-ing every other bit in first leaves -1 only then */
     uint32_t qh;
@@ -348,8 +346,8 @@ void eng__vec_dot_q5_0_q8_0_avx2(int n, float *restrict s,
         for (int k = 0; k < 2; k++) {
             const __m256i qx = q5_0_quants_avx2(x + i + k);
             const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i + k].qs);
-            const __m256 d = _mm256_broadcastss_ps(
-                k ? _mm_movehdup_ps(d01) : d01);
+            const __m256 d =
+                _mm256_broadcastss_ps(k ? _mm_movehdup_ps(d01) : d01);
             acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_avx2(qx, qy)),
                                   acc);
         }
@@ -357,12 +355,12 @@ void eng__vec_dot_q5_0_q8_0_avx2(int n, float *restrict s,
     for (; i < nb; i++) {
         const __m256 d =
             _mm256_set1_ps(fp16_to_f32_f16c(x[i].d) * fp16_to_f32_f16c(y[i].d));
-        acc = _mm256_fmadd_ps(
-            d,
-            _mm256_cvtepi32_ps(dot_i8_avx2(
-                q5_0_quants_avx2(x + i),
-                _mm256_loadu_si256((const __m256i *)y[i].qs))),
-            acc);
+        acc =
+            _mm256_fmadd_ps(d,
+                            _mm256_cvtepi32_ps(dot_i8_avx2(
+                                q5_0_quants_avx2(x + i),
+                                _mm256_loadu_si256((const __m256i *)y[i].qs))),
+                            acc);
     }
     *s = hsum_ps_256(acc);
 }
@@ -402,6 +400,28 @@ static inline __m256i mins_dot_bsums(const uint8_t mn[8],
     return _mm256_madd_epi16(m2, _mm256_loadu_si256((const __m256i *)bsums));
 }
 
+/* The 8 int16 sub-block scales in both lanes; word w of them in every
+ * int16 lane is one vpshufb (K4_SCALE_PICK), where _mm256_set1_epi16 of a
+ * byte in memory was a load, a move and a broadcast per chunk half. */
+static const uint8_t k4_scale_pick[8][32] = {
+#define K4_PICK(w)                                                             \
+    {                                                                          \
+        2 * w, 2 * w + 1, 2 * w, 2 * w + 1, 2 * w, 2 * w + 1, 2 * w,           \
+            2 * w + 1, 2 * w, 2 * w + 1, 2 * w, 2 * w + 1, 2 * w, 2 * w + 1,   \
+            2 * w, 2 * w + 1, 2 * w, 2 * w + 1, 2 * w, 2 * w + 1, 2 * w,       \
+            2 * w + 1, 2 * w, 2 * w + 1, 2 * w, 2 * w + 1, 2 * w, 2 * w + 1,   \
+            2 * w, 2 * w + 1, 2 * w, 2 * w + 1                                 \
+    }
+    K4_PICK(0), K4_PICK(1), K4_PICK(2), K4_PICK(3),
+    K4_PICK(4), K4_PICK(5), K4_PICK(6), K4_PICK(7),
+#undef K4_PICK
+};
+
+static inline __m256i k4_scale_pick16(__m256i sc2, int w) {
+    return _mm256_shuffle_epi8(
+        sc2, _mm256_loadu_si256((const __m256i *)k4_scale_pick[w]));
+}
+
 void eng__vec_dot_q4_K_q8_K_avx2(int n, float *restrict s,
                                  const void *restrict vx,
                                  const void *restrict vy) {
@@ -412,11 +432,17 @@ void eng__vec_dot_q4_K_q8_K_avx2(int n, float *restrict s,
     for (int i = 0; i < n / QK_K; i++) {
         const float d = fp16_to_f32_f16c(x[i].d) * y[i].d;
         const float dmin = fp16_to_f32_f16c(x[i].dmin) * y[i].d;
-        uint8_t sc[8], mn[8];
-        unpack_scales_k4_fast(x[i].scales, sc, mn);
-        accm = _mm256_fmadd_ps(
-            _mm256_set1_ps(dmin),
-            _mm256_cvtepi32_ps(mins_dot_bsums(mn, y[i].bsums)), accm);
+        /* scales and mins unpacked in registers (k4_scales_mins): the same
+         * int16 values as unpack_scales_k4_fast's bytes, so the same sums */
+        __m128i sc, mn;
+        k4_scales_mins(x[i].scales, &sc, &mn);
+        const __m256i mins =
+            _mm256_madd_epi16(_mm256_set_m128i(_mm_unpackhi_epi16(mn, mn),
+                                               _mm_unpacklo_epi16(mn, mn)),
+                              _mm256_loadu_si256((const __m256i *)y[i].bsums));
+        accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(mins),
+                               accm);
+        const __m256i sc2 = _mm256_broadcastsi128_si256(sc);
         __m256i sumi = _mm256_setzero_si256();
         for (int j = 0; j < QK_K / 64; j++) {
             __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
@@ -427,9 +453,9 @@ void eng__vec_dot_q4_K_q8_K_avx2(int n, float *restrict s,
             __m256i y1 =
                 _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j + 32));
             __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0),
-                                           _mm256_set1_epi16(sc[2 * j]));
+                                           k4_scale_pick16(sc2, 2 * j));
             __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1),
-                                           _mm256_set1_epi16(sc[2 * j + 1]));
+                                           k4_scale_pick16(sc2, 2 * j + 1));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
@@ -483,6 +509,24 @@ void eng__vec_dot_q5_K_q8_K_avx2(int n, float *restrict s,
 
 /* Q6_K: the quants are stored with +32, so dot(q - 32, y) = dot(q, y) -
  * 32 * sum(y); the second term per 16-group is scale * bsum, one madd. */
+/* Byte indices that put int16 word 2k of a lane in every word of the low
+ * lane and word 2k + 1 in every word of the high lane. */
+static const uint8_t q6_scale_pick[4][32] = {
+#define Q6_PICK(k)                                                             \
+    {                                                                          \
+        4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k,           \
+            4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1,   \
+            4 * k, 4 * k + 1, 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3,      \
+            4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3,  \
+            4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3   \
+    }
+    Q6_PICK(0),
+    Q6_PICK(1),
+    Q6_PICK(2),
+    Q6_PICK(3),
+#undef Q6_PICK
+};
+
 void eng__vec_dot_q6_K_q8_K_avx2(int n, float *restrict s,
                                  const void *restrict vx,
                                  const void *restrict vy) {
@@ -501,7 +545,10 @@ void eng__vec_dot_q6_K_q8_K_avx2(int n, float *restrict s,
         sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = x[i].ql + 64 * h, *qhp = x[i].qh + 32 * h;
-            const int8_t *sc = x[i].scales + 8 * h;
+            /* scales 8h..8h+7 as int16 in both lanes */
+            const __m256i sch =
+                h ? _mm256_permute4x64_epi64(sc16, _MM_SHUFFLE(3, 2, 3, 2))
+                  : _mm256_permute4x64_epi64(sc16, _MM_SHUFFLE(1, 0, 1, 0));
             const int8_t *q8 = y[i].qs + 128 * h;
             __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
             __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
@@ -524,8 +571,10 @@ void eng__vec_dot_q6_K_q8_K_avx2(int n, float *restrict s,
                     _mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
             for (int k = 0; k < 4; k++) {
                 __m256i yk = _mm256_loadu_si256((const __m256i *)(q8 + 32 * k));
-                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[2 * k + 1]),
-                                               _mm_set1_epi16(sc[2 * k]));
+                /* scale 2k in the low lane, 2k + 1 in the high one: one
+                 * vpshufb where two byte broadcasts and an insert were */
+                __m256i scv = _mm256_shuffle_epi8(
+                    sch, _mm256_loadu_si256((const __m256i *)q6_scale_pick[k]));
                 sumi = _mm256_add_epi32(
                     sumi,
                     _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], yk), scv));

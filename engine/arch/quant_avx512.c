@@ -307,29 +307,6 @@ void eng__vec_dot_q5_0_q8_0_avx512(int n, float *restrict s,
 
 /* ==== K-quants ============================================================ */
 
-/* Q4_K/Q5_K's 12 scale bytes to the 8 sub-block scales and the 8 mins, as
- * int16, the 6-bit fields gathered in two 64-bit registers: the byte
- * arrays of unpack_scales_k4_fast went through memory and back into
- * vectors once per block, in a kernel whose one-token products ran at 21
- * GB/s per core in cache. */
-static inline void k4_scales_mins(const uint8_t *q, __m128i *sc, __m128i *mn) {
-    uint64_t lo;
-    uint32_t hi;
-    memcpy(&lo, q, 8);
-    memcpy(&hi, q + 8, 4);
-    /* bytes 0-3: sc[0..3], 4-7: mn[0..3] */
-    const uint64_t a = lo & 0x3f3f3f3f3f3f3f3full;
-    /* bytes 0-3: sc[4..7], 4-7: mn[4..7]: the low or high nibbles of the
-     * last four bytes, and the top two bits of the first eight */
-    const uint64_t b =
-        (((uint64_t)hi | (uint64_t)(hi >> 4) << 32) & 0x0f0f0f0f0f0f0f0full) |
-        ((lo >> 6) & 0x0303030303030303ull) << 4;
-    *sc = _mm_cvtepu8_epi16(
-        _mm_cvtsi64_si128((long long)((a & 0xffffffffu) | b << 32)));
-    *mn = _mm_cvtepu8_epi16(
-        _mm_cvtsi64_si128((long long)(a >> 32 | (b & ~0xffffffffull))));
-}
-
 /* The mins as int16, each twice, against the 16 bsums: lane k is
  * min[k] * (bsum[2k] + bsum[2k+1]) (Q4_K/Q5_K mins term). */
 static inline __m256i k4_mins_vector(__m128i mn) {

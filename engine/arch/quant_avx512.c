@@ -340,12 +340,23 @@ static inline __m512i k4_chunk_dot(__m512i acc, __m512i q, const int8_t *q8,
         acc, _mm512_maddubs_epi16(q, _mm512_loadu_si512(q8)), scw);
 }
 
+/* A chunk's 32 bytes of nibbles as [low nibbles | high nibbles]: one
+ * broadcast load, one variable shift of the high half and one and, where
+ * two ands, a shift and an insert took four vector operations. Same
+ * bytes: the 16-bit shift's carries land in the bits the mask clears. */
+static inline __m512i k4_nibbles(const uint8_t *qs) {
+    const __m512i q =
+        _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qs));
+    const __m512i shift =
+        _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    return _mm512_and_si512(_mm512_srlv_epi16(q, shift), _mm512_set1_epi8(0xf));
+}
+
 void eng__vec_dot_q4_K_q8_K_avx512(int n, float *restrict s,
                                    const void *restrict vx,
                                    const void *restrict vy) {
     const block_q4_K *x = vx;
     const block_q8_K *y = vy;
-    const __m256i m4 = _mm256_set1_epi8(0xf);
     __m512 acc = _mm512_setzero_ps();
     __m256 accm = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
@@ -360,13 +371,10 @@ void eng__vec_dot_q4_K_q8_K_avx512(int n, float *restrict s,
         k4_scale_vectors(sc, scw);
         /* two chains of two chunks: integer sums, so the same lanes */
         __m512i sumi[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
-        _Pragma("GCC unroll 4") for (int j = 0; j < QK_K / 64; j++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-            __m512i qq = join256(_mm256_and_si256(q, m4),
-                                 _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
+        _Pragma("GCC unroll 4") for (int j = 0; j < QK_K / 64; j++)
             sumi[j & 1] =
-                k4_chunk_dot(sumi[j & 1], qq, y[i].qs + 64 * j, scw[j]);
-        }
+                k4_chunk_dot(sumi[j & 1], k4_nibbles(x[i].qs + 32 * j),
+                             y[i].qs + 64 * j, scw[j]);
         acc = _mm512_fmadd_ps(
             _mm512_set1_ps(d),
             _mm512_cvtepi32_ps(_mm512_add_epi32(sumi[0], sumi[1])), acc);
@@ -379,7 +387,6 @@ void eng__vec_dot_q5_K_q8_K_avx512(int n, float *restrict s,
                                    const void *restrict vy) {
     const block_q5_K *x = vx;
     const block_q8_K *y = vy;
-    const __m256i m4 = _mm256_set1_epi8(0xf);
     const __m512i one = _mm512_set1_epi8(1);
     __m512 acc = _mm512_setzero_ps();
     __m256 accm = _mm256_setzero_ps();
@@ -399,11 +406,9 @@ void eng__vec_dot_q5_K_q8_K_avx512(int n, float *restrict s,
         k4_scale_vectors(sc, scw);
         __m512i sumi = _mm512_setzero_si512();
         for (int j = 0; j < QK_K / 64; j++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-            __m512i qq = join256(_mm256_and_si256(q, m4),
-                                 _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
-            qq = _mm512_or_si512(
-                qq, _mm512_slli_epi16(_mm512_and_si512(hh, one), 4));
+            __m512i qq = _mm512_or_si512(
+                k4_nibbles(x[i].qs + 32 * j),
+                _mm512_slli_epi16(_mm512_and_si512(hh, one), 4));
             hh = _mm512_srli_epi16(hh, 2);
             sumi = k4_chunk_dot(sumi, qq, y[i].qs + 64 * j, scw[j]);
         }
@@ -413,63 +418,75 @@ void eng__vec_dot_q5_K_q8_K_avx512(int n, float *restrict s,
 }
 
 /* Q6_K: quants stored +32, so dot(q - 32, y) = dot(q, y) - 32 * bsum per
- * 16-group. Two 32-byte quant rows form one 512-bit vector; lane k of the
- * vpdpbusd result covers 4 elements, i.e. group k / 4 of the 64. */
+ * 16-group. Half h of a block (128 quants) is two vectors: q[0] holds
+ * quant rows 0 and 1 (low nibbles of ql[0, 64), high bit pairs 0-1 and
+ * 2-3 of qh), q[1] rows 2 and 3 (the high nibbles, bit pairs 4-5 and
+ * 6-7). One 64-byte load of ql, one broadcast of qh shifted by 0 | 2 in
+ * its two halves, and five logic operations per vector, where 32-byte
+ * pieces took 23 operations and two inserts per half. */
+static inline void q6_quants(const uint8_t *ql, const uint8_t *qh,
+                             __m512i q[2]) {
+    const __m512i m4 = _mm512_set1_epi8(0xf), m2 = _mm512_set1_epi8(3);
+    const __m512i l = _mm512_loadu_si512(ql);
+    /* [qh | qh >> 2]; the 16-bit shifts' carries land in bits the masks
+     * clear, as in the 32-byte form */
+    const __m512i h = _mm512_srlv_epi16(
+        _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qh)),
+        _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1));
+    q[0] = _mm512_or_si512(_mm512_and_si512(l, m4),
+                           _mm512_slli_epi16(_mm512_and_si512(h, m2), 4));
+    q[1] = _mm512_or_si512(
+        _mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+        _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 4), m2), 4));
+}
+
+/* The int16 scale of every pair of products of vector k (q[k % 2] of half
+ * k / 2): its 16-quant group is 4k + lane / 8. vpmaddubsw's pair sums (at
+ * most 2 * 63 * 128, no saturation) times these in vpdpwssd give each
+ * int32 lane the same exact sum, four products times their scale, as
+ * vpdpbusd then vpmulld did, in two operations instead of three. */
+static inline void q6_scale_vectors(__m256i sc16, __m512i scw[4]) {
+    const __m512i s = _mm512_castsi256_si512(sc16);
+    /* int16 lane m: m / 8 */
+    const __m512i idx = _mm512_setr_epi32(
+        0, 0, 0, 0, 0x10001, 0x10001, 0x10001, 0x10001, 0x20002, 0x20002,
+        0x20002, 0x20002, 0x30003, 0x30003, 0x30003, 0x30003);
+    for (int k = 0; k < 4; k++)
+        scw[k] = _mm512_permutexvar_epi16(
+            _mm512_add_epi16(idx, _mm512_set1_epi16((short)(4 * k))), s);
+}
+
+static inline __m512i q6_vector_dot(__m512i acc, __m512i q, const int8_t *q8,
+                                    __m512i scw) {
+    return _mm512_dpwssd_epi32(
+        acc, _mm512_maddubs_epi16(q, _mm512_loadu_si512(q8)), scw);
+}
+
 void eng__vec_dot_q6_K_q8_K_avx512(int n, float *restrict s,
                                    const void *restrict vx,
                                    const void *restrict vy) {
     const block_q6_K *x = vx;
     const block_q8_K *y = vy;
-    const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3);
-    /* Byte shuffle repeating each of 4 scales 4 times. */
-    const __m128i rep4 =
-        _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     __m512 acc = _mm512_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
         const float d = fp16_to_f32_f16c(x[i].d) * y[i].d;
-        const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
-        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        const __m256i sc16 =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
         __m256i off = _mm256_slli_epi32(
             _mm256_madd_epi16(sc16,
                               _mm256_loadu_si256((const __m256i *)y[i].bsums)),
             5);
+        __m512i scw[4];
+        q6_scale_vectors(sc16, scw);
         /* the two halves in their own chains (integer sums) */
-        __m512i sumi[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+        __m512i sumi[2];
         _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = x[i].ql + 64 * h, *qhp = x[i].qh + 32 * h;
+            __m512i q[2];
+            q6_quants(x[i].ql + 64 * h, x[i].qh + 32 * h, q);
             const int8_t *q8 = y[i].qs + 128 * h;
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
-            __m256i q0 =
-                _mm256_or_si256(_mm256_and_si256(l0, m4),
-                                _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
-            __m256i q1 = _mm256_or_si256(
-                _mm256_and_si256(l1, m4),
-                _mm256_slli_epi16(
-                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
-            __m256i q2 = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                _mm256_slli_epi16(
-                    _mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
-            __m256i q3 = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                _mm256_slli_epi16(
-                    _mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
-            __m512i p0 =
-                _mm512_dpbusd_epi32(_mm512_setzero_si512(), join256(q0, q1),
-                                    _mm512_loadu_si512(q8));
-            __m512i p1 =
-                _mm512_dpbusd_epi32(_mm512_setzero_si512(), join256(q2, q3),
-                                    _mm512_loadu_si512(q8 + 64));
-            /* Scales 8h..8h+3 for p0's four groups, 8h+4..8h+7 for p1's,
-             * each widened to the 4 lanes of its group. */
-            __m128i sh = h ? _mm_unpackhi_epi64(sc8, sc8) : sc8;
-            __m512i s0 = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(sh, rep4));
-            __m512i s1 = _mm512_cvtepi8_epi32(
-                _mm_shuffle_epi8(_mm_srli_si128(sh, 4), rep4));
-            sumi[h] = _mm512_add_epi32(_mm512_mullo_epi32(p0, s0),
-                                       _mm512_mullo_epi32(p1, s1));
+            sumi[h] = q6_vector_dot(
+                q6_vector_dot(_mm512_setzero_si512(), q[0], q8, scw[2 * h]),
+                q[1], q8 + 64, scw[2 * h + 1]);
         }
         __m512i tot = _mm512_sub_epi32(_mm512_add_epi32(sumi[0], sumi[1]),
                                        _mm512_zextsi256_si512(off));
@@ -809,7 +826,6 @@ ALWAYS_INLINE void q4_K_nrc_impl(int n, const int nrc, float *restrict s,
                                  const void *restrict vx,
                                  const void *restrict vy, size_t st) {
     const block_q4_K *x = vx;
-    const __m256i m4 = _mm256_set1_epi8(0xf);
     __m512 acc[ENG_NRC_MAX];
     __m256 accm[ENG_NRC_MAX];
     for (int c = 0; c < nrc; c++) {
@@ -819,11 +835,8 @@ ALWAYS_INLINE void q4_K_nrc_impl(int n, const int nrc, float *restrict s,
     for (int i = 0; i < n / QK_K; i++) {
         k4_decoded k;
         k4_decode_scales(x[i].scales, x[i].d, x[i].dmin, &k);
-        for (int j = 0; j < 4; j++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-            k.q[j] = join256(_mm256_and_si256(q, m4),
-                             _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
-        }
+        for (int j = 0; j < 4; j++)
+            k.q[j] = k4_nibbles(x[i].qs + 32 * j);
         k4_columns(nrc, &k, i, vy, st, acc, accm);
     }
     for (int c = 0; c < nrc; c++)
@@ -835,7 +848,6 @@ ALWAYS_INLINE void q5_K_nrc_impl(int n, const int nrc, float *restrict s,
                                  const void *restrict vx,
                                  const void *restrict vy, size_t st) {
     const block_q5_K *x = vx;
-    const __m256i m4 = _mm256_set1_epi8(0xf);
     const __m512i one = _mm512_set1_epi8(1);
     __m512 acc[ENG_NRC_MAX];
     __m256 accm[ENG_NRC_MAX];
@@ -849,11 +861,9 @@ ALWAYS_INLINE void q5_K_nrc_impl(int n, const int nrc, float *restrict s,
         __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
         __m512i hh = join256(qh, _mm256_srli_epi16(qh, 1));
         for (int j = 0; j < 4; j++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-            __m512i qq = join256(_mm256_and_si256(q, m4),
-                                 _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
             k.q[j] = _mm512_or_si512(
-                qq, _mm512_slli_epi16(_mm512_and_si512(hh, one), 4));
+                k4_nibbles(x[i].qs + 32 * j),
+                _mm512_slli_epi16(_mm512_and_si512(hh, one), 4));
             hh = _mm512_srli_epi16(hh, 2);
         }
         k4_columns(nrc, &k, i, vy, st, acc, accm);
@@ -867,55 +877,24 @@ ALWAYS_INLINE void q6_K_nrc_impl(int n, const int nrc, float *restrict s,
                                  const void *restrict vx,
                                  const void *restrict vy, size_t st) {
     const block_q6_K *x = vx;
-    const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3);
-    const __m128i rep4 =
-        _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     __m512 acc[ENG_NRC_MAX];
     for (int c = 0; c < nrc; c++)
         acc[c] = _mm512_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
-        /* q[2h + p] holds quant rows (2p, 2p+1) of half h; sc[] their
-         * per-lane scales (see eng__vec_dot_q6_K_q8_K_avx512). */
-        __m512i q[4], sc[4];
-        const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
-        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
-        for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = x[i].ql + 64 * h, *qhp = x[i].qh + 32 * h;
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
-            __m256i q0 =
-                _mm256_or_si256(_mm256_and_si256(l0, m4),
-                                _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
-            __m256i q1 = _mm256_or_si256(
-                _mm256_and_si256(l1, m4),
-                _mm256_slli_epi16(
-                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
-            __m256i q2 = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                _mm256_slli_epi16(
-                    _mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
-            __m256i q3 = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                _mm256_slli_epi16(
-                    _mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
-            q[2 * h] = join256(q0, q1);
-            q[2 * h + 1] = join256(q2, q3);
-            __m128i sh = h ? _mm_unpackhi_epi64(sc8, sc8) : sc8;
-            sc[2 * h] = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(sh, rep4));
-            sc[2 * h + 1] = _mm512_cvtepi8_epi32(
-                _mm_shuffle_epi8(_mm_srli_si128(sh, 4), rep4));
-        }
+        /* q[2h + p]: vector p of half h, scw[] their scales (see
+         * eng__vec_dot_q6_K_q8_K_avx512) */
+        __m512i q[4], scw[4];
+        const __m256i sc16 =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
+        q6_scale_vectors(sc16, scw);
+        for (int h = 0; h < 2; h++)
+            q6_quants(x[i].ql + 64 * h, x[i].qh + 32 * h, q + 2 * h);
         const float d = fp16_to_f32_f16c(x[i].d);
         for (int c = 0; c < nrc; c++) {
             const block_q8_K *y = (const block_q8_K *)col(vy, c, st) + i;
             __m512i sumi = _mm512_setzero_si512();
-            for (int k = 0; k < 4; k++) {
-                __m512i p =
-                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[k],
-                                        _mm512_loadu_si512(y->qs + 64 * k));
-                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, sc[k]));
-            }
+            for (int k = 0; k < 4; k++)
+                sumi = q6_vector_dot(sumi, q[k], y->qs + 64 * k, scw[k]);
             __m256i off = _mm256_slli_epi32(
                 _mm256_madd_epi16(
                     sc16, _mm256_loadu_si256((const __m256i *)y->bsums)),

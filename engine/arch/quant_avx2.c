@@ -430,6 +430,7 @@ void eng__vec_dot_q4_K_q8_K_avx2(int n, float *restrict s,
     const __m256i m4 = _mm256_set1_epi8(0xf);
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
+        k_prefetch(x + i, sizeof(block_q4_K));
         const float d = fp16_to_f32_f16c(x[i].d) * y[i].d;
         const float dmin = fp16_to_f32_f16c(x[i].dmin) * y[i].d;
         /* scales and mins unpacked in registers (k4_scales_mins): the same
@@ -471,6 +472,7 @@ void eng__vec_dot_q5_K_q8_K_avx2(int n, float *restrict s,
     const __m256i m4 = _mm256_set1_epi8(0xf), one = _mm256_set1_epi8(1);
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
+        k_prefetch(x + i, sizeof(block_q5_K));
         const float d = fp16_to_f32_f16c(x[i].d) * y[i].d;
         const float dmin = fp16_to_f32_f16c(x[i].dmin) * y[i].d;
         uint8_t sc[8], mn[8];
@@ -535,6 +537,7 @@ void eng__vec_dot_q6_K_q8_K_avx2(int n, float *restrict s,
     const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
+        k_prefetch(x + i, sizeof(block_q6_K));
         const float d = fp16_to_f32_f16c(x[i].d) * y[i].d;
         const __m256i sc16 =
             _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));

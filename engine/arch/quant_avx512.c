@@ -340,25 +340,6 @@ static inline __m512i k4_chunk_dot(__m512i acc, __m512i q, const int8_t *q8,
         acc, _mm512_maddubs_epi16(q, _mm512_loadu_si512(q8)), scw);
 }
 
-/* The one-row K-quant dots (decode) prefetch the weights K_PREFETCH bytes
- * ahead, a block's lines per block. Rows lie one after another, so this
- * runs on into the next rows of the matrix (and harmlessly past its end:
- * prefetches do not fault). Without it one thread streamed Q4_K at 28 and
- * Q6_K at 28-29 GB/s, well under what the same loops do in cache and what
- * the bus gives a core; with it, one thread, best of 5-7: Q4_K 1536-wide
- * 30-32, 4864-wide 35, 8960-wide 37-38; Q6_K 1536-wide 40-43, 4864-wide
- * 39, 8960-wide 45 GB/s. 8 and 16 KB measured alike, 4 and 32 KB less.
- * Prefetching whole rows ahead from matmul.c's row loop instead helped
- * the 1536-wide rows but cost 5-15% on 8960-wide ones: a burst of 79
- * prefetches at each row's start. */
-#define K_PREFETCH 16384
-static inline void k_prefetch(const void *block, size_t size) {
-    const char *p = (const char *)block + K_PREFETCH;
-    for (size_t o = 0; o < size; o += 64)
-        _mm_prefetch(p + o, _MM_HINT_T0);
-    _mm_prefetch(p + size - 1, _MM_HINT_T0);
-}
-
 /* A chunk's 32 bytes of nibbles as [low nibbles | high nibbles]: one
  * broadcast load, one variable shift of the high half and one and, where
  * two ands, a shift and an insert took four vector operations. Same

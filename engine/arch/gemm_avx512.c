@@ -457,9 +457,12 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
 
 /* One weight row against nrc packed columns, split in two so that the tile
  * kernel below can reduce four rows at once: T##_packed_groups leaves
- * column c's part of the groups as a vector, sum[c] = acc0 + acc1 (even
- * and odd groups), whose hsum_ps_512 starts s[c]; T##_packed_tail then
- * adds the leftover blocks (n/32 % 4 of them) one by one. */
+ * column c's part of the groups as a vector sum[c], whose hsum_ps_512
+ * starts s[c]; T##_packed_tail then adds the leftover blocks (n/32 % 4 of
+ * them) one by one. One accumulator per column: a group's work is longer
+ * than the FMA's latency even for one column, and a second set (even and
+ * odd groups) cost the one-column kernel 4-7% on 896-wide rows (Q8_0 and
+ * Q5_0, in cache and streaming), with no difference at 8 columns. */
 #define Q8_0_LIKE_PACKED(T, BLOCK, GROUP, SINGLE)                     \
     /* One group of four blocks (i) into acc, prefetching ahead. */         \
     ALWAYS_INLINE void T##_packed_group4(int n, const int nrc, __m512 *acc,     \
@@ -499,20 +502,11 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
                                          const char *pf) {                     \
         const BLOCK *x = vx;                                                   \
         const int nb = n / QK8_0;                                              \
-        __m512 acc0[ENG_NRC_MAX], acc1[ENG_NRC_MAX];                           \
         UNROLL_COLUMNS                                                         \
         for (int c = 0; c < nrc; c++)                                          \
-            acc0[c] = acc1[c] = _mm512_setzero_ps();                           \
-        int i = 0;                                                             \
-        for (; i + 8 <= nb; i += 8) {                                          \
-            T##_packed_group4(n, nrc, acc0, x, i, vy, st, pf);                  \
-            T##_packed_group4(n, nrc, acc1, x, i + 4, vy, st, pf);              \
-        }                                                                      \
-        if (i + 4 <= nb)                                                       \
-            T##_packed_group4(n, nrc, acc0, x, i, vy, st, pf);                  \
-        UNROLL_COLUMNS                                                         \
-        for (int c = 0; c < nrc; c++)                                          \
-            sum[c] = _mm512_add_ps(acc0[c], acc1[c]);                          \
+            sum[c] = _mm512_setzero_ps();                                      \
+        for (int i = 0; i + 4 <= nb; i += 4)                                   \
+            T##_packed_group4(n, nrc, sum, x, i, vy, st, pf);                  \
     }                                                                          \
     ALWAYS_INLINE void T##_packed_tail(int n, const int nrc, float *restrict s, \
                                        const void *restrict vx,                \

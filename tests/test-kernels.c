@@ -242,8 +242,9 @@ TEST_IMPL(kernels_q5_0_vbmi) {
                                   plain->vec_dot_tile_packed[ENG_TYPE_Q5_0],
                               tile_v = vbmi->vec_dot_tile_packed[ENG_TYPE_Q5_0];
     ASSERT(nrc_p && nrc_v && tile_p && tile_v);
-    const eng_from_float_fn pack =
-        eng_type_traits[ENG_TYPE_Q8_0].from_float_packed;
+    /* the table's own packer: the installed one is absent where
+     * NIB_FORCE_ISA caps the kernels below AVX-512 */
+    const eng_from_float_fn pack = plain->from_float_packed[ENG_TYPE_Q8_0];
     ASSERT(pack != NULL);
     enum { NMAX = 4864, ROWS = 7 };
     const size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -289,6 +290,77 @@ TEST_IMPL(kernels_q5_0_vbmi) {
     }
     munmap(map, span + page);
     fprintf(stderr, "%d outputs bit-identical\n", checked);
+    return 0;
+#endif
+}
+
+/* ---- AVX-VNNI dots == AVX2 dots ------------------------------------------ */
+
+/* Where the CPU has AVX-VNNI, eng__kernels_avxvnni replaces the AVX2
+ * vec_dot of Q8_0, Q4_0 and Q5_0 with vpdpbusd forms (on AVX-512 CPUs the
+ * AVX-512 kernels replace both). They must equal the AVX2 ones bit for bit,
+ * since the AVX2 batched dots are bit-identical to those: on every leftover
+ * count of the two-block Q5_0 loop, and on Q8_0 weights holding any byte,
+ * -128 included (files from other quantizers), against activations from
+ * nib's quantizer (|q| <= 127). */
+TEST_IMPL(kernels_avxvnni) {
+#if !defined(__x86_64__)
+    TEST_SKIP("not an x86-64 CPU");
+#else
+    eng_quant_init();
+    const eng_arch_kernels *all[ENG_ARCH_MAX], *avx2 = NULL, *vnni = NULL;
+    int na = eng__arch_available(all, ENG_ARCH_MAX);
+    for (int i = 0; i < na; i++) {
+        if (all[i] == &eng__kernels_avx2)
+            avx2 = all[i];
+        if (all[i] == &eng__kernels_avxvnni)
+            vnni = all[i];
+    }
+    if (!vnni)
+        TEST_SKIP("no AVX-VNNI on this CPU");
+    ASSERT(avx2 != NULL);
+    static const eng_type types[] = {ENG_TYPE_Q8_0, ENG_TYPE_Q4_0,
+                                     ENG_TYPE_Q5_0};
+    static const int lens[] = {32, 64, 96, 128, 160, 896, 4864};
+    enum { NMAX = 4864 };
+    static float x[NMAX];
+    static uint8_t qw[NMAX * 2], qa[NMAX * 2];
+    int checked = 0;
+    for (size_t ti = 0; ti < NIB_ARRAY_LEN(types); ti++) {
+        const eng_type t = types[ti];
+        const eng_type_traits_t *tt = &eng_type_traits[t];
+        const eng_vec_dot_fn a = avx2->vec_dot[t], b = vnni->vec_dot[t];
+        ASSERT(a && b);
+        for (size_t li = 0; li < NIB_ARRAY_LEN(lens); li++) {
+            const int n = lens[li];
+            for (int rep = 0; rep < 8; rep++) {
+                for (int i = 0; i < n; i++)
+                    x[i] = krng_sym() * (1.0f + (float)(i % 5));
+                tt->from_float_ref(x, qw, n);
+                if (t == ENG_TYPE_Q8_0 && rep % 2) {
+                    /* raw bytes: quants of any value, -128 among them */
+                    block_q8_0 *w = (block_q8_0 *)qw;
+                    for (int i = 0; i < n / QK8_0; i++)
+                        for (int j = 0; j < QK8_0; j++)
+                            w[i].qs[j] =
+                                (int8_t)(rep == 1 && j % 3 == 0
+                                             ? -128
+                                             : (int)(krng_u32() & 0xff));
+                }
+                for (int i = 0; i < n; i++)
+                    x[i] = krng_sym() * (float)(rep + 1);
+                eng_type_traits[ENG_TYPE_Q8_0].from_float(x, qa, n);
+                float ra, rb;
+                a(n, &ra, qw, qa);
+                b(n, &rb, qw, qa);
+                ASSERT_MSG(memcmp(&ra, &rb, sizeof ra) == 0,
+                           "%s n=%d rep %d: AVX2 %.9g, AVX-VNNI %.9g", tt->name,
+                           n, rep, ra, rb);
+                checked++;
+            }
+        }
+    }
+    fprintf(stderr, "%d dots bit-identical\n", checked);
     return 0;
 #endif
 }

@@ -13,6 +13,10 @@ static bool has_avx2(void) {
            __builtin_cpu_supports("f16c") && __builtin_cpu_supports("bmi2");
 }
 
+static bool has_avxvnni(void) {
+    return has_avx2() && __builtin_cpu_supports("avxvnni");
+}
+
 static bool has_avx512(void) {
     /* The avx512 file is compiled for F/BW/DQ/VL plus VNNI and BF16 in one
      * go; a CPU missing any of them (Skylake-X lacks VNNI and BF16) stays
@@ -37,6 +41,8 @@ int eng__arch_available(const eng_arch_kernels **out, int max) {
     /* After it, so that its batched dots replace quant_avx2.c's. */
     if (n < max && has_avx2())
         out[n++] = &eng__kernels_avx2_gemm;
+    if (n < max && has_avxvnni())
+        out[n++] = &eng__kernels_avxvnni;
     if (n < max && has_avx512())
         out[n++] = &eng__kernels_avx512;
     /* After it, so that its batched dots replace quant_avx512.c's. */

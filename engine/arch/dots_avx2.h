@@ -1,0 +1,124 @@
+/*
+ * dots_avx2.h — the AVX2 one-row dots of Q8_0, Q4_0 and Q5_0 against Q8_0
+ * activations as inline bodies over the signed int8 dot of 32 bytes
+ * (engine-internal; included only by ISA files compiled with AVX2 flags).
+ *
+ * quant_avx2.c instantiates them with vpmaddubsw + vpmaddwd,
+ * quant_avxvnni.c with AVX-VNNI's vpdpbusd. Both leave in int32 lane k the
+ * exact sum of products 4k..4k+3 (|x| <= 127 on the activation side, so
+ * vpmaddubsw never saturates), and the float steps are the same code, so
+ * the two are bit-identical (test kernels_avxvnni).
+ */
+#ifndef NIB_ENGINE_ARCH_DOTS_AVX2_H
+#define NIB_ENGINE_ARCH_DOTS_AVX2_H
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "quant_x86.h"
+
+#ifndef ALWAYS_INLINE
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#endif
+
+/* Lane k: x[4k..4k+3] . y[4k..4k+3], x and y signed. */
+typedef __m256i (*dot_i8_fn)(__m256i x, __m256i y);
+
+ALWAYS_INLINE void dot_q8_0_body(int n, float *restrict s,
+                                 const void *restrict vx,
+                                 const void *restrict vy, dot_i8_fn dot_i8) {
+    const block_q8_0 *x = vx;
+    const block_q8_0 *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / QK8_0; i++) {
+        const __m256 d =
+            _mm256_set1_ps(fp16_to_f32_f16c(x[i].d) * fp16_to_f32_f16c(y[i].d));
+        __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(qx, qy)), acc);
+    }
+    *s = hsum_ps_256(acc);
+}
+
+ALWAYS_INLINE void dot_q4_0_body(int n, float *restrict s,
+                                 const void *restrict vx,
+                                 const void *restrict vy, dot_i8_fn dot_i8) {
+    const block_q4_0 *x = vx;
+    const block_q8_0 *y = vy;
+    const __m256i off = _mm256_set1_epi8(8);
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / QK8_0; i++) {
+        const __m256 d =
+            _mm256_set1_ps(fp16_to_f32_f16c(x[i].d) * fp16_to_f32_f16c(y[i].d));
+        __m256i qx = _mm256_sub_epi8(nibbles32(x[i].qs), off);
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(qx, qy)), acc);
+    }
+    *s = hsum_ps_256(acc);
+}
+
+/* Q5_0 block i's signed quants (q - 16): the nibbles from one broadcast
+ * load and a per-lane shift, the fifth bits from a broadcast load, a byte
+ * shuffle and a compare (four operations fewer per block than nibbles32
+ * and bits32_to_bytes from registers; 11.4 GB/s per core in cache was what
+ * an AVX2 laptop's Q4_K_M decode ran at). */
+static inline __m256i q5_0_quants_avx2(const block_q5_0 *b) {
+    const __m256i m4 = _mm256_set1_epi8(0xf);
+    const __m256i q =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)b->qs));
+    const __m256i nib = _mm256_and_si256(
+        _mm256_srlv_epi32(q, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), m4);
+    /* byte j takes qh byte j / 8, and becomes all ones when its bit j % 8
+     * is set: OR-ing every other bit in first leaves -1 only then */
+    uint32_t qh;
+    memcpy(&qh, b->qh, 4);
+    const __m256i shuf =
+        _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2,
+                         2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i others = _mm256_set1_epi64x((long long)0x7fbfdfeff7fbfdfeull);
+    const __m256i set = _mm256_cmpeq_epi8(
+        _mm256_or_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), shuf),
+                        others),
+        _mm256_set1_epi8(-1));
+    /* q - 16 is the nibble when the 5th bit is set, nibble | 0xf0 (as
+     * int8: nibble - 16) when it is clear */
+    return _mm256_or_si256(
+        nib, _mm256_andnot_si256(set, _mm256_set1_epi8((char)0xf0)));
+}
+
+ALWAYS_INLINE void dot_q5_0_body(int n, float *restrict s,
+                                 const void *restrict vx,
+                                 const void *restrict vy, dot_i8_fn dot_i8) {
+    const block_q5_0 *x = vx;
+    const block_q8_0 *y = vy;
+    const int nb = n / QK8_0;
+    __m256 acc = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        /* the two blocks' fp16(dx) * fp16(dy) in one convert and multiply */
+        const uint64_t h = (uint64_t)x[i].d | (uint64_t)x[i + 1].d << 16 |
+                           (uint64_t)y[i].d << 32 | (uint64_t)y[i + 1].d << 48;
+        const __m128 f = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)h));
+        const __m128 d01 = _mm_mul_ps(f, _mm_movehl_ps(f, f));
+        for (int k = 0; k < 2; k++) {
+            const __m256i qx = q5_0_quants_avx2(x + i + k);
+            const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i + k].qs);
+            const __m256 d =
+                _mm256_broadcastss_ps(k ? _mm_movehdup_ps(d01) : d01);
+            acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(qx, qy)), acc);
+        }
+    }
+    for (; i < nb; i++) {
+        const __m256 d =
+            _mm256_set1_ps(fp16_to_f32_f16c(x[i].d) * fp16_to_f32_f16c(y[i].d));
+        acc =
+            _mm256_fmadd_ps(d,
+                            _mm256_cvtepi32_ps(dot_i8(
+                                q5_0_quants_avx2(x + i),
+                                _mm256_loadu_si256((const __m256i *)y[i].qs))),
+                            acc);
+    }
+    *s = hsum_ps_256(acc);
+}
+
+#endif

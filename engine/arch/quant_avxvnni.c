@@ -1,0 +1,55 @@
+/*
+ * quant_avxvnni.c — the AVX2 one-row dots of Q8_0, Q4_0 and Q5_0 with
+ * AVX-VNNI's 256-bit vpdpbusd (compiled with the AVX2 flags plus
+ * -mavxvnni; installed after the AVX2 tables where cpu.c finds AVX-VNNI:
+ * Intel since Alder Lake, whose laptop parts have no AVX-512, and AMD
+ * since Zen 5).
+ *
+ * One vpdpbusd per 32 products replaces vpmaddubsw + vpmaddwd. The int32
+ * lanes hold the same exact sums, so these are bit-identical to the AVX2
+ * kernels (dots_avx2.h), and the AVX2 batched dots stay bit-identical to
+ * them. One thread, 896-wide rows: Q8_0 32.0 -> 39.4 GB/s in cache (27.8
+ * -> 28.7 streaming, memory-bound there), Q5_0 15.5-15.9 -> 16.1-16.7,
+ * Q4_0 13.5 -> 14.2.
+ */
+#include "quant_arch.h"
+
+#if defined(__x86_64__)
+
+#include "dots_avx2.h"
+
+/* Lane k: x[4k..4k+3] . y[4k..4k+3]: |x| against y with x's sign. */
+static inline __m256i dot_i8_vnni(__m256i x, __m256i y) {
+    return _mm256_dpbusd_avx_epi32(
+        _mm256_setzero_si256(), _mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+}
+
+void eng__vec_dot_q8_0_q8_0_avxvnni(int n, float *restrict s,
+                                    const void *restrict vx,
+                                    const void *restrict vy) {
+    dot_q8_0_body(n, s, vx, vy, dot_i8_vnni);
+}
+
+void eng__vec_dot_q4_0_q8_0_avxvnni(int n, float *restrict s,
+                                    const void *restrict vx,
+                                    const void *restrict vy) {
+    dot_q4_0_body(n, s, vx, vy, dot_i8_vnni);
+}
+
+void eng__vec_dot_q5_0_q8_0_avxvnni(int n, float *restrict s,
+                                    const void *restrict vx,
+                                    const void *restrict vy) {
+    dot_q5_0_body(n, s, vx, vy, dot_i8_vnni);
+}
+
+const eng_arch_kernels eng__kernels_avxvnni = {
+    .isa = "avx2",
+    .vec_dot =
+        {
+            [ENG_TYPE_Q8_0] = eng__vec_dot_q8_0_q8_0_avxvnni,
+            [ENG_TYPE_Q4_0] = eng__vec_dot_q4_0_q8_0_avxvnni,
+            [ENG_TYPE_Q5_0] = eng__vec_dot_q5_0_q8_0_avxvnni,
+        },
+};
+
+#endif

@@ -121,4 +121,63 @@ ALWAYS_INLINE void dot_q5_0_body(int n, float *restrict s,
     *s = hsum_ps_256(acc);
 }
 
+/* Up to four columns per pass (see dot_q8_0_nrc_body); larger batches go
+ * through in groups of four, each group still reading the weight row from
+ * L1 only. The *_impl functions are inlined per column count. */
+#define NRC_SPLIT4(name, impl)                                                 \
+    void name(int n, int nrc, float *restrict s, const void *restrict vx,      \
+              const void *restrict vy, size_t st) {                            \
+        const char *y = vy;                                                    \
+        while (nrc > 0) {                                                      \
+            int k = nrc > 4 ? 4 : nrc;                                         \
+            switch (k) {                                                       \
+            case 1:                                                            \
+                impl(n, 1, s, vx, y, st);                                      \
+                break;                                                         \
+            case 2:                                                            \
+                impl(n, 2, s, vx, y, st);                                      \
+                break;                                                         \
+            case 3:                                                            \
+                impl(n, 3, s, vx, y, st);                                      \
+                break;                                                         \
+            default:                                                           \
+                impl(n, 4, s, vx, y, st);                                      \
+                break;                                                         \
+            }                                                                  \
+            s += k;                                                            \
+            y += (size_t)k * st;                                               \
+            nrc -= k;                                                          \
+        }                                                                      \
+    }
+
+/* vec_dot_nrc of Q8_0 for up to four columns (the 16 ymm registers hold
+ * four accumulators): per column the steps of dot_q8_0_body, with the
+ * weights' |x| formed once; dot_u8i8 multiplies it (unsigned) by the
+ * activations carrying x's sign. */
+ALWAYS_INLINE void dot_q8_0_nrc_body(int n, const int nrc, float *restrict s,
+                                     const void *restrict vx,
+                                     const void *restrict vy, size_t st,
+                                     dot_i8_fn dot_u8i8) {
+    const block_q8_0 *x = vx;
+    __m256 acc[4];
+    for (int c = 0; c < nrc; c++)
+        acc[c] = _mm256_setzero_ps();
+    for (int i = 0; i < n / QK8_0; i++) {
+        const __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        const __m256i ax = _mm256_sign_epi8(qx, qx);
+        const float dx = fp16_to_f32_f16c(x[i].d);
+        for (int c = 0; c < nrc; c++) {
+            const block_q8_0 *y =
+                (const block_q8_0 *)((const char *)vy + (size_t)c * st) + i;
+            __m256i sy = _mm256_sign_epi8(
+                _mm256_loadu_si256((const __m256i *)y->qs), qx);
+            __m256i p = dot_u8i8(ax, sy);
+            acc[c] =
+                _mm256_fmadd_ps(_mm256_set1_ps(dx * fp16_to_f32_f16c(y->d)),
+                                _mm256_cvtepi32_ps(p), acc[c]);
+        }
+    }
+    for (int c = 0; c < nrc; c++)
+        s[c] = hsum_ps_256(acc[c]);
+}
 #endif

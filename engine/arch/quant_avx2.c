@@ -512,37 +512,8 @@ void eng__vec_dot_q6_K_q8_K_avx2(int n, float *restrict s,
 /* ==== batched dots (one weight row, nrc activation rows) ================== */
 
 /* As in quant_avx512.c, but with 16 vector registers the decoded block and
- * the per-column accumulators fit for at most four columns, so larger
- * batches go through in groups of four (each group still reads the weight
- * row from L1 only). The *_impl functions are inlined per column count. */
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-
-#define NRC_SPLIT4(name, impl)                                                 \
-    void name(int n, int nrc, float *restrict s, const void *restrict vx,      \
-              const void *restrict vy, size_t st) {                            \
-        const char *y = vy;                                                    \
-        while (nrc > 0) {                                                      \
-            int k = nrc > 4 ? 4 : nrc;                                         \
-            switch (k) {                                                       \
-            case 1:                                                            \
-                impl(n, 1, s, vx, y, st);                                      \
-                break;                                                         \
-            case 2:                                                            \
-                impl(n, 2, s, vx, y, st);                                      \
-                break;                                                         \
-            case 3:                                                            \
-                impl(n, 3, s, vx, y, st);                                      \
-                break;                                                         \
-            default:                                                           \
-                impl(n, 4, s, vx, y, st);                                      \
-                break;                                                         \
-            }                                                                  \
-            s += k;                                                            \
-            y += (size_t)k * st;                                               \
-            nrc -= k;                                                          \
-        }                                                                      \
-    }
-
+ * the per-column accumulators fit for at most four columns: NRC_SPLIT4
+ * (dots_avx2.h). */
 ALWAYS_INLINE const void *col(const void *vy, int c, size_t st) {
     return (const char *)vy + (size_t)c * st;
 }
@@ -550,27 +521,7 @@ ALWAYS_INLINE const void *col(const void *vy, int c, size_t st) {
 ALWAYS_INLINE void q8_0_nrc_impl(int n, const int nrc, float *restrict s,
                                  const void *restrict vx,
                                  const void *restrict vy, size_t st) {
-    const block_q8_0 *x = vx;
-    __m256 acc[4];
-    for (int c = 0; c < nrc; c++)
-        acc[c] = _mm256_setzero_ps();
-    for (int i = 0; i < n / QK8_0; i++) {
-        const __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
-        const __m256i ax = _mm256_sign_epi8(qx, qx);
-        const float dx = fp16_to_f32_f16c(x[i].d);
-        for (int c = 0; c < nrc; c++) {
-            const block_q8_0 *y = (const block_q8_0 *)col(vy, c, st) + i;
-            __m256i sy = _mm256_sign_epi8(
-                _mm256_loadu_si256((const __m256i *)y->qs), qx);
-            __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy),
-                                          _mm256_set1_epi16(1));
-            acc[c] =
-                _mm256_fmadd_ps(_mm256_set1_ps(dx * fp16_to_f32_f16c(y->d)),
-                                _mm256_cvtepi32_ps(p), acc[c]);
-        }
-    }
-    for (int c = 0; c < nrc; c++)
-        s[c] = hsum_ps_256(acc[c]);
+    dot_q8_0_nrc_body(n, nrc, s, vx, vy, st, dot_u8i8_avx2);
 }
 NRC_SPLIT4(eng__vec_dot_q8_0_nrc_avx2, q8_0_nrc_impl)
 

@@ -1,9 +1,9 @@
 /*
- * quant_avxvnni.c — the AVX2 one-row dots of Q8_0, Q4_0 and Q5_0 with
- * AVX-VNNI's 256-bit vpdpbusd (compiled with the AVX2 flags plus
- * -mavxvnni; installed after the AVX2 tables where cpu.c finds AVX-VNNI:
- * Intel since Alder Lake, whose laptop parts have no AVX-512, and AMD
- * since Zen 5).
+ * quant_avxvnni.c — the AVX2 dots of Q8_0, Q4_0 and Q5_0 (and Q8_0's
+ * batched dot) with AVX-VNNI's 256-bit vpdpbusd (compiled with the AVX2
+ * flags plus -mavxvnni; installed after the AVX2 tables where cpu.c finds
+ * AVX-VNNI: Intel since Alder Lake, whose laptop parts have no AVX-512,
+ * and AMD since Zen 5).
  *
  * One vpdpbusd per 32 products replaces vpmaddubsw + vpmaddwd. The int32
  * lanes hold the same exact sums, so these are bit-identical to the AVX2
@@ -42,6 +42,18 @@ void eng__vec_dot_q5_0_q8_0_avxvnni(int n, float *restrict s,
     dot_q5_0_body(n, s, vx, vy, dot_i8_vnni);
 }
 
+/* |x| (unsigned) against y carrying x's sign. */
+static inline __m256i dot_u8i8_vnni(__m256i ax, __m256i sy) {
+    return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), ax, sy);
+}
+
+static inline __attribute__((always_inline)) void
+q8_0_nrc_impl(int n, const int nrc, float *restrict s, const void *restrict vx,
+              const void *restrict vy, size_t st) {
+    dot_q8_0_nrc_body(n, nrc, s, vx, vy, st, dot_u8i8_vnni);
+}
+NRC_SPLIT4(eng__vec_dot_q8_0_nrc_avxvnni, q8_0_nrc_impl)
+
 const eng_arch_kernels eng__kernels_avxvnni = {
     .isa = "avx2",
     .vec_dot =
@@ -49,6 +61,12 @@ const eng_arch_kernels eng__kernels_avxvnni = {
             [ENG_TYPE_Q8_0] = eng__vec_dot_q8_0_q8_0_avxvnni,
             [ENG_TYPE_Q4_0] = eng__vec_dot_q4_0_q8_0_avxvnni,
             [ENG_TYPE_Q5_0] = eng__vec_dot_q5_0_q8_0_avxvnni,
+        },
+    /* Q4_0 and Q5_0 have no AVX2 batched dot: theirs is a loop over the
+     * vec_dot above */
+    .vec_dot_nrc =
+        {
+            [ENG_TYPE_Q8_0] = eng__vec_dot_q8_0_nrc_avxvnni,
         },
 };
 

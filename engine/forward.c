@@ -293,8 +293,8 @@ int eng_ctx_new(const eng_model *m, const eng_ctx_params *params,
      * weight's vec_dot_type, packed or not (the down projection's input is
      * FFN_CHUNK tokens at most). */
     c->wdata_size =
-        eng_row_size_packed(eng_type_traits[m->w.output.type].vec_dot_type,
-                            m->w.output.ne0) *
+        eng__act_stride(eng_row_size_packed(
+            eng_type_traits[m->w.output.type].vec_dot_type, m->w.output.ne0)) *
         nb;
     for (int l = 0; l < p->n_layers; l++) {
         const eng_layer *L = &m->w.layers[l];
@@ -303,8 +303,8 @@ int eng_ctx_new(const eng_model *m, const eng_ctx_params *params,
         for (size_t i = 0; i < NIB_ARRAY_LEN(ts); i++)
             c->wdata_size = NIB_MAX(
                 c->wdata_size,
-                eng_row_size_packed(eng_type_traits[ts[i]->type].vec_dot_type,
-                                    ts[i]->ne0) *
+                eng__act_stride(eng_row_size_packed(
+                    eng_type_traits[ts[i]->type].vec_dot_type, ts[i]->ne0)) *
                     (ts[i] == &L->w_down ? ffn_nb : nb));
     }
 
@@ -333,7 +333,8 @@ int eng_ctx_new(const eng_model *m, const eng_ctx_params *params,
                   sizeof(float));
         eng_blas_init();
     }
-    TRY_ALLOC(c->wdata, c->wdata_size, 1);
+    TRY_ALLOC(c->wdata_mem, c->wdata_size + 63, 1);
+    c->wdata = (void *)(((uintptr_t)c->wdata_mem + 63) & ~(uintptr_t)63);
 
     /* the first sequence (key 0) */
     c->seq_bytes =
@@ -368,7 +369,7 @@ void eng_ctx_delete(eng_ctx *c) {
     nib_free(c->rope_cs);
     nib_free(c->att);
     nib_free(c->logits);
-    nib_free(c->wdata);
+    nib_free(c->wdata_mem);
     nib_free(c->blas_x);
     nib_free(c->blas_w);
     for (int i = 0; i < c->n_seqs; i++)

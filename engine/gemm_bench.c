@@ -70,8 +70,9 @@ int eng_gemm_compare(const char *type_name, int rows, int cols, int batch,
     const size_t row_bytes = eng_row_size(t, cols);
     void *wq = nib_try_malloc(row_bytes * (size_t)rows);
     /* the engine's scratch: the widest converted activation row per token */
-    size_t xq_row = NIB_MAX(eng_row_size(vt, cols), (size_t)cols * 4);
-    void *wdata = nib_try_malloc(xq_row * (size_t)batch);
+    size_t xq_row = eng__act_stride(
+        NIB_MAX(eng_row_size_packed(vt, cols), (size_t)cols * 4));
+    void *wdata = nib_try_malloc(xq_row * (size_t)batch + 63);
     float *blas_x = nib_try_malloc(nx * sizeof(float));
     float *blas_w = nib_try_malloc((size_t)threads * ENG_BLAS_ROWS *
                                    (size_t)cols * sizeof(float));
@@ -97,7 +98,7 @@ int eng_gemm_compare(const char *type_name, int rows, int cols, int batch,
     eng_ctx c;
     memset(&c, 0, sizeof c);
     c.pool = eng_pool_new(threads);
-    c.wdata = wdata;
+    c.wdata = (void *)(((uintptr_t)wdata + 63) & ~(uintptr_t)63);
     c.wdata_size = xq_row * (size_t)batch;
     c.blas_x = blas_x;
     c.blas_w = blas_w;

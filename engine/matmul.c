@@ -378,9 +378,10 @@ static void mm_run(eng_ctx *c, int k, float *const *outs,
         t.xq_row = (size_t)t.ne0 * sizeof(float);
     } else {
         t.xq = c->wdata;
-        t.xq_row = t.convert == eng_type_traits[vt].from_float_packed
-                       ? eng_row_size_packed(vt, t.ne0)
-                       : eng_row_size(vt, t.ne0);
+        t.xq_row =
+            eng__act_stride(t.convert == eng_type_traits[vt].from_float_packed
+                                ? eng_row_size_packed(vt, t.ne0)
+                                : eng_row_size(vt, t.ne0));
         if (n_batch == 1 || !parallel)
             mm_convert(&t, 0, 1);
         else

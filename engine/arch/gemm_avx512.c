@@ -628,16 +628,16 @@ Q8_0_LIKE_PACKED(q5_0, block_q5_0, group_q5_0, single_q5_0)
 static const uint8_t q5_0_vbmi_idx[4][64] = {
     /* the nibbles: byte 4 (4q + b) + j of the group layout is byte
      * 4q + j of block b's qs (at 22 b + 6) */
-    {6,  7,  8,  9,  28, 29, 30, 31, 50, 51, 52, 53, 72, 73, 74, 75,
-     10, 11, 12, 13, 32, 33, 34, 35, 54, 55, 56, 57, 76, 77, 78, 79,
-     14, 15, 16, 17, 36, 37, 38, 39, 58, 59, 60, 61, 80, 81, 82, 83,
-     18, 19, 20, 21, 40, 41, 42, 43, 62, 63, 64, 65, 84, 85, 86, 87},
+    {6,  7,  8,  9,  28, 29, 30, 31, 50, 51, 52, 53, 112, 113, 114, 115,
+     10, 11, 12, 13, 32, 33, 34, 35, 54, 55, 56, 57, 116, 117, 118, 119,
+     14, 15, 16, 17, 36, 37, 38, 39, 58, 59, 60, 61, 120, 121, 122, 123,
+     18, 19, 20, 21, 40, 41, 42, 43, 62, 63, 104, 105, 124, 125, 126, 127},
     /* the four qh words (at 22 b + 2) in every 16 bytes, so that each
      * 64-bit lane holds the two blocks its bytes belong to */
-    {2, 3, 4, 5, 24, 25, 26, 27, 46, 47, 48, 49, 68, 69, 70, 71,
-     2, 3, 4, 5, 24, 25, 26, 27, 46, 47, 48, 49, 68, 69, 70, 71,
-     2, 3, 4, 5, 24, 25, 26, 27, 46, 47, 48, 49, 68, 69, 70, 71,
-     2, 3, 4, 5, 24, 25, 26, 27, 46, 47, 48, 49, 68, 69, 70, 71},
+    {2, 3, 4, 5, 24, 25, 26, 27, 46, 47, 48, 49, 108, 109, 110, 111,
+     2, 3, 4, 5, 24, 25, 26, 27, 46, 47, 48, 49, 108, 109, 110, 111,
+     2, 3, 4, 5, 24, 25, 26, 27, 46, 47, 48, 49, 108, 109, 110, 111,
+     2, 3, 4, 5, 24, 25, 26, 27, 46, 47, 48, 49, 108, 109, 110, 111},
     /* which bit of its 64-bit lane is each byte's 5th bit, low half:
      * element 4q + j of block b is bit 32 (b % 2) + 4q + j */
     {0,  1,  2,  3,  32, 33, 34, 35, 0,  1,  2,  3,  32, 33, 34, 35,
@@ -645,18 +645,19 @@ static const uint8_t q5_0_vbmi_idx[4][64] = {
      8,  9,  10, 11, 40, 41, 42, 43, 8,  9,  10, 11, 40, 41, 42, 43,
      12, 13, 14, 15, 44, 45, 46, 47, 12, 13, 14, 15, 44, 45, 46, 47},
     /* the four fp16 scales (at 22 b) in the first 8 bytes */
-    {0, 1, 22, 23, 44, 45, 66, 67},
+    {0, 1, 22, 23, 44, 45, 106, 107},
 };
 
 ALWAYS_INLINE void group_q5_0_vbmi(const block_q5_0 *a, group *g) {
     const __m512i m4 = _mm512_set1_epi8(0xf);
     const __m512i b4 = _mm512_set1_epi8(0x10);
     const __m512i *idx = (const __m512i *)q5_0_vbmi_idx;
-    /* the group's 88 bytes; the masked load stops at its end, so the last
-     * group of a matrix reads nothing past it */
+    /* the group's 88 bytes as [0, 64) and [24, 88): the second load ends
+     * where the group ends, so the last group of a matrix reads nothing
+     * past it, and neither load is masked (byte k >= 64 is entry k + 40
+     * of the tables) */
     const __m512i v0 = _mm512_loadu_si512(a);
-    const __m512i v1 =
-        _mm512_maskz_loadu_epi8(0xffffff, (const uint8_t *)a + 64);
+    const __m512i v1 = _mm512_loadu_si512((const uint8_t *)a + 24);
     const __m512i z =
         _mm512_permutex2var_epi8(v0, _mm512_loadu_si512(idx), v1);
     const __m512i qh =

@@ -365,6 +365,150 @@ TEST_IMPL(kernels_avxvnni) {
 #endif
 }
 
+/* ---- AVX2 packed kernels ------------------------------------------------- */
+
+/* gemm_avx2.c's packed kernels (Q4_0, Q5_0 with vpmaddubsw) and
+ * quant_avxvnni.c's (Q8_0, Q4_0, Q5_0 with vpdpbusd) on gemm_avx2.c's
+ * packer. On an AVX-512 CPU kernels_nrc_equals_vec_dot sees neither, and
+ * on one with AVX-VNNI not the first, so here, on every leftover count of
+ * the group loops, one row and tiles of 7 rows (four and three):
+ *   - the AVX2 packer writes the AVX-512 packer's bytes (one layout);
+ *   - each kernel equals vec_dot_ref up to the grouping of its float sums,
+ *     a tile equals its one-row kernel bit for bit, and every column
+ *     equals its one-column value (what a decoded token gets);
+ *   - the vpmaddubsw and vpdpbusd forms are bit-identical.
+ * Q8_0 weights hold any byte, -128 included. The weight rows end where an
+ * inaccessible page begins, so a read past the last block faults. */
+TEST_IMPL(kernels_packed_avx2) {
+#if !defined(__x86_64__)
+    TEST_SKIP("not an x86-64 CPU");
+#else
+    eng_quant_init();
+    const eng_arch_kernels *all[ENG_ARCH_MAX], *avx2 = NULL, *vnni = NULL,
+                                               *avx512 = NULL;
+    int na = eng__arch_available(all, ENG_ARCH_MAX);
+    for (int i = 0; i < na; i++) {
+        if (all[i] == &eng__kernels_avx2_gemm)
+            avx2 = all[i];
+        if (all[i] == &eng__kernels_avxvnni)
+            vnni = all[i];
+        if (all[i] == &eng__kernels_avx512_gemm)
+            avx512 = all[i];
+    }
+    if (!avx2)
+        TEST_SKIP("no AVX2 on this CPU");
+    const eng_from_float_fn pack = avx2->from_float_packed[ENG_TYPE_Q8_0];
+    ASSERT(pack != NULL);
+    static const eng_type types[] = {ENG_TYPE_Q8_0, ENG_TYPE_Q4_0,
+                                     ENG_TYPE_Q5_0};
+    static const int lens[] = {32, 64, 96, 128, 160, 192, 224, 896, 4864};
+    enum { NMAX = 4864, ROWS = 7 };
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t span =
+        (ROWS * eng_row_size(ENG_TYPE_Q8_0, NMAX) + page - 1) / page * page;
+    uint8_t *map = mmap(NULL, span + page, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT(map != MAP_FAILED);
+    ASSERT(mprotect(map + span, page, PROT_NONE) == 0);
+    static float x[NMAX];
+    enum { ST = NMAX + NMAX / 8 + 64 };
+    static uint8_t qp[ENG_NRC_MAX * ST], qp512[ENG_NRC_MAX * ST],
+        qa[ENG_NRC_MAX * ST];
+    int checked = 0, kernels = 0;
+    for (size_t li = 0; li < NIB_ARRAY_LEN(lens); li++) {
+        const int n = lens[li];
+        const size_t st = eng_row_size_packed(ENG_TYPE_Q8_0, n) + 8 * (li % 2);
+        for (int c = 0; c < ENG_NRC_MAX; c++) {
+            for (int i = 0; i < n; i++)
+                x[i] = krng_sym() * (float)(c + 1);
+            pack(x, qp + c * st, n);
+            eng_type_traits[ENG_TYPE_Q8_0].from_float(x, qa + c * st, n);
+            if (avx512) {
+                avx512->from_float_packed[ENG_TYPE_Q8_0](x, qp512 + c * st, n);
+                ASSERT_MSG(memcmp(qp + c * st, qp512 + c * st,
+                                  eng_row_size_packed(ENG_TYPE_Q8_0, n)) == 0,
+                           "n=%d: the AVX2 and AVX-512 packers differ", n);
+            }
+        }
+        for (size_t ti = 0; ti < NIB_ARRAY_LEN(types); ti++) {
+            const eng_type t = types[ti];
+            const eng_type_traits_t *tt = &eng_type_traits[t];
+            const size_t rb = eng_row_size(t, n);
+            uint8_t *w = map + span - ROWS * rb;
+            for (int r = 0; r < ROWS; r++) {
+                for (int i = 0; i < n; i++)
+                    x[i] = krng_sym() * (1.0f + (float)(i % 5));
+                tt->from_float_ref(x, w + r * rb, n);
+                if (t == ENG_TYPE_Q8_0 && r % 2) {
+                    block_q8_0 *b = (block_q8_0 *)(w + r * rb);
+                    for (int i = 0; i < n / QK8_0; i++)
+                        for (int j = 0; j < QK8_0; j++)
+                            b[i].qs[j] =
+                                (int8_t)(j % 5 == 0 ? -128
+                                                    : (int)(krng_u32() & 0xff));
+                }
+            }
+            const eng_arch_kernels *lv[2] = {avx2, vnni};
+            float first[ROWS * ENG_NRC_MAX];
+            bool have_first = false;
+            for (int k = 0; k < 2; k++) {
+                if (!lv[k] || !lv[k]->vec_dot_nrc_packed[t])
+                    continue;
+                const eng_vec_dot_nrc_fn nrc = lv[k]->vec_dot_nrc_packed[t];
+                const eng_vec_dot_tile_fn tile = lv[k]->vec_dot_tile_packed[t];
+                ASSERT(tile != NULL);
+                kernels++;
+                for (int nc = 1; nc <= ENG_NRC_MAX; nc++) {
+                    float tl[ROWS * ENG_NRC_MAX];
+                    tile(n, ROWS, nc, tl, ROWS, w, rb, qp, st);
+                    for (int r = 0; r < ROWS; r++) {
+                        float got[ENG_NRC_MAX + 1];
+                        got[nc] = 12345.0f;
+                        nrc(n, nc, got, w + r * rb, qp, st);
+                        ASSERT(got[nc] == 12345.0f);
+                        for (int c = 0; c < nc; c++) {
+                            float one, want;
+                            nrc(n, 1, &one, w + r * rb, qp + c * st, st);
+                            ASSERT_MSG(memcmp(&one, &got[c], 4) == 0 &&
+                                           memcmp(&one, &tl[c * ROWS + r], 4) ==
+                                               0,
+                                       "%s (%s) n=%d nc=%d row %d col %d: "
+                                       "%.9g, tile %.9g, one column %.9g",
+                                       tt->name, lv[k]->isa, n, nc, r, c,
+                                       got[c], tl[c * ROWS + r], one);
+                            tt->vec_dot_ref(n, &want, w + r * rb, qa + c * st);
+                            const double tol =
+                                1e-5 *
+                                packed_dot_abs(t, n, w + r * rb, qa + c * st);
+                            ASSERT_MSG(fabs((double)one - want) <= tol,
+                                       "%s (%s) n=%d row %d col %d: %.9g vs "
+                                       "vec_dot_ref %.9g",
+                                       tt->name, lv[k]->isa, n, r, c, one,
+                                       want);
+                            checked++;
+                        }
+                    }
+                    if (nc == ENG_NRC_MAX) {
+                        if (have_first)
+                            ASSERT_MSG(memcmp(first, tl, sizeof tl) == 0,
+                                       "%s n=%d: vpmaddubsw and vpdpbusd "
+                                       "differ",
+                                       tt->name, n);
+                        memcpy(first, tl, sizeof tl);
+                        have_first = true;
+                    }
+                }
+            }
+        }
+    }
+    munmap(map, span + page);
+    fprintf(stderr, "%d kernel runs, %d outputs checked%s%s\n", kernels,
+            checked, vnni ? "" : " (no AVX-VNNI here)",
+            avx512 ? ", packers equal" : "");
+    return 0;
+#endif
+}
+
 /* ---- attention unit: SIMD == scalar -------------------------------------- */
 
 /* Scratch for one unit of up to this many tokens and heads over this many

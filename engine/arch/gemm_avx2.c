@@ -15,6 +15,7 @@
 
 #include <immintrin.h>
 
+#include "packed_avx2.h"
 #include "quant_x86.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
@@ -96,11 +97,91 @@ void eng__vec_dot_q4_K_nrc_exact_avx2(int n, int nrc, float *restrict s,
         q4_K_nrc2_impl(n, 1, s, vx, y, st);
 }
 
+/* ==== packed activations (packed_avx2.h) ===================================
+ */
+
+/* The packed Q8_0 row: quantized by the installed from_float four blocks
+ * at a time (the rounding every packed row must have), each group
+ * transposed as a Q8_0 weight group is, + 128. */
+void eng__quantize_row_q8_0_packed_avx2(const float *restrict x,
+                                        void *restrict vy, int64_t k) {
+    const eng_from_float_fn quantize =
+        eng_type_traits[ENG_TYPE_Q8_0].from_float;
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    int8_t *q = vy;
+    float *d = (float *)(q + k);
+    const int64_t nb = k / QK8_0;
+    block_q8_0 b[4];
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        quantize(x + i * QK8_0, b, 4 * QK8_0);
+        pk_group g;
+        pk_group_q8_0(b, &g);
+        for (int j = 0; j < 4; j++)
+            _mm256_storeu_si256((__m256i *)(q + QK8_0 * i + 32 * j),
+                                _mm256_xor_si256(g.w[j], flip));
+        _mm_storeu_ps(d + i, _mm256_castps256_ps128(g.dx));
+    }
+    for (; i < nb; i++) {
+        quantize(x + i * QK8_0, b, QK8_0);
+        _mm256_storeu_si256(
+            (__m256i *)(q + QK8_0 * i),
+            _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)b[0].qs),
+                             flip));
+        d[i] = fp16_to_f32_f16c(b[0].d);
+    }
+}
+
+/* c + the lane sums of y[k] . w[k] with vpmaddubsw + vpmaddwd: the four
+ * 16-bit products of a lane sum to at most 4 * 2 * 255 * 16 in magnitude,
+ * exact for Q4_0 and Q5_0 weights (|w| <= 16). */
+ALWAYS_INLINE __m256i pk_dot_avx2(const __m256i *w, const uint8_t *y, int nv,
+                                  __m256i c) {
+    __m256i s =
+        _mm256_maddubs_epi16(_mm256_loadu_si256((const __m256i *)y), w[0]);
+    PK_UNROLL
+    for (int k = 1; k < nv; k++)
+        s = _mm256_add_epi16(
+            s, _mm256_maddubs_epi16(
+                   _mm256_loadu_si256((const __m256i *)(y + 32 * k)), w[k]));
+    return _mm256_add_epi32(c, _mm256_madd_epi16(s, _mm256_set1_epi16(1)));
+}
+
+ALWAYS_INLINE __m256i pk_c0_avx2(const __m256i *w, int nv) {
+    const __m256i one = _mm256_set1_epi8(1);
+    __m256i s = _mm256_maddubs_epi16(one, w[0]);
+    PK_UNROLL
+    for (int k = 1; k < nv; k++)
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(one, w[k]));
+    return _mm256_madd_epi16(s, _mm256_set1_epi16(-128));
+}
+
+PK_AVX2_KERNELS(q4_0, block_q4_0, pk_group_q4_0, pk_single_q4_0, pk_dot_avx2,
+                pk_c0_avx2, _avx2)
+PK_AVX2_KERNELS(q5_0, block_q5_0, pk_group_q5_0, pk_single_q5_0, pk_dot_avx2,
+                pk_c0_avx2, _avx2)
+
 const eng_arch_kernels eng__kernels_avx2_gemm = {
     .isa = "avx2",
     .vec_dot_nrc =
         {
             [ENG_TYPE_Q4_K] = eng__vec_dot_q4_K_nrc_exact_avx2,
+        },
+    /* Q8_0 weights keep their batched dot here: quant_avxvnni.c adds
+     * their packed kernels */
+    .vec_dot_nrc_packed =
+        {
+            [ENG_TYPE_Q4_0] = eng__vec_dot_q4_0_nrc_packed_avx2,
+            [ENG_TYPE_Q5_0] = eng__vec_dot_q5_0_nrc_packed_avx2,
+        },
+    .from_float_packed =
+        {
+            [ENG_TYPE_Q8_0] = eng__quantize_row_q8_0_packed_avx2,
+        },
+    .vec_dot_tile_packed =
+        {
+            [ENG_TYPE_Q4_0] = eng__vec_dot_q4_0_tile_packed_avx2,
+            [ENG_TYPE_Q5_0] = eng__vec_dot_q5_0_tile_packed_avx2,
         },
 };
 

@@ -17,6 +17,7 @@
 #if defined(__x86_64__)
 
 #include "dots_avx2.h"
+#include "packed_avx2.h"
 
 /* Lane k: x[4k..4k+3] . y[4k..4k+3]: |x| against y with x's sign. */
 static inline __m256i dot_i8_vnni(__m256i x, __m256i y) {
@@ -54,6 +55,33 @@ q8_0_nrc_impl(int n, const int nrc, float *restrict s, const void *restrict vx,
 }
 NRC_SPLIT4(eng__vec_dot_q8_0_nrc_avxvnni, q8_0_nrc_impl)
 
+/* ==== packed activations (packed_avx2.h) ===================================
+ */
+
+ALWAYS_INLINE __m256i pk_dot_vnni(const __m256i *w, const uint8_t *y, int nv,
+                                  __m256i c) {
+    PK_UNROLL
+    for (int k = 0; k < nv; k++)
+        c = _mm256_dpbusd_avx_epi32(
+            c, _mm256_loadu_si256((const __m256i *)(y + 32 * k)), w[k]);
+    return c;
+}
+
+ALWAYS_INLINE __m256i pk_c0_vnni(const __m256i *w, int nv) {
+    __m256i s = _mm256_setzero_si256();
+    PK_UNROLL
+    for (int k = 0; k < nv; k++)
+        s = _mm256_dpbusd_avx_epi32(s, _mm256_set1_epi8((char)0x80), w[k]);
+    return _mm256_sub_epi32(_mm256_setzero_si256(), s);
+}
+
+PK_AVX2_KERNELS(q8_0, block_q8_0, pk_group_q8_0, pk_single_q8_0, pk_dot_vnni,
+                pk_c0_vnni, _avxvnni)
+PK_AVX2_KERNELS(q4_0, block_q4_0, pk_group_q4_0, pk_single_q4_0, pk_dot_vnni,
+                pk_c0_vnni, _avxvnni)
+PK_AVX2_KERNELS(q5_0, block_q5_0, pk_group_q5_0, pk_single_q5_0, pk_dot_vnni,
+                pk_c0_vnni, _avxvnni)
+
 const eng_arch_kernels eng__kernels_avxvnni = {
     .isa = "avx2",
     .vec_dot =
@@ -67,6 +95,19 @@ const eng_arch_kernels eng__kernels_avxvnni = {
     .vec_dot_nrc =
         {
             [ENG_TYPE_Q8_0] = eng__vec_dot_q8_0_nrc_avxvnni,
+        },
+    /* on gemm_avx2.c's packer */
+    .vec_dot_nrc_packed =
+        {
+            [ENG_TYPE_Q8_0] = eng__vec_dot_q8_0_nrc_packed_avxvnni,
+            [ENG_TYPE_Q4_0] = eng__vec_dot_q4_0_nrc_packed_avxvnni,
+            [ENG_TYPE_Q5_0] = eng__vec_dot_q5_0_nrc_packed_avxvnni,
+        },
+    .vec_dot_tile_packed =
+        {
+            [ENG_TYPE_Q8_0] = eng__vec_dot_q8_0_tile_packed_avxvnni,
+            [ENG_TYPE_Q4_0] = eng__vec_dot_q4_0_tile_packed_avxvnni,
+            [ENG_TYPE_Q5_0] = eng__vec_dot_q5_0_tile_packed_avxvnni,
         },
 };
 

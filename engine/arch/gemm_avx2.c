@@ -8,6 +8,9 @@
  * batched Q4_K folds the mins term into the same accumulator as the
  * quants, while vec_dot keeps a second accumulator and subtracts at the
  * end; this one keeps vec_dot's two accumulators per column.
+ *
+ * Also the packed-activation kernels of Q4_0 and Q5_0 and the packer of
+ * their activation rows (packed_avx2.h).
  */
 #include "quant_arch.h"
 

@@ -33,12 +33,14 @@ int eng__arch_available(const eng_arch_kernels **out, int max);
 
 #if defined(__x86_64__)
 extern const eng_arch_kernels eng__kernels_avx2;
-/* gemm_avx2.c: batched dots bit-identical to the AVX2 vec_dot (only
- * vec_dot_nrc entries), installed after eng__kernels_avx2. */
+/* gemm_avx2.c: batched dots bit-identical to the AVX2 vec_dot, the packed
+ * Q8_0 activation row's packer and the Q4_0/Q5_0 packed kernels
+ * (packed_avx2.h), installed after eng__kernels_avx2. */
 extern const eng_arch_kernels eng__kernels_avx2_gemm;
-/* quant_avxvnni.c: the Q8_0, Q4_0, Q5_0 vec_dots with AVX-VNNI (same
- * results as the AVX2 ones), installed after eng__kernels_avx2_gemm where
- * the CPU has it. */
+/* quant_avxvnni.c: the Q8_0, Q4_0, Q5_0 vec_dots and packed kernels with
+ * AVX-VNNI (same results as the AVX2 ones; Q8_0's packed kernels are
+ * VNNI-only), installed after eng__kernels_avx2_gemm where the CPU has
+ * it. */
 extern const eng_arch_kernels eng__kernels_avxvnni;
 extern const eng_arch_kernels eng__kernels_avx512;
 /* gemm_avx512.c: batched dots bit-identical to vec_dot (only vec_dot_nrc

@@ -11,6 +11,10 @@
  * them. One thread, 896-wide rows: Q8_0 32.0 -> 39.4 GB/s in cache (27.8
  * -> 28.7 streaming, memory-bound there), Q5_0 15.5-15.9 -> 16.1-16.7,
  * Q4_0 13.5 -> 14.2.
+ *
+ * Also the packed-activation kernels of all three (packed_avx2.h) on
+ * gemm_avx2.c's packer: Q8_0's only here, since its weights would
+ * saturate vpmaddubsw against the packed row's unsigned activations.
  */
 #include "quant_arch.h"
 

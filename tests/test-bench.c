@@ -84,12 +84,19 @@ TEST_IMPL(bench_json_fields) {
                "tg_efficiency_interleaved %g, from its parts %g",
                num(j, "tg_efficiency_interleaved"), want);
     /* verify8_ratio is the median of paired ratios, verify8_ratio_best
-     * the ratio of the two best times */
-    const double best = num(j, "verify8_ms") / num(j, "verify1_ms");
-    ASSERT_MSG(fabs(num(j, "verify8_ratio_best") - best) <=
-                   0.002 + 0.001 * best,
-               "verify8_ratio_best %g, from its parts %g",
-               num(j, "verify8_ratio_best"), best);
+     * the ratio of the two best times. All three are printed to 0.001, and
+     * this model's token takes a fraction of a millisecond, so the ratio
+     * of the printed times may be off by more than 0.1%: it must lie
+     * within what the times' rounding allows (a fixed tolerance failed
+     * one run in a dozen: 2.841 against 2.84615 from 0.xxx ms parts). */
+    const double v1 = num(j, "verify1_ms"), v8 = num(j, "verify8_ms");
+    const double lo = (v8 - 0.0005) / (v1 + 0.0005) - 0.0005,
+                 hi = (v8 + 0.0005) / (v1 - 0.0005) + 0.0005;
+    ASSERT(v1 > 0.0005);
+    ASSERT_MSG(num(j, "verify8_ratio_best") >= lo &&
+                   num(j, "verify8_ratio_best") <= hi,
+               "verify8_ratio_best %g, from its parts %g (%g to %g)",
+               num(j, "verify8_ratio_best"), v8 / v1, lo, hi);
     ASSERT_EQ(num(j, "n_prompt"), 16);
     ASSERT_EQ(num(j, "n_gen"), 4);
     ASSERT_STR_EQ(json_string_value(json_object_get(j, "ftype")), "Q8_0");

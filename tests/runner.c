@@ -126,6 +126,9 @@ int main(int argc, char **argv) {
     }
     int passed = 0, failed = 0, skipped = 0;
     for (const test_entry *t = tests; t->name; t++) {
+        /* a child would print the parent's unflushed lines again when
+         * stdout is a file or a pipe */
+        fflush(stdout);
         pid_t pid = fork();
         if (pid == 0)
             _exit(run_one(t));

@@ -5,7 +5,9 @@
 #     llama.cpp, LSP node and Neovim clients, training smoke test);
 #  2. the golden-output tests again on each slower kernel path
 #     (NIB_FORCE_ISA=avx2, then the scalar reference with NIB_FORCE_SCALAR=1),
-#     so every SIMD path this CPU has is checked against llama.cpp;
+#     so every SIMD path this CPU has is checked against llama.cpp, and
+#     with AVX2 forced the kernel and quant tests too (what an AVX2-only
+#     laptop installs: its packed and tile kernels, its batched dots);
 #  3. an AddressSanitizer + UBSan build running the C tests (GGUF corruption
 #     suite, tokenizers, kernels, documents, framing).
 #
@@ -20,8 +22,9 @@ status=0
 echo "== release build: all tests"
 ctest --test-dir build -j"$jobs" --output-on-failure || status=1
 
-echo "== AVX2 kernels forced: golden outputs"
-NIB_FORCE_ISA=avx2 ctest --test-dir build -j"$jobs" --output-on-failure -R '^golden_' || status=1
+echo "== AVX2 kernels forced: golden outputs, kernel and quant tests"
+NIB_FORCE_ISA=avx2 ctest --test-dir build -j"$jobs" --output-on-failure \
+    -R '^(golden_|kernels_|quant_)' || status=1
 
 echo "== scalar kernels forced: golden outputs"
 NIB_FORCE_SCALAR=1 ctest --test-dir build -j"$jobs" --output-on-failure -R '^golden_' || status=1

@@ -23,6 +23,10 @@
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
+/* Fully unrolled column loops keep the per-column sums in registers:
+ * without, GCC kept them on the stack (Q4_K in four columns per pass). */
+#define UNROLL_COLUMNS _Pragma("GCC unroll 4")
+
 /* Sum over the 16 bsums of min[j/2] * bsum[j] (as quant_avx2.c). */
 ALWAYS_INLINE __m256i mins_dot_bsums_avx2(const uint8_t mn[8],
                                           const int16_t bsums[16]) {
@@ -37,14 +41,18 @@ ALWAYS_INLINE const void *col(const void *vy, int c, size_t st) {
 }
 
 /* vec_dot per column: acc += (dx * dy) * sumi, accm += (dmin * dy) * mins,
- * result hsum(acc - accm). Two columns per pass keep the 16 ymm registers
- * enough for both accumulators, the sums and the decoded chunk. */
-ALWAYS_INLINE void q4_K_nrc2_impl(int n, const int nrc, float *restrict s,
+ * result hsum(acc - accm). Four columns per pass: their sums, the FMA
+ * accumulators and the decoded chunk take the 16 ymm registers and the
+ * mins' accumulators go to the stack, once per block; against two
+ * columns per pass, one thread, 8 columns of 1536-wide rows in cache:
+ * 54-55 -> 58-67 GMAC/s. */
+ALWAYS_INLINE void q4_K_nrc4_impl(int n, const int nrc, float *restrict s,
                                   const void *restrict vx,
                                   const void *restrict vy, size_t st) {
     const block_q4_K *x = vx;
     const __m256i m4 = _mm256_set1_epi8(0xf);
-    __m256 acc[2], accm[2];
+    __m256 acc[4], accm[4];
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++)
         acc[c] = accm[c] = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
@@ -52,7 +60,8 @@ ALWAYS_INLINE void q4_K_nrc2_impl(int n, const int nrc, float *restrict s,
         unpack_scales_k4_fast(x[i].scales, sc, mn);
         const float dx = fp16_to_f32_f16c(x[i].d);
         const float dmx = fp16_to_f32_f16c(x[i].dmin);
-        __m256i sumi[2];
+        __m256i sumi[4];
+        UNROLL_COLUMNS
         for (int c = 0; c < nrc; c++) {
             const block_q8_K *y = (const block_q8_K *)col(vy, c, st) + i;
             accm[c] = _mm256_fmadd_ps(
@@ -66,6 +75,7 @@ ALWAYS_INLINE void q4_K_nrc2_impl(int n, const int nrc, float *restrict s,
             const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
             const __m256i s0 = _mm256_set1_epi16(sc[2 * j]);
             const __m256i s1 = _mm256_set1_epi16(sc[2 * j + 1]);
+            UNROLL_COLUMNS
             for (int c = 0; c < nrc; c++) {
                 const int8_t *q8 =
                     ((const block_q8_K *)col(vy, c, st) + i)->qs + 64 * j;
@@ -80,12 +90,14 @@ ALWAYS_INLINE void q4_K_nrc2_impl(int n, const int nrc, float *restrict s,
                 sumi[c] = _mm256_add_epi32(sumi[c], _mm256_add_epi32(p0, p1));
             }
         }
+        UNROLL_COLUMNS
         for (int c = 0; c < nrc; c++) {
             const block_q8_K *y = (const block_q8_K *)col(vy, c, st) + i;
             acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dx * y->d),
                                      _mm256_cvtepi32_ps(sumi[c]), acc[c]);
         }
     }
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++)
         s[c] = hsum_ps_256(_mm256_sub_ps(acc[c], accm[c]));
 }
@@ -94,10 +106,21 @@ void eng__vec_dot_q4_K_nrc_exact_avx2(int n, int nrc, float *restrict s,
                                       const void *restrict vx,
                                       const void *restrict vy, size_t st) {
     const char *y = vy;
-    for (; nrc >= 2; nrc -= 2, s += 2, y += 2 * st)
-        q4_K_nrc2_impl(n, 2, s, vx, y, st);
-    if (nrc)
-        q4_K_nrc2_impl(n, 1, s, vx, y, st);
+    for (; nrc >= 4; nrc -= 4, s += 4, y += 4 * st)
+        q4_K_nrc4_impl(n, 4, s, vx, y, st);
+    switch (nrc) {
+    case 3:
+        q4_K_nrc4_impl(n, 3, s, vx, y, st);
+        break;
+    case 2:
+        q4_K_nrc4_impl(n, 2, s, vx, y, st);
+        break;
+    case 1:
+        q4_K_nrc4_impl(n, 1, s, vx, y, st);
+        break;
+    default:
+        break;
+    }
 }
 
 /* ==== packed activations (packed_avx2.h) ===================================

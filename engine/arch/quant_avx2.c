@@ -513,7 +513,8 @@ void eng__vec_dot_q6_K_q8_K_avx2(int n, float *restrict s,
 
 /* As in quant_avx512.c, but with 16 vector registers the decoded block and
  * the per-column accumulators fit for at most four columns: NRC_SPLIT4
- * (dots_avx2.h). */
+ * (dots_avx2.h), each column loop unrolled (UNROLL_COLUMNS). */
+
 ALWAYS_INLINE const void *col(const void *vy, int c, size_t st) {
     return (const char *)vy + (size_t)c * st;
 }
@@ -584,12 +585,14 @@ ALWAYS_INLINE void q6_K_nrc_impl(int n, const int nrc, float *restrict s,
     const block_q6_K *x = vx;
     const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3);
     __m256 acc[4];
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++)
         acc[c] = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
         const __m256i sc16 =
             _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
         __m256i sumi[4];
+        UNROLL_COLUMNS
         for (int c = 0; c < nrc; c++) {
             const block_q8_K *y = (const block_q8_K *)col(vy, c, st) + i;
             sumi[c] = _mm256_sub_epi32(
@@ -624,6 +627,7 @@ ALWAYS_INLINE void q6_K_nrc_impl(int n, const int nrc, float *restrict s,
             for (int k = 0; k < 4; k++) {
                 const __m256i scv = _mm256_set_m128i(
                     _mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
+                UNROLL_COLUMNS
                 for (int c = 0; c < nrc; c++) {
                     const int8_t *q8 =
                         ((const block_q8_K *)col(vy, c, st) + i)->qs + 128 * h +
@@ -638,12 +642,14 @@ ALWAYS_INLINE void q6_K_nrc_impl(int n, const int nrc, float *restrict s,
             }
         }
         const float d = fp16_to_f32_f16c(x[i].d);
+        UNROLL_COLUMNS
         for (int c = 0; c < nrc; c++) {
             const block_q8_K *y = (const block_q8_K *)col(vy, c, st) + i;
             acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d * y->d),
                                      _mm256_cvtepi32_ps(sumi[c]), acc[c]);
         }
     }
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++)
         s[c] = hsum_ps_256(acc[c]);
 }

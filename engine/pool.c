@@ -38,13 +38,25 @@
 /* When the workers were late (did not join at all, or kept the caller
  * waiting at the end for more than a quarter of the task) in LATE_OF_16
  * of the last 16 tasks, the other cores are busy with other processes:
- * run the next SOLO_TASKS tasks (a few tokens' worth) on the caller alone,
- * then try the workers again. Measured on a 2-core machine with a
- * training job and benchmarks running: 2 threads took 1.5-2x as long per
- * token as 1 thread without this. */
+ * run the next tasks on the caller alone, then try the workers again.
+ * Measured on a 2-core machine with a training job and benchmarks
+ * running: 2 threads took 1.5-2x as long per token as 1 thread without
+ * this.
+ *
+ * How many tasks: SOLO_MIN (under one token of Qwen2.5-0.5B, about 170
+ * tasks) after SOLO_CALM tasks with the workers and no such run, twice the
+ * last run's length (up to SOLO_MAX) when the workers were late again
+ * sooner. On an idle VM a hypervisor hiccup of a fraction of a
+ * millisecond made 8 of 16 short decode tasks late 2-6 times per `nib
+ * bench`, and a fixed 1024 tasks then decoded six tokens on one core;
+ * against a busy loop holding one of the two cores, the doubling runs
+ * decoded the 0.5B Q8_0 model at 63-65 tok/s, the fixed ones at 61-62,
+ * two threads throughout at 50-53. */
 #define LATE_OF_16   8
 #define LATE_MIN_S   20e-6
-#define SOLO_TASKS   1024
+#define SOLO_MIN     128
+#define SOLO_MAX     8192
+#define SOLO_CALM    4096
 #define WAKE_GRACE_S 1e-3
 
 struct eng_pool {
@@ -63,6 +75,8 @@ struct eng_pool {
     /* caller-thread only: the adaptive fallback to one thread */
     unsigned late_bits; /* last 16 tasks, 1 = the workers were late */
     int solo_left;      /* tasks still to run on the caller alone */
+    int solo_len;       /* the next such run's length */
+    int pooled;         /* tasks with the workers since the last such run */
     double wake_t;      /* when sleeping workers were first woken; < 0 none */
 };
 
@@ -110,6 +124,7 @@ eng_pool *eng_pool_new(int n_threads) {
     eng_pool *p = nib_calloc(1, sizeof *p);
     p->n = n_threads < 1 ? 1 : n_threads;
     p->wake_t = -1;
+    p->solo_len = SOLO_MIN;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     p->threads = nib_calloc((size_t)p->n, sizeof(pthread_t));
@@ -218,8 +233,14 @@ void eng_pool_run(eng_pool *p, eng_task_fn fn, void *arg) {
         !waking && ((mine == p->n && busy > LATE_MIN_S) ||
                     (spins > 0 && waited > busy / 4 && waited > LATE_MIN_S));
     p->late_bits = (p->late_bits << 1) | (late ? 1u : 0u);
+    if (p->pooled < SOLO_CALM)
+        p->pooled++;
     if (__builtin_popcount(p->late_bits & 0xffffu) >= LATE_OF_16) {
-        p->solo_left = SOLO_TASKS;
+        if (p->pooled >= SOLO_CALM)
+            p->solo_len = SOLO_MIN;
+        p->solo_left = p->solo_len;
+        p->solo_len = NIB_MIN(2 * p->solo_len, SOLO_MAX);
+        p->pooled = 0;
         p->late_bits = 0;
     }
 }

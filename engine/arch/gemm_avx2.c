@@ -182,9 +182,9 @@ ALWAYS_INLINE __m256i pk_c0_avx2(const __m256i *w, int nv) {
     return _mm256_madd_epi16(s, _mm256_set1_epi16(-128));
 }
 
-PK_AVX2_KERNELS(q4_0, block_q4_0, pk_group_q4_0, pk_single_q4_0, pk_dot_avx2,
+PK_AVX2_KERNELS(q4_0, block_q4_0, pk_group_q4_0, q4_0_block_i8, pk_dot_avx2,
                 pk_c0_avx2, _avx2)
-PK_AVX2_KERNELS(q5_0, block_q5_0, pk_group_q5_0, pk_single_q5_0, pk_dot_avx2,
+PK_AVX2_KERNELS(q5_0, block_q5_0, pk_group_q5_0, q5_0_block_i8, pk_dot_avx2,
                 pk_c0_avx2, _avx2)
 
 const eng_arch_kernels eng__kernels_avx2_gemm = {

@@ -122,21 +122,6 @@ ALWAYS_INLINE void quad_q5_0(const block_q5_0 *a, quad *q) {
     q->d4 = scales4(a[0].d, a[1].d, a[2].d, a[3].d);
 }
 
-/* One leftover block of signed bytes, decoded per type. */
-ALWAYS_INLINE __m256i single_q8_0(const block_q8_0 *a) {
-    return _mm256_loadu_si256((const __m256i *)a->qs);
-}
-ALWAYS_INLINE __m256i single_q4_0(const block_q4_0 *a) {
-    return _mm256_sub_epi8(nibbles32(a->qs), _mm256_set1_epi8(8));
-}
-ALWAYS_INLINE __m256i single_q5_0(const block_q5_0 *a) {
-    uint32_t qh;
-    memcpy(&qh, a->qh, 4);
-    return _mm256_or_si256(
-        nibbles32(a->qs),
-        _mm256_andnot_si256(bits32_to_bytes(qh), _mm256_set1_epi8((char)0xf0)));
-}
-
 /* The body shared by the three types: vec_dot's acc0 takes blocks 4k and
  * 4k+1, acc1 blocks 4k+2 and 4k+3, each as fp16(dx) * fp16(dy) times the
  * int32 lane sums; then hsum(acc0 + acc1) and the leftover blocks added
@@ -214,9 +199,9 @@ ALWAYS_INLINE __m256i single_q5_0(const block_q5_0 *a) {
     }                                                                          \
     NRC_DISPATCH(eng__vec_dot_##T##_nrc_exact_avx512, T##_nrc_exact_impl)
 
-Q8_0_LIKE_NRC(q8_0, block_q8_0, quad_q8_0, single_q8_0)
-Q8_0_LIKE_NRC(q4_0, block_q4_0, quad_q4_0, single_q4_0)
-Q8_0_LIKE_NRC(q5_0, block_q5_0, quad_q5_0, single_q5_0)
+Q8_0_LIKE_NRC(q8_0, block_q8_0, quad_q8_0, q8_0_block_i8)
+Q8_0_LIKE_NRC(q4_0, block_q4_0, quad_q4_0, q4_0_block_i8)
+Q8_0_LIKE_NRC(q5_0, block_q5_0, quad_q5_0, q5_0_block_i8)
 
 /* ==== Q8_0-activation types on packed activations ========================= */
 
@@ -606,9 +591,9 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
         }                                                                      \
     }
 
-Q8_0_LIKE_PACKED(q8_0, block_q8_0, group_q8_0, single_q8_0)
-Q8_0_LIKE_PACKED(q4_0, block_q4_0, group_q4_0, single_q4_0)
-Q8_0_LIKE_PACKED(q5_0, block_q5_0, group_q5_0, single_q5_0)
+Q8_0_LIKE_PACKED(q8_0, block_q8_0, group_q8_0, q8_0_block_i8)
+Q8_0_LIKE_PACKED(q4_0, block_q4_0, group_q4_0, q4_0_block_i8)
+Q8_0_LIKE_PACKED(q5_0, block_q5_0, group_q5_0, q5_0_block_i8)
 
 /* ==== Q5_0 with VBMI and BITALG ============================================ */
 
@@ -675,7 +660,7 @@ ALWAYS_INLINE void group_q5_0_vbmi(const block_q5_0 *a, group *g) {
         _mm512_permutex2var_epi8(v0, _mm512_loadu_si512(idx + 3), v1)));
 }
 
-Q8_0_LIKE_PACKED(q5_0_vbmi, block_q5_0, group_q5_0_vbmi, single_q5_0)
+Q8_0_LIKE_PACKED(q5_0_vbmi, block_q5_0, group_q5_0_vbmi, q5_0_block_i8)
 
 #pragma GCC pop_options
 

@@ -139,22 +139,6 @@ ALWAYS_INLINE void pk_group_q5_0(const block_q5_0 *a, pk_group *g) {
     g->dx = pk_scales8(a[0].d, a[1].d, a[2].d, a[3].d);
 }
 
-/* Leftover blocks, one at a time, in element order (as the packed row
- * holds them). */
-ALWAYS_INLINE __m256i pk_single_q8_0(const block_q8_0 *a) {
-    return _mm256_loadu_si256((const __m256i *)a->qs);
-}
-ALWAYS_INLINE __m256i pk_single_q4_0(const block_q4_0 *a) {
-    return _mm256_sub_epi8(nibbles32(a->qs), _mm256_set1_epi8(8));
-}
-ALWAYS_INLINE __m256i pk_single_q5_0(const block_q5_0 *a) {
-    uint32_t qh;
-    memcpy(&qh, a->qh, 4);
-    return _mm256_or_si256(
-        nibbles32(a->qs),
-        _mm256_andnot_si256(bits32_to_bytes(qh), _mm256_set1_epi8((char)0xf0)));
-}
-
 /* out[k] = hsum_ps_256(v[k]) for k < 4, the same adds (x_i = v_i +
  * v_{i+4}, then (x0 + x2) + (x1 + x3)) on four vectors at once. */
 ALWAYS_INLINE void pk_hsum4(const __m256 v[4], float *out) {

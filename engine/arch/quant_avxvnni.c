@@ -79,11 +79,11 @@ ALWAYS_INLINE __m256i pk_c0_vnni(const __m256i *w, int nv) {
     return _mm256_sub_epi32(_mm256_setzero_si256(), s);
 }
 
-PK_AVX2_KERNELS(q8_0, block_q8_0, pk_group_q8_0, pk_single_q8_0, pk_dot_vnni,
+PK_AVX2_KERNELS(q8_0, block_q8_0, pk_group_q8_0, q8_0_block_i8, pk_dot_vnni,
                 pk_c0_vnni, _avxvnni)
-PK_AVX2_KERNELS(q4_0, block_q4_0, pk_group_q4_0, pk_single_q4_0, pk_dot_vnni,
+PK_AVX2_KERNELS(q4_0, block_q4_0, pk_group_q4_0, q4_0_block_i8, pk_dot_vnni,
                 pk_c0_vnni, _avxvnni)
-PK_AVX2_KERNELS(q5_0, block_q5_0, pk_group_q5_0, pk_single_q5_0, pk_dot_vnni,
+PK_AVX2_KERNELS(q5_0, block_q5_0, pk_group_q5_0, q5_0_block_i8, pk_dot_vnni,
                 pk_c0_vnni, _avxvnni)
 
 const eng_arch_kernels eng__kernels_avxvnni = {

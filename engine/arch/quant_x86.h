@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../quant.h"
+
 /* One fp16 scale to float with F16C: exact, and far cheaper than the
  * portable eng_fp16_to_fp32 call on the 32-element block paths, where two
  * scales per 34 bytes would otherwise dominate. */
@@ -105,6 +107,22 @@ static inline __m256i bits32_to_bytes(uint32_t bits) {
     const __m256i sel = _mm256_set1_epi64x((long long)0x8040201008040201ull);
     __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), shuf);
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, sel), sel);
+}
+
+/* One Q8_0 / Q4_0 / Q5_0 block's quants as 32 signed bytes in element
+ * order: the leftover blocks of the four-block loops. */
+static inline __m256i q8_0_block_i8(const block_q8_0 *a) {
+    return _mm256_loadu_si256((const __m256i *)a->qs);
+}
+static inline __m256i q4_0_block_i8(const block_q4_0 *a) {
+    return _mm256_sub_epi8(nibbles32(a->qs), _mm256_set1_epi8(8));
+}
+static inline __m256i q5_0_block_i8(const block_q5_0 *a) {
+    uint32_t qh;
+    memcpy(&qh, a->qh, 4);
+    return _mm256_or_si256(
+        nibbles32(a->qs),
+        _mm256_andnot_si256(bits32_to_bytes(qh), _mm256_set1_epi8((char)0xf0)));
 }
 
 /* Eight int32 partial sums of x[i] * y[i] over 32 signed bytes each. */

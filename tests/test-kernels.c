@@ -191,6 +191,14 @@ TEST_IMPL(kernels_nrc_equals_vec_dot) {
     const eng_arch_kernels *all[ENG_ARCH_MAX];
     int na = eng__arch_available(all, ENG_ARCH_MAX);
     for (int i = 0; i < na; i++) {
+#if defined(__x86_64__)
+        /* AVX2 without AVX-VNNI (AMD before Zen 5, Intel before Alder
+         * Lake): the level as it stands before the VNNI table */
+        if (all[i] == &eng__kernels_avxvnni) {
+            l.isa = "avx2 without VNNI";
+            check_level(&l);
+        }
+#endif
         level_install(&l, all[i]);
         /* a level ends where the next table belongs to another ISA */
         if (i + 1 == na || strcmp(all[i + 1]->isa, all[i]->isa) != 0)

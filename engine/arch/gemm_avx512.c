@@ -213,7 +213,17 @@ Q8_0_LIKE_NRC(q5_0, block_q5_0, quad_q5_0, q5_0_block_i8)
  *     elements 16 + 4q.. in the same lanes. The nb % 4 leftover blocks
  *     follow in element order, 32 bytes each (so block i always starts at
  *     byte 32 i);
- *   - then each block's fp16 scale as F32.
+ *   - then each block's fp16 scale as F32;
+ *   - then, per full group, its 16 lanes' sums of their eight quants as
+ *     int32 (64 bytes), for the one-column kernels of Q4_0 and Q5_0
+ *     (UNSIGNED_SHIFT in Q8_0_LIKE_PACKED): they decode the weights
+ *     unsigned (q = w + 8 or w + 16, what the block stores), XOR the
+ *     activations back to signed bytes and start each lane from
+ *     -(8 or 16) * its sum, so that sum q a - 16 sum a is the lane's
+ *     sum w a, the same integer the batch kernels form from -128 * the
+ *     lane's weights, which costs two vpdpbusd per group of a weight row.
+ *     One column, one thread, 896-wide Q5_0 rows (VBMI): 50-51 -> 60 GMAC/s
+ *     in cache, 49 -> 54-56 streaming; eight columns even.
  * The weights are decoded to signed bytes in the same order and go into
  * vpdpbusd as its signed side; the +128 comes off through the accumulator
  * the sum starts from, -128 * (the lane's eight weights), formed once per
@@ -326,19 +336,25 @@ void eng__quantize_row_q8_0_packed_avx512(const float *restrict x,
     const int64_t nb = k / QK8_0;
     for (int64_t i = 0; i < nb; i += 16)
         q8_0_packed_group(x, q, d, i, nb - i < 16 ? (int)(nb - i) : 16);
-    /* element order to the group layout, four blocks at a time, + 128 */
+    /* element order to the group layout, four blocks at a time, + 128,
+     * and each lane's sum of its eight quants */
     const __m512i lo = group_lo_idx(), hi = group_hi_idx();
     const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const __m512i ones = _mm512_set1_epi8(1);
+    int32_t *sums = q8_0_packed_lane_sums(vy, k);
     int64_t i = 0;
     for (; i + 4 <= nb; i += 4) {
         const __m512i a = _mm512_loadu_si512(q + i * QK8_0);
         const __m512i b = _mm512_loadu_si512(q + i * QK8_0 + 64);
-        _mm512_storeu_si512(q + i * QK8_0,
-                            _mm512_xor_si512(_mm512_permutex2var_epi32(a, lo, b),
-                                             flip));
-        _mm512_storeu_si512(q + i * QK8_0 + 64,
-                            _mm512_xor_si512(_mm512_permutex2var_epi32(a, hi, b),
-                                             flip));
+        const __m512i gl = _mm512_permutex2var_epi32(a, lo, b);
+        const __m512i gh = _mm512_permutex2var_epi32(a, hi, b);
+        _mm512_storeu_si512(q + i * QK8_0, _mm512_xor_si512(gl, flip));
+        _mm512_storeu_si512(q + i * QK8_0 + 64, _mm512_xor_si512(gh, flip));
+        _mm512_storeu_si512(
+            sums + 4 * i,
+            _mm512_dpbusd_epi32(
+                _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, gl), ones,
+                gh));
     }
     for (; i < nb; i++)
         _mm256_storeu_si256(
@@ -354,7 +370,8 @@ typedef struct {
     __m128 d4;
 } group;
 
-ALWAYS_INLINE void group_q8_0(const block_q8_0 *a, group *g) {
+ALWAYS_INLINE void group_q8_0(const block_q8_0 *a, group *g, const int uns) {
+    (void)uns;
     const __m512i a01 =
         join256(_mm256_loadu_si256((const __m256i *)a[0].qs),
                 _mm256_loadu_si256((const __m256i *)a[1].qs));
@@ -375,9 +392,10 @@ ALWAYS_INLINE __m512i nibbles_x4(const uint8_t *q0, const uint8_t *q1,
     return _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)q3), 3);
 }
 
-ALWAYS_INLINE void group_q4_0(const block_q4_0 *a, group *g) {
+ALWAYS_INLINE void group_q4_0(const block_q4_0 *a, group *g, const int uns) {
     const __m512i m4 = _mm512_set1_epi8(0xf);
-    const __m512i eight = _mm512_set1_epi8(8);
+    /* uns: the nibbles as they are (see UNSIGNED_SHIFT) */
+    const __m512i eight = _mm512_set1_epi8(uns ? 0 : 8);
     const __m512i z = _mm512_permutexvar_epi32(
         group_transpose_idx(), nibbles_x4(a[0].qs, a[1].qs, a[2].qs, a[3].qs));
     g->lo = _mm512_sub_epi8(_mm512_and_si512(z, m4), eight);
@@ -386,7 +404,7 @@ ALWAYS_INLINE void group_q4_0(const block_q4_0 *a, group *g) {
     g->d4 = scales4(a[0].d, a[1].d, a[2].d, a[3].d);
 }
 
-ALWAYS_INLINE void group_q5_0(const block_q5_0 *a, group *g) {
+ALWAYS_INLINE void group_q5_0(const block_q5_0 *a, group *g, const int uns) {
     const __m512i m4 = _mm512_set1_epi8(0xf);
     const __m512i b4 = _mm512_set1_epi8(0x10);
     const __m512i z = nibbles_x4(a[0].qs, a[1].qs, a[2].qs, a[3].qs);
@@ -404,10 +422,13 @@ ALWAYS_INLINE void group_q5_0(const block_q5_0 *a, group *g) {
                         (uint64_t)(h2 >> 16 | (h3 & 0xffff0000)) << 32;
     const __m512i l = _mm512_and_si512(z, m4);
     const __m512i h = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
-    g->lo = _mm512_permutexvar_epi32(group_transpose_idx(),
-                                     _mm512_mask_sub_epi8(l, ~lo, l, b4));
-    g->hi = _mm512_permutexvar_epi32(group_transpose_idx(),
-                                     _mm512_mask_sub_epi8(h, ~hi, h, b4));
+    /* uns: q itself, the nibble + 16 where the bit is set */
+    g->lo = _mm512_permutexvar_epi32(
+        group_transpose_idx(), uns ? _mm512_mask_add_epi8(l, lo, l, b4)
+                                   : _mm512_mask_sub_epi8(l, ~lo, l, b4));
+    g->hi = _mm512_permutexvar_epi32(
+        group_transpose_idx(), uns ? _mm512_mask_add_epi8(h, hi, h, b4)
+                                   : _mm512_mask_sub_epi8(h, ~hi, h, b4));
     g->d4 = scales4(a[0].d, a[1].d, a[2].d, a[3].d);
 }
 
@@ -448,7 +469,7 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
  * than the FMA's latency even for one column, and a second set (even and
  * odd groups) cost the one-column kernel 4-7% on 896-wide rows (Q8_0 and
  * Q5_0, in cache and streaming), with no difference at 8 columns. */
-#define Q8_0_LIKE_PACKED(T, BLOCK, GROUP, SINGLE)                     \
+#define Q8_0_LIKE_PACKED(T, BLOCK, GROUP, SINGLE, UNSIGNED_SHIFT)     \
     /* One group of four blocks (i) into acc, prefetching ahead. */         \
     ALWAYS_INLINE void T##_packed_group4(int n, const int nrc, __m512 *acc,     \
                                         const BLOCK *restrict x, int i,        \
@@ -458,24 +479,49 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
         _mm_prefetch(p, _MM_HINT_T0);                                          \
         _mm_prefetch(p + 64, _MM_HINT_T0);                                     \
         _mm_prefetch(p + 4 * sizeof(BLOCK) - 1, _MM_HINT_T0);                 \
+        /* one column of a type with unsigned weights: see the lane sums */   \
+        const int uns = UNSIGNED_SHIFT > 0 && nrc == 1;                        \
         group g;                                                               \
-        GROUP(x + i, &g);                                                      \
+        GROUP(x + i, &g, uns);                                                 \
         const __m512 dx = _mm512_broadcast_f32x4(g.d4);                        \
         /* -128 * (the lane's eight weights) */                                \
-        const __m512i c0 = _mm512_sub_epi32(                                   \
-            _mm512_setzero_si512(),                                            \
-            _mm512_dpbusd_epi32(                                               \
-                _mm512_dpbusd_epi32(_mm512_setzero_si512(),                    \
-                                    _mm512_set1_epi8((char)0x80), g.lo),       \
-                _mm512_set1_epi8((char)0x80), g.hi));                          \
+        const __m512i c0 =                                                     \
+            uns ? _mm512_setzero_si512()                                       \
+                : _mm512_sub_epi32(                                            \
+                      _mm512_setzero_si512(),                                  \
+                      _mm512_dpbusd_epi32(                                     \
+                          _mm512_dpbusd_epi32(_mm512_setzero_si512(),          \
+                                              _mm512_set1_epi8((char)0x80),    \
+                                              g.lo),                           \
+                          _mm512_set1_epi8((char)0x80), g.hi));                \
         UNROLL_COLUMNS                                                         \
         for (int c = 0; c < nrc; c++) {                                        \
             const uint8_t *y = (const uint8_t *)col(vy, c, st);                \
             const float *dy = (const float *)(y + n) + i;                      \
-            __m512i p =                                                        \
-                _mm512_dpbusd_epi32(c0, _mm512_loadu_si512(y + 32 * i), g.lo); \
-            p = _mm512_dpbusd_epi32(p, _mm512_loadu_si512(y + 32 * i + 64),    \
-                                    g.hi);                                     \
+            __m512i p;                                                         \
+            if (uns) {                                                         \
+                /* sum q a - (offset) sum a over the lane's eight products:  \
+                 * the same integer as below */                               \
+                const __m512i flip = _mm512_set1_epi8((char)0x80);             \
+                p = _mm512_sub_epi32(                                          \
+                    _mm512_setzero_si512(),                                    \
+                    _mm512_slli_epi32(                                         \
+                        _mm512_loadu_si512(q8_0_packed_lane_sums_c(y, n) +       \
+                                           4 * i),                             \
+                        UNSIGNED_SHIFT));                                      \
+                p = _mm512_dpbusd_epi32(                                       \
+                    p, g.lo,                                                   \
+                    _mm512_xor_si512(flip, _mm512_loadu_si512(y + 32 * i)));   \
+                p = _mm512_dpbusd_epi32(                                       \
+                    p, g.hi,                                                   \
+                    _mm512_xor_si512(flip,                                     \
+                                     _mm512_loadu_si512(y + 32 * i + 64)));    \
+            } else {                                                           \
+                p = _mm512_dpbusd_epi32(c0, _mm512_loadu_si512(y + 32 * i),    \
+                                        g.lo);                                 \
+                p = _mm512_dpbusd_epi32(                                       \
+                    p, _mm512_loadu_si512(y + 32 * i + 64), g.hi);             \
+            }                                                                  \
             const __m512 d =                                                   \
                 _mm512_mul_ps(dx, _mm512_broadcast_f32x4(_mm_loadu_ps(dy)));   \
             acc[c] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc[c]);        \
@@ -591,9 +637,9 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
         }                                                                      \
     }
 
-Q8_0_LIKE_PACKED(q8_0, block_q8_0, group_q8_0, q8_0_block_i8)
-Q8_0_LIKE_PACKED(q4_0, block_q4_0, group_q4_0, q4_0_block_i8)
-Q8_0_LIKE_PACKED(q5_0, block_q5_0, group_q5_0, q5_0_block_i8)
+Q8_0_LIKE_PACKED(q8_0, block_q8_0, group_q8_0, q8_0_block_i8, 0)
+Q8_0_LIKE_PACKED(q4_0, block_q4_0, group_q4_0, q4_0_block_i8, 3)
+Q8_0_LIKE_PACKED(q5_0, block_q5_0, group_q5_0, q5_0_block_i8, 4)
 
 /* ==== Q5_0 with VBMI and BITALG ============================================ */
 
@@ -633,7 +679,8 @@ static const uint8_t q5_0_vbmi_idx[4][64] = {
     {0, 1, 22, 23, 44, 45, 106, 107},
 };
 
-ALWAYS_INLINE void group_q5_0_vbmi(const block_q5_0 *a, group *g) {
+ALWAYS_INLINE void group_q5_0_vbmi(const block_q5_0 *a, group *g,
+                                   const int uns) {
     const __m512i m4 = _mm512_set1_epi8(0xf);
     const __m512i b4 = _mm512_set1_epi8(0x10);
     const __m512i *idx = (const __m512i *)q5_0_vbmi_idx;
@@ -653,14 +700,17 @@ ALWAYS_INLINE void group_q5_0_vbmi(const block_q5_0 *a, group *g) {
         qh, _mm512_add_epi8(bit, b4)); /* the high half: bit + 16 */
     const __m512i l = _mm512_and_si512(z, m4);
     const __m512i h = _mm512_and_si512(_mm512_srli_epi16(z, 4), m4);
-    /* q - 16: the nibble where the 5th bit is set, nibble - 16 where not */
-    g->lo = _mm512_mask_sub_epi8(l, _knot_mask64(klo), l, b4);
-    g->hi = _mm512_mask_sub_epi8(h, _knot_mask64(khi), h, b4);
+    /* q - 16: the nibble where the 5th bit is set, nibble - 16 where not
+     * (uns: q itself) */
+    g->lo = uns ? _mm512_mask_add_epi8(l, klo, l, b4)
+                : _mm512_mask_sub_epi8(l, _knot_mask64(klo), l, b4);
+    g->hi = uns ? _mm512_mask_add_epi8(h, khi, h, b4)
+                : _mm512_mask_sub_epi8(h, _knot_mask64(khi), h, b4);
     g->d4 = _mm_cvtph_ps(_mm512_castsi512_si128(
         _mm512_permutex2var_epi8(v0, _mm512_loadu_si512(idx + 3), v1)));
 }
 
-Q8_0_LIKE_PACKED(q5_0_vbmi, block_q5_0, group_q5_0_vbmi, q5_0_block_i8)
+Q8_0_LIKE_PACKED(q5_0_vbmi, block_q5_0, group_q5_0_vbmi, q5_0_block_i8, 4)
 
 #pragma GCC pop_options
 

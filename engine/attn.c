@@ -183,6 +183,8 @@ eng_swiglu_fn eng__swiglu_best(void) {
     eng_quant_init();
     if (strcmp(eng_quant_isa(), "avx512") == 0)
         return eng__swiglu_avx512;
+    if (strcmp(eng_quant_isa(), "avx2") == 0)
+        return eng__swiglu_avx2;
 #endif
     return eng__swiglu_ref;
 }

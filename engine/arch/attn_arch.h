@@ -64,15 +64,17 @@ void eng__attn_group_ref(float *out, const float *q, size_t ts,
 eng_attn_group_fn eng__attn_group_best(void);
 
 /* o[i] = g[i] / (1 + exp(-g[i])) * u[i] (SwiGLU; o may be g), the exp
- * being eng__expf_vec. attn.c holds the reference, attn_avx512.c its
- * bit-identical vector twin (it shares the vector exp); the best one for
- * this CPU after eng_quant_init. */
+ * being eng__expf_vec. attn.c holds the reference, attn_avx512.c and
+ * attn_avx2.c its bit-identical vector twins; the best one for this CPU
+ * after eng_quant_init. */
 typedef void (*eng_swiglu_fn)(float *o, const float *g, const float *u, int n);
 void eng__swiglu_ref(float *o, const float *g, const float *u, int n);
 eng_swiglu_fn eng__swiglu_best(void);
 
 #if defined(__x86_64__)
 void eng__swiglu_avx512(float *o, const float *g, const float *u, int n);
+/* attn_avx2.c: the same with AVX2 + FMA */
+void eng__swiglu_avx2(float *o, const float *g, const float *u, int n);
 /* attn_avx512.c: hd a multiple of 16 (others go to the reference). Run
  * only where cpu.c found AVX-512. */
 void eng__attn_group_avx512(float *out, const float *q, size_t ts,

@@ -23,6 +23,7 @@
 #if defined(__x86_64__)
 
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 /* Positions whose keys are transposed together. */
@@ -177,6 +178,69 @@ void eng__attn_group_avx2(float *out, const float *q, size_t ts,
         pv_row(out + (size_t)t * ts + (size_t)g * hd, att, v, stride, hd, n_r,
                kt);
     }
+}
+
+/* eng__expf_vec on eight lanes: the same FMAs, and scale_pow2's exact
+ * scaling (two steps beyond the normal exponents, the first exact), so
+ * each lane rounds once where the reference does. */
+static inline __m256 expf8(__m256 x) {
+    const __m256 shift = _mm256_set1_ps(0x1.8p23f);
+    const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), shift);
+    const __m256 n = _mm256_sub_ps(z, shift);
+    const __m256 b =
+        _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
+                         _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+    const __m256 u = _mm256_mul_ps(b, b);
+    __m256 j = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b,
+                                        _mm256_set1_ps(0x1.573e2ep-5f)),
+                        u,
+                        _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b,
+                                        _mm256_set1_ps(0x1.fffdb6p-2f))),
+        u,
+        _mm256_fmadd_ps(_mm256_set1_ps(0x1.ffffecp-1f), b,
+                        _mm256_set1_ps(1.0f)));
+    __m256i ni = _mm256_cvtps_epi32(n); /* n is an integer: exact */
+    const __m256i lo = _mm256_cmpgt_epi32(_mm256_set1_epi32(-126), ni);
+    const __m256i hi = _mm256_cmpgt_epi32(ni, _mm256_set1_epi32(127));
+    j = _mm256_mul_ps(
+        j, _mm256_blendv_ps(_mm256_blendv_ps(_mm256_set1_ps(1.0f),
+                                             _mm256_set1_ps(0x1p-100f),
+                                             _mm256_castsi256_ps(lo)),
+                            _mm256_set1_ps(0x1p100f), _mm256_castsi256_ps(hi)));
+    ni = _mm256_add_epi32(
+        ni, _mm256_sub_epi32(_mm256_and_si256(lo, _mm256_set1_epi32(100)),
+                             _mm256_and_si256(hi, _mm256_set1_epi32(100))));
+    __m256 r = _mm256_mul_ps(
+        j, _mm256_castsi256_ps(_mm256_slli_epi32(
+               _mm256_add_epi32(ni, _mm256_set1_epi32(127)), 23)));
+    /* |n| > 192 or NaN: +inf above, NaN x stays, 0 below */
+    const __m256 ok = _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), n),
+                                    _mm256_set1_ps(192.0f), _CMP_LE_OQ);
+    if (_mm256_movemask_ps(ok) != 0xff) {
+        const __m256 pos = _mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_GT_OQ);
+        const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+        __m256 sp = _mm256_and_ps(nan, x);
+        sp = _mm256_blendv_ps(sp, _mm256_set1_ps(INFINITY), pos);
+        r = _mm256_blendv_ps(sp, r, ok);
+    }
+    return r;
+}
+
+/* eng__swiglu_ref eight lanes at a time (the leftover lanes by the
+ * reference itself): the same exp, division and product. */
+void eng__swiglu_avx2(float *o, const float *g, const float *u, int n) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 gv = _mm256_loadu_ps(g + i);
+        const __m256 e = expf8(_mm256_sub_ps(_mm256_setzero_ps(), gv));
+        _mm256_storeu_ps(o + i,
+                         _mm256_mul_ps(_mm256_div_ps(gv, _mm256_add_ps(one, e)),
+                                       _mm256_loadu_ps(u + i)));
+    }
+    if (i < n)
+        eng__swiglu_ref(o + i, g + i, u + i, n - i);
 }
 
 #endif

@@ -10,8 +10,8 @@
  *   - scores: 32 keys converted and transposed to [dim][position] once
  *     per unit, then each row's 32 scores are four registers of eight
  *     positions, lane j the reference's FMA chain for key j, d = 0, 1, ...;
- *   - softmax: the reference's own (eng__attn_softmax_ref), then the
- *     weights rounded to fp16 eight at a time;
+ *   - softmax: the reference's, eight lanes at a time (softmax_avx2),
+ *     then the weights rounded to fp16 eight at a time;
  *   - p.V: eight dims per register; lane accumulators l = 0..15 take
  *     positions j = l, l + 16, ... in order, as the reference's acc[j % 16]
  *     does, and meet in its 16-lane tree.
@@ -135,51 +135,6 @@ static void pv_row(float *out, const float *p, const eng_fp16 *v, size_t stride,
     }
 }
 
-void eng__attn_group_avx2(float *out, const float *q, size_t ts,
-                          const eng_fp16 *k, const eng_fp16 *v, size_t stride,
-                          int hd, int ng, int nt, int n_pos, float scale,
-                          float *scratch) {
-    if (hd % 8) {
-        eng__attn_group_ref(out, q, ts, k, v, stride, hd, ng, nt, n_pos, scale,
-                            scratch);
-        return;
-    }
-    const int rows = nt * ng;
-    const int npos_max = n_pos + nt - 1;
-    /* per row: its scores (npos_max + 16), then its query rounded to fp16
-     * (hd); after all rows, the transposed keys or the p.V lanes */
-    const size_t row_floats = (size_t)npos_max + 16 + (size_t)hd;
-    float *kt = scratch + (size_t)rows * row_floats;
-    for (int r = 0; r < rows; r++) {
-        const int t = r / ng, g = r % ng;
-        float *qf = scratch + (size_t)r * row_floats + npos_max + 16;
-        memcpy(qf, q + (size_t)t * ts + (size_t)g * hd,
-               (size_t)hd * sizeof *qf);
-        round_fp16(qf, hd);
-    }
-    for (int j0 = 0; j0 < npos_max; j0 += KT_POS) {
-        const int np = npos_max - j0 < KT_POS ? npos_max - j0 : KT_POS;
-        keys_t8(kt, k, stride, hd, j0, np);
-        for (int r = 0; r < rows; r++) {
-            const int n_r = n_pos + r / ng; /* token t sees n_pos + t */
-            if (n_r <= j0)
-                continue;
-            float *att = scratch + (size_t)r * row_floats;
-            scores_row(att, att + npos_max + 16, kt, hd, j0,
-                       n_r - j0 < KT_POS ? n_r - j0 : KT_POS, scale);
-        }
-    }
-    for (int r = 0; r < rows; r++) {
-        const int t = r / ng, g = r % ng;
-        const int n_r = n_pos + t;
-        float *att = scratch + (size_t)r * row_floats;
-        eng__attn_softmax_ref(att, n_r);
-        round_fp16(att, n_r);
-        pv_row(out + (size_t)t * ts + (size_t)g * hd, att, v, stride, hd, n_r,
-               kt);
-    }
-}
-
 /* eng__expf_vec on eight lanes: the same FMAs, and scale_pow2's exact
  * scaling (two steps beyond the normal exponents, the first exact), so
  * each lane rounds once where the reference does. */
@@ -225,6 +180,101 @@ static inline __m256 expf8(__m256 x) {
         r = _mm256_blendv_ps(sp, r, ok);
     }
     return r;
+}
+
+/* Lanes [0, left) of eight. */
+static inline __m256i lanes8(int left) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(left),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* eng__attn_softmax_ref eight lanes at a time: the same maximum (NaNs
+ * skipped: vmaxps returns its second operand when the first is NaN), the
+ * same exps, each block of 16 summed in the reference's tree (v[i] +
+ * v[i + 8], then halves, then (0 + 2) + (1 + 3)) into the same double
+ * sum, and the same product by its inverse. The exps past n are computed
+ * and neither stored nor summed. */
+static void softmax_avx2(float *x, int n) {
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        mv = _mm256_max_ps(_mm256_loadu_ps(x + i), mv);
+    float m8[8], max = -INFINITY;
+    _mm256_storeu_ps(m8, mv);
+    for (int l = 0; l < 8; l++)
+        if (m8[l] > max)
+            max = m8[l];
+    for (; i < n; i++)
+        if (x[i] > max)
+            max = x[i];
+    const __m256 mx = _mm256_set1_ps(max);
+    double sum = 0.0;
+    for (i = 0; i < n; i += 16) {
+        const int left = n - i;
+        const __m256i k0 = lanes8(left), k1 = lanes8(left - 8);
+        __m256 e0 = expf8(_mm256_sub_ps(_mm256_maskload_ps(x + i, k0), mx));
+        __m256 e1 = expf8(_mm256_sub_ps(_mm256_maskload_ps(x + i + 8, k1), mx));
+        e0 = _mm256_and_ps(e0, _mm256_castsi256_ps(k0));
+        e1 = _mm256_and_ps(e1, _mm256_castsi256_ps(k1));
+        _mm256_maskstore_ps(x + i, k0, e0);
+        _mm256_maskstore_ps(x + i + 8, k1, e1);
+        const __m256 s8 = _mm256_add_ps(e0, e1);
+        __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8),
+                               _mm256_extractf128_ps(s8, 1));
+        s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        sum += (double)_mm_cvtss_f32(_mm_add_ss(s4, _mm_movehdup_ps(s4)));
+    }
+    const __m256 inv = _mm256_set1_ps((float)(1.0 / sum));
+    for (i = 0; i < n; i += 8) {
+        const __m256i k0 = lanes8(n - i);
+        _mm256_maskstore_ps(x + i, k0,
+                            _mm256_mul_ps(_mm256_maskload_ps(x + i, k0), inv));
+    }
+}
+
+void eng__attn_group_avx2(float *out, const float *q, size_t ts,
+                          const eng_fp16 *k, const eng_fp16 *v, size_t stride,
+                          int hd, int ng, int nt, int n_pos, float scale,
+                          float *scratch) {
+    if (hd % 8) {
+        eng__attn_group_ref(out, q, ts, k, v, stride, hd, ng, nt, n_pos, scale,
+                            scratch);
+        return;
+    }
+    const int rows = nt * ng;
+    const int npos_max = n_pos + nt - 1;
+    /* per row: its scores (npos_max + 16), then its query rounded to fp16
+     * (hd); after all rows, the transposed keys or the p.V lanes */
+    const size_t row_floats = (size_t)npos_max + 16 + (size_t)hd;
+    float *kt = scratch + (size_t)rows * row_floats;
+    for (int r = 0; r < rows; r++) {
+        const int t = r / ng, g = r % ng;
+        float *qf = scratch + (size_t)r * row_floats + npos_max + 16;
+        memcpy(qf, q + (size_t)t * ts + (size_t)g * hd,
+               (size_t)hd * sizeof *qf);
+        round_fp16(qf, hd);
+    }
+    for (int j0 = 0; j0 < npos_max; j0 += KT_POS) {
+        const int np = npos_max - j0 < KT_POS ? npos_max - j0 : KT_POS;
+        keys_t8(kt, k, stride, hd, j0, np);
+        for (int r = 0; r < rows; r++) {
+            const int n_r = n_pos + r / ng; /* token t sees n_pos + t */
+            if (n_r <= j0)
+                continue;
+            float *att = scratch + (size_t)r * row_floats;
+            scores_row(att, att + npos_max + 16, kt, hd, j0,
+                       n_r - j0 < KT_POS ? n_r - j0 : KT_POS, scale);
+        }
+    }
+    for (int r = 0; r < rows; r++) {
+        const int t = r / ng, g = r % ng;
+        const int n_r = n_pos + t;
+        float *att = scratch + (size_t)r * row_floats;
+        softmax_avx2(att, n_r);
+        round_fp16(att, n_r);
+        pv_row(out + (size_t)t * ts + (size_t)g * hd, att, v, stride, hd, n_r,
+               kt);
+    }
 }
 
 /* eng__swiglu_ref eight lanes at a time (the leftover lanes by the

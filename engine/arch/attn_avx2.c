@@ -89,6 +89,35 @@ static void scores_row(float *att, const float *qf, const float *kt, int hd,
     memcpy(att + j0, s, (size_t)m * sizeof(float));
 }
 
+/* scores_row for two rows at once: each row's chains are its own (the
+ * same FMAs in the same order), and the eight of them hide the FMA
+ * latency that four alone left exposed (64 dependent FMAs per chain). */
+static void scores_rows2(float *att0, const float *qf0, int m0, float *att1,
+                         const float *qf1, int m1, const float *kt, int hd,
+                         int j0, float scale) {
+    __m256 a0[4], a1[4];
+    for (int i = 0; i < 4; i++)
+        a0[i] = a1[i] = _mm256_setzero_ps();
+    for (int d = 0; d < hd; d++) {
+        const __m256 q0 = _mm256_broadcast_ss(qf0 + d);
+        const __m256 q1 = _mm256_broadcast_ss(qf1 + d);
+        const float *kd = kt + (size_t)d * KT_POS;
+        for (int i = 0; i < 4; i++) {
+            const __m256 kv = _mm256_loadu_ps(kd + 8 * i);
+            a0[i] = _mm256_fmadd_ps(q0, kv, a0[i]);
+            a1[i] = _mm256_fmadd_ps(q1, kv, a1[i]);
+        }
+    }
+    float s[2][KT_POS];
+    const __m256 sc = _mm256_set1_ps(scale);
+    for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(s[0] + 8 * i, _mm256_mul_ps(a0[i], sc));
+        _mm256_storeu_ps(s[1] + 8 * i, _mm256_mul_ps(a1[i], sc));
+    }
+    memcpy(att0 + j0, s[0], (size_t)m0 * sizeof(float));
+    memcpy(att1 + j0, s[1], (size_t)m1 * sizeof(float));
+}
+
 /* x[i] = fp32(fp16(x[i])), round to nearest even as eng_fp32_to_fp16. */
 static void round_fp16(float *x, int n) {
     int i = 0;
@@ -100,38 +129,74 @@ static void round_fp16(float *x, int n) {
         x[i] = _cvtsh_ss(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT));
 }
 
-/* out[0..hd) = sum_j p_j v_j over n positions, in the reference's lanes
- * (j % 16) and tree. acc holds 16 x 8 floats. */
-static void pv_row(float *out, const float *p, const eng_fp16 *v, size_t stride,
-                   int hd, int n, float *acc) {
-    for (int d0 = 0; d0 < hd; d0 += 8) {
-        for (int h = 0; h < 2; h++) {
-            __m256 a[8];
-            for (int i = 0; i < 8; i++)
-                a[i] = _mm256_setzero_ps();
-            for (int j0 = 0; j0 < n; j0 += 16) {
-                for (int i = 0; i < 8; i++) {
-                    const int j = j0 + 8 * h + i;
-                    if (j >= n)
-                        break;
-                    const __m256 vj = _mm256_cvtph_ps(_mm_loadu_si128(
-                        (const __m128i *)(v + (size_t)j * stride + d0)));
-                    a[i] =
-                        _mm256_fmadd_ps(vj, _mm256_broadcast_ss(p + j), a[i]);
-                }
+/* Dims [d0, d0 + 8 nb) of out: for each pair of the reference's lanes
+ * (l = j % 16), one pass over that pair's positions in increasing order
+ * with the 4 nb accumulators in registers, so each value row's 64 bytes
+ * are read once per row of attention (in passes of 8 dims over all
+ * lanes, each 64-byte line was read four times from L2 per query head:
+ * p.V was a fifth of decode with a 2,000-token context). The lanes land
+ * in acc (16 x 8 nb floats) and meet in the reference's tree. */
+static inline __attribute__((always_inline)) void
+pv_dims(float *out, const float *p, const eng_fp16 *v, size_t stride, int d0,
+        const int nb, int n, float *acc) {
+    for (int l = 0; l < 16; l += 2) {
+        __m256 a[2][4];
+        for (int i = 0; i < 2; i++)
+            for (int b = 0; b < nb; b++)
+                a[i][b] = _mm256_setzero_ps();
+        for (int j0 = 0; j0 < n; j0 += 16) {
+            for (int i = 0; i < 2; i++) {
+                const int j = j0 + l + i;
+                if (j >= n)
+                    break;
+                const __m256 pj = _mm256_broadcast_ss(p + j);
+                const eng_fp16 *vr = v + (size_t)j * stride + d0;
+                for (int b = 0; b < nb; b++)
+                    a[i][b] =
+                        _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(
+                                            (const __m128i *)(vr + 8 * b))),
+                                        pj, a[i][b]);
             }
-            for (int i = 0; i < 8; i++)
-                _mm256_storeu_ps(acc + 8 * (8 * h + i), a[i]);
         }
-        /* sum16_tree per dim: halves, quarters, then pairs */
+        for (int i = 0; i < 2; i++)
+            for (int b = 0; b < nb; b++)
+                _mm256_storeu_ps(acc + 8 * (nb * (l + i) + b), a[i][b]);
+    }
+    /* sum16_tree per dim: halves, quarters, then pairs */
+    for (int b = 0; b < nb; b++) {
         __m256 s8[8], s4[4];
         for (int i = 0; i < 8; i++)
-            s8[i] = _mm256_add_ps(_mm256_loadu_ps(acc + 8 * i),
-                                  _mm256_loadu_ps(acc + 8 * (i + 8)));
+            s8[i] =
+                _mm256_add_ps(_mm256_loadu_ps(acc + 8 * (nb * i + b)),
+                              _mm256_loadu_ps(acc + 8 * (nb * (i + 8) + b)));
         for (int i = 0; i < 4; i++)
             s4[i] = _mm256_add_ps(s8[i], s8[i + 4]);
-        _mm256_storeu_ps(out + d0, _mm256_add_ps(_mm256_add_ps(s4[0], s4[2]),
-                                                 _mm256_add_ps(s4[1], s4[3])));
+        _mm256_storeu_ps(out + d0 + 8 * b,
+                         _mm256_add_ps(_mm256_add_ps(s4[0], s4[2]),
+                                       _mm256_add_ps(s4[1], s4[3])));
+    }
+}
+
+/* out[0..hd) = sum_j p_j v_j over n positions, in the reference's lanes
+ * (j % 16) and tree, 32 dims (one 64-byte line of a value row) at a time.
+ * acc holds 16 x 32 floats. */
+static void pv_row(float *out, const float *p, const eng_fp16 *v, size_t stride,
+                   int hd, int n, float *acc) {
+    for (int d0 = 0; d0 < hd; d0 += 32) {
+        switch ((hd - d0) / 8) {
+        case 1:
+            pv_dims(out, p, v, stride, d0, 1, n, acc);
+            break;
+        case 2:
+            pv_dims(out, p, v, stride, d0, 2, n, acc);
+            break;
+        case 3:
+            pv_dims(out, p, v, stride, d0, 3, n, acc);
+            break;
+        default:
+            pv_dims(out, p, v, stride, d0, 4, n, acc);
+            break;
+        }
     }
 }
 
@@ -257,13 +322,24 @@ void eng__attn_group_avx2(float *out, const float *q, size_t ts,
     for (int j0 = 0; j0 < npos_max; j0 += KT_POS) {
         const int np = npos_max - j0 < KT_POS ? npos_max - j0 : KT_POS;
         keys_t8(kt, k, stride, hd, j0, np);
-        for (int r = 0; r < rows; r++) {
-            const int n_r = n_pos + r / ng; /* token t sees n_pos + t */
-            if (n_r <= j0)
-                continue;
-            float *att = scratch + (size_t)r * row_floats;
-            scores_row(att, att + npos_max + 16, kt, hd, j0,
-                       n_r - j0 < KT_POS ? n_r - j0 : KT_POS, scale);
+        /* rows by pairs; row r sees n_pos + r / ng positions, so a row
+         * that needs this block is followed by rows that need it too */
+        int r = 0;
+        while (r < rows && n_pos + r / ng <= j0)
+            r++;
+        for (; r < rows; r += 2) {
+            const int n0 = n_pos + r / ng; /* token t sees n_pos + t */
+            const int m0 = n0 - j0 < KT_POS ? n0 - j0 : KT_POS;
+            float *att0 = scratch + (size_t)r * row_floats;
+            if (r + 1 == rows) {
+                scores_row(att0, att0 + npos_max + 16, kt, hd, j0, m0, scale);
+                break;
+            }
+            const int n1 = n_pos + (r + 1) / ng;
+            float *att1 = att0 + row_floats;
+            scores_rows2(
+                att0, att0 + npos_max + 16, m0, att1, att1 + npos_max + 16,
+                n1 - j0 < KT_POS ? n1 - j0 : KT_POS, kt, hd, j0, scale);
         }
     }
     for (int r = 0; r < rows; r++) {

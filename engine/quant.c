@@ -1109,11 +1109,10 @@ size_t eng_row_size(eng_type t, int64_t n) {
 }
 
 size_t eng_row_size_packed(eng_type t, int64_t n) {
-    /* Q8_0: the quants, each block's scale as F32, then 16 int32 lane
-     * sums per group of four blocks (gemm_avx512.c has the layout) */
+    /* Q8_0: the quants, then each block's scale as F32 (gemm_avx512.c has
+     * the layout) */
     if (t == ENG_TYPE_Q8_0)
-        return (size_t)n + (size_t)(n / QK8_0) * sizeof(float) +
-               (size_t)(n / QK8_0 / 4) * 16 * sizeof(int32_t);
+        return (size_t)n + (size_t)(n / QK8_0) * sizeof(float);
     return eng_row_size(t, n);
 }
 

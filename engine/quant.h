@@ -225,8 +225,7 @@ typedef struct {
      * vec_dot_nrc_packed kernels read, with the same rounding as
      * from_float (NULL where none); eng_row_size_packed bytes per row.
      * Q8_0's packed row is the n quants + 128 as bytes, then the n/32
-     * scales (fp16 values) as F32, then 16 int32 lane sums per group of
-     * four blocks (gemm_avx512.c). */
+     * scales (fp16 values) as F32. */
     eng_from_float_fn from_float_packed;
 } eng_type_traits_t;
 

@@ -263,7 +263,7 @@ TEST_IMPL(kernels_q5_0_vbmi) {
     ASSERT(map != MAP_FAILED);
     ASSERT(mprotect(map + span, page, PROT_NONE) == 0);
     static float x[NMAX];
-    static uint8_t qp[ENG_NRC_MAX * (2 * NMAX + 64)];
+    static uint8_t qp[ENG_NRC_MAX * (NMAX + NMAX / 8 + 64)];
     static const int lens[] = {32,  64,  96,  128, 160, 192,
                                224, 256, 288, 896, 4864};
     int checked = 0;
@@ -419,7 +419,7 @@ TEST_IMPL(kernels_packed_avx2) {
     ASSERT(map != MAP_FAILED);
     ASSERT(mprotect(map + span, page, PROT_NONE) == 0);
     static float x[NMAX];
-    enum { ST = 2 * NMAX + 64 };
+    enum { ST = NMAX + NMAX / 8 + 64 };
     static uint8_t qp[ENG_NRC_MAX * ST], qp512[ENG_NRC_MAX * ST],
         qa[ENG_NRC_MAX * ST];
     int checked = 0, kernels = 0;

@@ -134,10 +134,8 @@ void eng__quantize_row_q8_0_packed_avx2(const float *restrict x,
     const eng_from_float_fn quantize =
         eng_type_traits[ENG_TYPE_Q8_0].from_float;
     const __m256i flip = _mm256_set1_epi8((char)0x80);
-    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
     int8_t *q = vy;
     float *d = (float *)(q + k);
-    int32_t *sums = q8_0_packed_lane_sums(vy, k);
     const int64_t nb = k / QK8_0;
     block_q8_0 b[4];
     int64_t i = 0;
@@ -145,18 +143,9 @@ void eng__quantize_row_q8_0_packed_avx2(const float *restrict x,
         quantize(x + i * QK8_0, b, 4 * QK8_0);
         pk_group g;
         pk_group_q8_0(b, &g);
-        __m256i ls[4];
-        for (int j = 0; j < 4; j++) {
+        for (int j = 0; j < 4; j++)
             _mm256_storeu_si256((__m256i *)(q + QK8_0 * i + 32 * j),
                                 _mm256_xor_si256(g.w[j], flip));
-            ls[j] =
-                _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, g.w[j]), ones16);
-        }
-        /* lanes 0-7 of the group: vectors 0 and 2; lanes 8-15: 1 and 3 */
-        _mm256_storeu_si256((__m256i *)(sums + 4 * i),
-                            _mm256_add_epi32(ls[0], ls[2]));
-        _mm256_storeu_si256((__m256i *)(sums + 4 * i + 8),
-                            _mm256_add_epi32(ls[1], ls[3]));
         _mm_storeu_ps(d + i, _mm256_castps256_ps128(g.dx));
     }
     for (; i < nb; i++) {

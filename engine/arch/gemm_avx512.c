@@ -213,17 +213,7 @@ Q8_0_LIKE_NRC(q5_0, block_q5_0, quad_q5_0, q5_0_block_i8)
  *     elements 16 + 4q.. in the same lanes. The nb % 4 leftover blocks
  *     follow in element order, 32 bytes each (so block i always starts at
  *     byte 32 i);
- *   - then each block's fp16 scale as F32;
- *   - then, per full group, its 16 lanes' sums of their eight quants as
- *     int32 (64 bytes), for the one-column kernels of Q4_0 and Q5_0
- *     (UNSIGNED_SHIFT in Q8_0_LIKE_PACKED): they decode the weights
- *     unsigned (q = w + 8 or w + 16, what the block stores), XOR the
- *     activations back to signed bytes and start each lane from
- *     -(8 or 16) * its sum, so that sum q a - 16 sum a is the lane's
- *     sum w a, the same integer the batch kernels form from -128 * the
- *     lane's weights, which costs two vpdpbusd per group of a weight row.
- *     One column, one thread, 896-wide Q5_0 rows (VBMI): 50-51 -> 60 GMAC/s
- *     in cache, 49 -> 54-56 streaming; eight columns even.
+ *   - then each block's fp16 scale as F32.
  * The weights are decoded to signed bytes in the same order and go into
  * vpdpbusd as its signed side; the +128 comes off through the accumulator
  * the sum starts from, -128 * (the lane's eight weights), formed once per
@@ -336,25 +326,19 @@ void eng__quantize_row_q8_0_packed_avx512(const float *restrict x,
     const int64_t nb = k / QK8_0;
     for (int64_t i = 0; i < nb; i += 16)
         q8_0_packed_group(x, q, d, i, nb - i < 16 ? (int)(nb - i) : 16);
-    /* element order to the group layout, four blocks at a time, + 128,
-     * and each lane's sum of its eight quants */
+    /* element order to the group layout, four blocks at a time, + 128 */
     const __m512i lo = group_lo_idx(), hi = group_hi_idx();
     const __m512i flip = _mm512_set1_epi8((char)0x80);
-    const __m512i ones = _mm512_set1_epi8(1);
-    int32_t *sums = q8_0_packed_lane_sums(vy, k);
     int64_t i = 0;
     for (; i + 4 <= nb; i += 4) {
         const __m512i a = _mm512_loadu_si512(q + i * QK8_0);
         const __m512i b = _mm512_loadu_si512(q + i * QK8_0 + 64);
-        const __m512i gl = _mm512_permutex2var_epi32(a, lo, b);
-        const __m512i gh = _mm512_permutex2var_epi32(a, hi, b);
-        _mm512_storeu_si512(q + i * QK8_0, _mm512_xor_si512(gl, flip));
-        _mm512_storeu_si512(q + i * QK8_0 + 64, _mm512_xor_si512(gh, flip));
-        _mm512_storeu_si512(
-            sums + 4 * i,
-            _mm512_dpbusd_epi32(
-                _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, gl), ones,
-                gh));
+        _mm512_storeu_si512(q + i * QK8_0,
+                            _mm512_xor_si512(_mm512_permutex2var_epi32(a, lo, b),
+                                             flip));
+        _mm512_storeu_si512(q + i * QK8_0 + 64,
+                            _mm512_xor_si512(_mm512_permutex2var_epi32(a, hi, b),
+                                             flip));
     }
     for (; i < nb; i++)
         _mm256_storeu_si256(
@@ -461,6 +445,34 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
 #define PREFETCH_ROWS 4
 #define PREFETCH_ROWS_1 16
 
+/* One column of Q4_0 or Q5_0 (UNSIGNED_SHIFT 3 or 4 in Q8_0_LIKE_PACKED):
+ * per group of four blocks the one-column kernel spent two of its four
+ * vpdpbusd on -128 * the lane's weights, once per weight row. Instead the
+ * weights are decoded unsigned (q = w + 8 or w + 16, what the block
+ * stores), the activations XOR-ed back to signed bytes, and each lane
+ * starts from -(8 or 16) * the sum of its eight activations: sum q a -
+ * 16 sum a is the lane's sum w a, the integer the batch path forms, so
+ * decode stays bit-identical to verify. The activation row's lane sums
+ * are formed once per tile call (16 rows), here. One thread, 896-wide
+ * Q5_0 rows (VBMI): 50-52 -> 60-61 GMAC/s in cache, 49-50 -> 54-58
+ * streaming. (Storing the sums in the packed row instead made its stride
+ * 50% longer and the 8-token verify of the 0.5B Q8_0 model 7% slower.) */
+#define LANE_SUMS_MAX 128 /* groups: rows of up to 16384 elements */
+static inline void lane_sums(int32_t *ls, const void *vy, int n) {
+    const uint8_t *y = vy;
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (int g = 0; g < n / QK8_0 / 4; g++)
+        _mm512_store_si512(
+            ls + 16 * g,
+            _mm512_dpbusd_epi32(
+                _mm512_dpbusd_epi32(
+                    _mm512_setzero_si512(), ones,
+                    _mm512_xor_si512(flip, _mm512_loadu_si512(y + 128 * g))),
+                ones,
+                _mm512_xor_si512(flip, _mm512_loadu_si512(y + 128 * g + 64))));
+}
+
 /* One weight row against nrc packed columns, split in two so that the tile
  * kernel below can reduce four rows at once: T##_packed_groups leaves
  * column c's part of the groups as a vector sum[c], whose hsum_ps_512
@@ -474,13 +486,13 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
     ALWAYS_INLINE void T##_packed_group4(int n, const int nrc, __m512 *acc,     \
                                         const BLOCK *restrict x, int i,        \
                                         const void *restrict vy, size_t st,    \
-                                        const char *pf) {                      \
+                                        const char *pf, const int32_t *ls,     \
+                                        const int uns) {                       \
         const char *p = pf + i * sizeof(BLOCK); /* see PREFETCH_ROWS */       \
         _mm_prefetch(p, _MM_HINT_T0);                                          \
         _mm_prefetch(p + 64, _MM_HINT_T0);                                     \
         _mm_prefetch(p + 4 * sizeof(BLOCK) - 1, _MM_HINT_T0);                 \
-        /* one column of a type with unsigned weights: see the lane sums */   \
-        const int uns = UNSIGNED_SHIFT > 0 && nrc == 1;                        \
+        /* uns: one column with lane sums (see T##_tile_impl) */              \
         group g;                                                               \
         GROUP(x + i, &g, uns);                                                 \
         const __m512 dx = _mm512_broadcast_f32x4(g.d4);                        \
@@ -506,9 +518,7 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
                 p = _mm512_sub_epi32(                                          \
                     _mm512_setzero_si512(),                                    \
                     _mm512_slli_epi32(                                         \
-                        _mm512_loadu_si512(q8_0_packed_lane_sums_c(y, n) +       \
-                                           4 * i),                             \
-                        UNSIGNED_SHIFT));                                      \
+                        _mm512_loadu_si512(ls + 4 * i), UNSIGNED_SHIFT));      \
                 p = _mm512_dpbusd_epi32(                                       \
                     p, g.lo,                                                   \
                     _mm512_xor_si512(flip, _mm512_loadu_si512(y + 32 * i)));   \
@@ -530,14 +540,15 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
     ALWAYS_INLINE void T##_packed_groups(int n, const int nrc, __m512 *sum,    \
                                          const void *restrict vx,              \
                                          const void *restrict vy, size_t st,   \
-                                         const char *pf) {                     \
+                                         const char *pf, const int32_t *ls,    \
+                                         const int uns) {                      \
         const BLOCK *x = vx;                                                   \
         const int nb = n / QK8_0;                                              \
         UNROLL_COLUMNS                                                         \
         for (int c = 0; c < nrc; c++)                                          \
             sum[c] = _mm512_setzero_ps();                                      \
         for (int i = 0; i + 4 <= nb; i += 4)                                   \
-            T##_packed_group4(n, nrc, sum, x, i, vy, st, pf);                  \
+            T##_packed_group4(n, nrc, sum, x, i, vy, st, pf, ls, uns);         \
     }                                                                          \
     ALWAYS_INLINE void T##_packed_tail(int n, const int nrc, float *restrict s, \
                                        const void *restrict vx,                \
@@ -566,7 +577,7 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
                                            const void *restrict vy,            \
                                            size_t st) {                        \
         __m512 sum[ENG_NRC_MAX];                                               \
-        T##_packed_groups(n, nrc, sum, vx, vy, st, vx);                        \
+        T##_packed_groups(n, nrc, sum, vx, vy, st, vx, NULL, 0);               \
         UNROLL_COLUMNS                                                         \
         for (int c = 0; c < nrc; c++)                                          \
             s[c] = hsum_ps_512(sum[c]);                                        \
@@ -576,11 +587,12 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
     /* Rows one after another (each still read front to back), in groups  \
      * of four whose sums per column reduce in one transposed tree and      \
      * land as four consecutive outputs. */                                  \
-    ALWAYS_INLINE void T##_tile_impl(int n, int nr, const int nc,              \
+    ALWAYS_INLINE void T##_tile_rows(int n, int nr, const int nc,              \
                                      float *restrict out, size_t ldo,          \
                                      const uint8_t *restrict w,                \
                                      size_t row_bytes,                         \
-                                     const void *restrict vy, size_t st) {     \
+                                     const void *restrict vy, size_t st,       \
+                                     const int32_t *ls, const int uns) {       \
         int r = 0;                                                             \
         const int ahead = nc >= 4 ? PREFETCH_ROWS : PREFETCH_ROWS_1;           \
         for (; r + 4 <= nr; r += 4) {                                          \
@@ -590,8 +602,8 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
                 T##_packed_groups(n, nc, v, w + (size_t)(r + k) * row_bytes,   \
                                   vy, st,                                      \
                                   (const char *)w +                            \
-                                      (size_t)(r + k + ahead) *        \
-                                          row_bytes);                          \
+                                      (size_t)(r + k + ahead) * row_bytes,     \
+                                  ls, uns);                                    \
                 UNROLL_COLUMNS                                                 \
                 for (int c = 0; c < nc; c++)                                   \
                     sum[c][k] = v[c];                                          \
@@ -618,6 +630,24 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
             UNROLL_COLUMNS                                                     \
             for (int c = 0; c < nc; c++)                                       \
                 out[(size_t)c * ldo + r] = s[c];                               \
+        }                                                                      \
+    }                                                                          \
+    /* With one column, types with unsigned weights (UNSIGNED_SHIFT) take   \
+     * the activations' lane sums once per call for all its rows (see       \
+     * lane_sums); the leftover rows keep the batch path's correction.     \
+     * Same integers either way. */                                          \
+    ALWAYS_INLINE void T##_tile_impl(int n, int nr, const int nc,              \
+                                     float *restrict out, size_t ldo,          \
+                                     const uint8_t *restrict w,                \
+                                     size_t row_bytes,                         \
+                                     const void *restrict vy, size_t st) {     \
+        if (UNSIGNED_SHIFT > 0 && nc == 1 && nr >= 4 &&                        \
+            n / QK8_0 / 4 <= LANE_SUMS_MAX) {                                  \
+            _Alignas(64) int32_t ls[LANE_SUMS_MAX * 16];                       \
+            lane_sums(ls, vy, n);                                              \
+            T##_tile_rows(n, nr, nc, out, ldo, w, row_bytes, vy, st, ls, 1);   \
+        } else {                                                               \
+            T##_tile_rows(n, nr, nc, out, ldo, w, row_bytes, vy, st, NULL, 0); \
         }                                                                      \
     }                                                                          \
     void eng__vec_dot_##T##_tile_packed_avx512(                                \

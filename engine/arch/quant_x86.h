@@ -125,17 +125,6 @@ static inline __m256i q5_0_block_i8(const block_q5_0 *a) {
         _mm256_andnot_si256(bits32_to_bytes(qh), _mm256_set1_epi8((char)0xf0)));
 }
 
-/* The lane sums of a packed Q8_0 activation row of n elements (the layout
- * is in gemm_avx512.c): 16 int32 per full group of four blocks, after the
- * quants and the scales. */
-static inline int32_t *q8_0_packed_lane_sums(void *row, int64_t n) {
-    return (int32_t *)((uint8_t *)row + n + 4 * (n / QK8_0));
-}
-static inline const int32_t *q8_0_packed_lane_sums_c(const void *row,
-                                                     int64_t n) {
-    return (const int32_t *)((const uint8_t *)row + n + 4 * (n / QK8_0));
-}
-
 /* Eight int32 partial sums of x[i] * y[i] over 32 signed bytes each. */
 static inline __m256i dot_i8_avx2(__m256i x, __m256i y) {
     __m256i p =

@@ -803,8 +803,12 @@ TEST_IMPL(quant_vec_dot_nrc) {
  * every remainder of the groups of four; the sums are also checked
  * against the scalar reference, so equal garbage fails too. */
 TEST_IMPL(quant_tile_packed) {
-    enum { N = 4864, ROWS = 11, LDO = ROWS + 3 };
-    static const int lens[] = {32, 64, 96, 128, 160, 224, 896, 4864};
+    enum { N = 4864, ROWS = 37, LDO = ROWS + 3 };
+    /* 3136 and 4864 with six or more columns: the wide-row spans of
+     * gemm_avx512.c (KB_*), the last span short, 3136 with leftover
+     * blocks; 37 rows: three row blocks, the last short */
+    static const int lens[] = {32, 64, 96, 128, 160, 224, 896, 3136, 4864};
+    static const int nrs[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 16, 21, 37};
     static float x[N], y[N];
     static uint8_t w[ROWS * N * 2], yq[ENG_NRC_MAX * N * 2],
         yp[ENG_NRC_MAX * N * 2];
@@ -834,7 +838,8 @@ TEST_IMPL(quant_tile_packed) {
                 vt->from_float_packed(y, yp + c * st, n);
             }
             for (int nc = 1; nc <= ENG_NRC_MAX; nc++) {
-                for (int nr = 1; nr <= ROWS; nr++) {
+                for (size_t ri = 0; ri < NIB_ARRAY_LEN(nrs); ri++) {
+                    const int nr = nrs[ri];
                     for (size_t i = 0; i < NIB_ARRAY_LEN(out); i++)
                         out[i] = 12345.0f; /* outside the tile: untouched */
                     tt->vec_dot_tile_packed(n, nr, nc, out, LDO, w, rb, yp, st);

@@ -458,19 +458,32 @@ ALWAYS_INLINE __m256i minus128_sum4_256(__m256i w) {
  * streaming. (Storing the sums in the packed row instead made its stride
  * 50% longer and the 8-token verify of the 0.5B Q8_0 model 7% slower.) */
 #define LANE_SUMS_MAX 128 /* groups: rows of up to 16384 elements */
-static inline void lane_sums(int32_t *ls, const void *vy, int n) {
+/* ls: LANE_SUMS_MAX * 16 lanes of -(sum << shift), then the activations
+ * as signed bytes (same layout): each group's lanes then start from one
+ * load, and its two vpdpbusd read the activations straight from memory,
+ * where every row had loaded, flipped, shifted and negated them again.
+ * With the loop unrolled twice (T##_packed_range), one thread, Q5_0
+ * (VBMI), old and new alternating: 896-wide rows 40-41 -> 43-44 GMAC/s,
+ * 4864-wide 48-49 -> 52-55 (rows in L2). */
+#define LANE_SUMS_INTS (LANE_SUMS_MAX * 16 + LANE_SUMS_MAX * 128 / 4)
+static inline void lane_sums(int32_t *ls, const void *vy, int n, int shift) {
     const uint8_t *y = vy;
+    uint8_t *ys = (uint8_t *)(ls + LANE_SUMS_MAX * 16);
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     const __m512i ones = _mm512_set1_epi8(1);
-    for (int g = 0; g < n / QK8_0 / 4; g++)
-        _mm512_store_si512(
-            ls + 16 * g,
-            _mm512_dpbusd_epi32(
-                _mm512_dpbusd_epi32(
-                    _mm512_setzero_si512(), ones,
-                    _mm512_xor_si512(flip, _mm512_loadu_si512(y + 128 * g))),
-                ones,
-                _mm512_xor_si512(flip, _mm512_loadu_si512(y + 128 * g + 64))));
+    for (int g = 0; g < n / QK8_0 / 4; g++) {
+        const __m512i a = _mm512_xor_si512(flip, _mm512_loadu_si512(y + 128 * g));
+        const __m512i b =
+            _mm512_xor_si512(flip, _mm512_loadu_si512(y + 128 * g + 64));
+        _mm512_store_si512(ys + 128 * g, a);
+        _mm512_store_si512(ys + 128 * g + 64, b);
+        const __m512i sum = _mm512_dpbusd_epi32(
+            _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, a), ones, b);
+        _mm512_store_si512(ls + 16 * g,
+                           _mm512_sub_epi32(_mm512_setzero_si512(),
+                                            _mm512_sll_epi32(
+                                                sum, _mm_cvtsi32_si128(shift))));
+    }
 }
 
 /* Wide rows in spans (T##_tile_rows_kb): with eight 4864-wide columns
@@ -525,18 +538,12 @@ static inline void lane_sums(int32_t *ls, const void *vy, int n) {
             if (uns) {                                                         \
                 /* sum q a - (offset) sum a over the lane's eight products:  \
                  * the same integer as below */                               \
-                const __m512i flip = _mm512_set1_epi8((char)0x80);             \
-                p = _mm512_sub_epi32(                                          \
-                    _mm512_setzero_si512(),                                    \
-                    _mm512_slli_epi32(                                         \
-                        _mm512_loadu_si512(ls + 4 * i), UNSIGNED_SHIFT));      \
-                p = _mm512_dpbusd_epi32(                                       \
-                    p, g.lo,                                                   \
-                    _mm512_xor_si512(flip, _mm512_loadu_si512(y + 32 * i)));   \
-                p = _mm512_dpbusd_epi32(                                       \
-                    p, g.hi,                                                   \
-                    _mm512_xor_si512(flip,                                     \
-                                     _mm512_loadu_si512(y + 32 * i + 64)));    \
+                const int8_t *ys = (const int8_t *)(ls + LANE_SUMS_MAX * 16);  \
+                p = _mm512_load_si512(ls + 4 * i);                             \
+                p = _mm512_dpbusd_epi32(p, g.lo,                               \
+                                        _mm512_load_si512(ys + 32 * i));       \
+                p = _mm512_dpbusd_epi32(p, g.hi,                               \
+                                        _mm512_load_si512(ys + 32 * i + 64));  \
             } else {                                                           \
                 p = _mm512_dpbusd_epi32(c0, _mm512_loadu_si512(y + 32 * i),    \
                                         g.lo);                                 \
@@ -554,8 +561,16 @@ static inline void lane_sums(int32_t *ls, const void *vy, int n) {
         int i1, const void *restrict vy, size_t st, const char *pf,            \
         const int32_t *ls, const int uns) {                                    \
         const BLOCK *x = vx;                                                   \
+        if (uns) {                                                             \
+            /* half the loop's pointer updates: one thread, 4864-wide      \
+             * Q5_0 rows (VBMI) 4-6% faster; no gain for the others */        \
+            _Pragma("GCC unroll 2")                                            \
+            for (int i = i0; i < i1; i += 4)                                   \
+                T##_packed_group4(n, nrc, sum, x, i, vy, st, pf, ls, 1);       \
+            return;                                                            \
+        }                                                                      \
         for (int i = i0; i < i1; i += 4)                                       \
-            T##_packed_group4(n, nrc, sum, x, i, vy, st, pf, ls, uns);         \
+            T##_packed_group4(n, nrc, sum, x, i, vy, st, pf, ls, 0);           \
     }                                                                          \
     ALWAYS_INLINE void T##_packed_groups(int n, const int nrc, __m512 *sum,    \
                                          const void *restrict vx,              \
@@ -746,8 +761,8 @@ static inline void lane_sums(int32_t *ls, const void *vy, int n) {
                                      const void *restrict vy, size_t st) {     \
         if (UNSIGNED_SHIFT > 0 && nc == 1 && nr >= 4 &&                        \
             n / QK8_0 / 4 <= LANE_SUMS_MAX) {                                  \
-            _Alignas(64) int32_t ls[LANE_SUMS_MAX * 16];                       \
-            lane_sums(ls, vy, n);                                              \
+            _Alignas(64) int32_t ls[LANE_SUMS_INTS];                           \
+            lane_sums(ls, vy, n, UNSIGNED_SHIFT);                              \
             T##_tile_rows(n, nr, nc, out, ldo, w, row_bytes, vy, st, ls, 1);   \
         } else if (nc >= 4 && (size_t)nc * (size_t)n >= KB_MIN_BYTES) {       \
             T##_tile_kb(n, nr, nc, out, ldo, w, row_bytes, vy, st);            \

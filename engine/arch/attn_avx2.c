@@ -200,6 +200,78 @@ static void pv_row(float *out, const float *p, const eng_fp16 *v, size_t stride,
     }
 }
 
+/* pv_dims for two rows of attention over the same positions (query heads
+ * of one KV head): each value vector is converted once for both, where
+ * the two rows alone convert it twice. One lane at a time with both rows'
+ * accumulators in registers (eight FMA chains, as the lane pairs above
+ * give one row); each row's lanes take their positions in the same order,
+ * so the sums are pv_dims' bit for bit. */
+static inline __attribute__((always_inline)) void
+pv_dims2(float *out0, const float *p0, float *out1, const float *p1,
+         const eng_fp16 *v, size_t stride, int d0, const int nb, int n,
+         float *acc0, float *acc1) {
+    for (int l = 0; l < 16; l++) {
+        __m256 a0[4], a1[4];
+        for (int b = 0; b < nb; b++)
+            a0[b] = a1[b] = _mm256_setzero_ps();
+        for (int j = l; j < n; j += 16) {
+            const __m256 q0 = _mm256_broadcast_ss(p0 + j);
+            const __m256 q1 = _mm256_broadcast_ss(p1 + j);
+            const eng_fp16 *vr = v + (size_t)j * stride + d0;
+            for (int b = 0; b < nb; b++) {
+                const __m256 vb = _mm256_cvtph_ps(
+                    _mm_loadu_si128((const __m128i *)(vr + 8 * b)));
+                a0[b] = _mm256_fmadd_ps(vb, q0, a0[b]);
+                a1[b] = _mm256_fmadd_ps(vb, q1, a1[b]);
+            }
+        }
+        for (int b = 0; b < nb; b++) {
+            _mm256_storeu_ps(acc0 + 8 * (nb * l + b), a0[b]);
+            _mm256_storeu_ps(acc1 + 8 * (nb * l + b), a1[b]);
+        }
+    }
+    for (int r = 0; r < 2; r++) {
+        const float *acc = r ? acc1 : acc0;
+        float *out = r ? out1 : out0;
+        for (int b = 0; b < nb; b++) {
+            __m256 s8[8], s4[4];
+            for (int i = 0; i < 8; i++)
+                s8[i] = _mm256_add_ps(
+                    _mm256_loadu_ps(acc + 8 * (nb * i + b)),
+                    _mm256_loadu_ps(acc + 8 * (nb * (i + 8) + b)));
+            for (int i = 0; i < 4; i++)
+                s4[i] = _mm256_add_ps(s8[i], s8[i + 4]);
+            _mm256_storeu_ps(out + d0 + 8 * b,
+                             _mm256_add_ps(_mm256_add_ps(s4[0], s4[2]),
+                                           _mm256_add_ps(s4[1], s4[3])));
+        }
+    }
+}
+
+/* pv_row for two rows with the same positions; acc holds 2 x 16 x 32
+ * floats. */
+static void pv_row2(float *out0, const float *p0, float *out1, const float *p1,
+                    const eng_fp16 *v, size_t stride, int hd, int n,
+                    float *acc) {
+    float *acc1 = acc + 16 * 32;
+    for (int d0 = 0; d0 < hd; d0 += 32) {
+        switch ((hd - d0) / 8) {
+        case 1:
+            pv_dims2(out0, p0, out1, p1, v, stride, d0, 1, n, acc, acc1);
+            break;
+        case 2:
+            pv_dims2(out0, p0, out1, p1, v, stride, d0, 2, n, acc, acc1);
+            break;
+        case 3:
+            pv_dims2(out0, p0, out1, p1, v, stride, d0, 3, n, acc, acc1);
+            break;
+        default:
+            pv_dims2(out0, p0, out1, p1, v, stride, d0, 4, n, acc, acc1);
+            break;
+        }
+    }
+}
+
 /* eng__expf_vec on eight lanes: the same FMAs, and scale_pow2's exact
  * scaling (two steps beyond the normal exponents, the first exact), so
  * each lane rounds once where the reference does. */
@@ -348,6 +420,18 @@ void eng__attn_group_avx2(float *out, const float *q, size_t ts,
         float *att = scratch + (size_t)r * row_floats;
         softmax_avx2(att, n_r);
         round_fp16(att, n_r);
+        /* the next row of the same token sees the same positions; the
+         * two rows' lanes (1024 floats) fit the keys' 32 x hd if hd >= 32 */
+        if (hd >= 32 && r + 1 < rows && (r + 1) / ng == t) {
+            float *att1 = att + row_floats;
+            softmax_avx2(att1, n_r);
+            round_fp16(att1, n_r);
+            pv_row2(out + (size_t)t * ts + (size_t)g * hd, att,
+                    out + (size_t)t * ts + (size_t)(g + 1) * hd, att1, v,
+                    stride, hd, n_r, kt);
+            r++;
+            continue;
+        }
         pv_row(out + (size_t)t * ts + (size_t)g * hd, att, v, stride, hd, n_r,
                kt);
     }

@@ -280,7 +280,7 @@ static void mm_kernels(eng_type type, eng_from_float_fn *convert,
     *convert = vt == ENG_TYPE_F32 ? NULL : eng_type_traits[vt].from_float;
     *dot = tt->vec_dot;
     *dot_nrc = tt->vec_dot_nrc;
-    *dot_tile = NULL;
+    *dot_tile = tt->vec_dot_tile;
     /* The packed-activation kernel where there is one, for one token
      * and for batches alike (its sums are grouped differently from
      * vec_dot's, so decode and verify must both take it): about twice as

@@ -1192,6 +1192,8 @@ static void quant_init_once(void) {
             if (k->vec_dot_tile_packed[t])
                 eng_type_traits[t].vec_dot_tile_packed =
                     k->vec_dot_tile_packed[t];
+            if (k->vec_dot_tile[t])
+                eng_type_traits[t].vec_dot_tile = k->vec_dot_tile[t];
         }
     }
 }

@@ -221,6 +221,9 @@ typedef struct {
      * NULL where this CPU has none. Bit-identical to vec_dot per column. */
     eng_vec_dot_nrc_fn vec_dot_nrc_packed;
     eng_vec_dot_tile_fn vec_dot_tile_packed; /* NULL where none */
+    /* Optional tile of rows against vec_dot_type rows (not packed), each
+     * output bit-identical to vec_dot_nrc; NULL where none. */
+    eng_vec_dot_tile_fn vec_dot_tile;
     /* For activation types: quantize into the packed layout the
      * vec_dot_nrc_packed kernels read, with the same rounding as
      * from_float (NULL where none); eng_row_size_packed bytes per row.

@@ -878,6 +878,80 @@ TEST_IMPL(quant_tile_packed) {
     return 0;
 }
 
+/* The tiles on plain vec_dot_type rows (the K-quants' on Q8_K, where the
+ * CPU has them) against vec_dot_nrc, bit for bit, and the reference: the
+ * lengths take one to 35 super-blocks (8960, the 1.5B down projection:
+ * steps of four, the last short), 37 rows three row blocks. */
+TEST_IMPL(quant_tile_plain) {
+    enum { N = 8960, ROWS = 37, LDO = ROWS + 3 };
+    static const int lens[] = {256, 768, 1024, 1280, 1536, 4864, 8960};
+    static const int nrs[] = {1, 3, 4, 5, 15, 16, 17, 37};
+    static float x[N], y[N];
+    static uint8_t w[ROWS * N], yq[ENG_NRC_MAX * N * 2];
+    static float out[ENG_NRC_MAX * LDO];
+    eng_quant_init();
+    int checked = 0, types = 0;
+    for (size_t ti = 0; ti < NIB_ARRAY_LEN(run_types); ti++) {
+        const eng_type t = run_types[ti];
+        const eng_type_traits_t *tt = &eng_type_traits[t];
+        if (!tt->vec_dot_tile)
+            continue;
+        const eng_type_traits_t *vt = &eng_type_traits[tt->vec_dot_type];
+        types++;
+        for (size_t li = 0; li < NIB_ARRAY_LEN(lens); li++) {
+            const int n = lens[li];
+            const size_t rb = eng_row_size(t, n);
+            const size_t st = eng_row_size(tt->vec_dot_type, n) + 8 * (li % 2);
+            for (int r = 0; r < ROWS; r++) {
+                fill_normal(x, n, 1.0f, r % 3 ? 0.0f : 0.3f);
+                tt->from_float_ref(x, w + r * rb, n);
+            }
+            for (int c = 0; c < ENG_NRC_MAX; c++) {
+                fill_normal(y, n, 1.0f + c, 0.0f);
+                vt->from_float(y, yq + c * st, n);
+            }
+            for (int nc = 1; nc <= ENG_NRC_MAX; nc++) {
+                for (size_t ri = 0; ri < NIB_ARRAY_LEN(nrs); ri++) {
+                    const int nr = nrs[ri];
+                    for (size_t i = 0; i < NIB_ARRAY_LEN(out); i++)
+                        out[i] = 12345.0f; /* outside the tile: untouched */
+                    tt->vec_dot_tile(n, nr, nc, out, LDO, w, rb, yq, st);
+                    for (int r = 0; r < LDO; r++) {
+                        float want[ENG_NRC_MAX];
+                        if (r < nr)
+                            tt->vec_dot_nrc(n, nc, want, w + r * rb, yq, st);
+                        for (int c = 0; c < ENG_NRC_MAX; c++) {
+                            const float got = out[c * LDO + r];
+                            if (c >= nc || r >= nr) {
+                                ASSERT(got == 12345.0f);
+                                continue;
+                            }
+                            ASSERT_MSG(memcmp(&want[c], &got, 4) == 0,
+                                       "%s n=%d nr=%d nc=%d row %d col %d: "
+                                       "%.9g vs %.9g",
+                                       tt->name, n, nr, nc, r, c, got, want[c]);
+                            float ref;
+                            tt->vec_dot_ref(n, &ref, w + r * rb, yq + c * st);
+                            ASSERT_MSG(fabsf(got - ref) <=
+                                           1e-4f *
+                                               (fabsf(ref) +
+                                                (1.0f + c) * sqrtf((float)n)),
+                                       "%s n=%d row %d col %d: %.9g vs "
+                                       "reference %.9g",
+                                       tt->name, n, r, c, got, ref);
+                            checked++;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if (types == 0)
+        TEST_SKIP("no plain tile kernel on this CPU (%s)", eng_quant_isa());
+    fprintf(stderr, "%d outputs of %d types bit-identical\n", checked, types);
+    return 0;
+}
+
 /* Where quant j of block b sits in a packed Q8_0 activation row of nb
  * blocks (gemm_avx512.c): full groups of four blocks take 128 bytes, whose
  * int32 lane 4q + (b % 4) holds elements 4q..4q+3 (first 64 bytes) or

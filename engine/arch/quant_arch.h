@@ -23,6 +23,8 @@ typedef struct {
     eng_vec_dot_nrc_fn vec_dot_nrc_packed[ENG_TYPE_COUNT];
     eng_from_float_fn from_float_packed[ENG_TYPE_COUNT];
     eng_vec_dot_tile_fn vec_dot_tile_packed[ENG_TYPE_COUNT]; /* by weight */
+    /* tiles on vec_dot_type rows, bit-identical to vec_dot_nrc */
+    eng_vec_dot_tile_fn vec_dot_tile[ENG_TYPE_COUNT];
 } eng_arch_kernels;
 
 #define ENG_ARCH_MAX 8

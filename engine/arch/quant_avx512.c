@@ -825,6 +825,17 @@ ALWAYS_INLINE void k4_columns(const int nrc, const k4_decoded *k, int i,
     }
 }
 
+/* Super-block i of a Q4_K row against nrc columns, into acc and accm. */
+ALWAYS_INLINE void q4_K_sb(const int nrc, const block_q4_K *x, int i,
+                           const void *vy, size_t st, __m512 *acc,
+                           __m256 *accm) {
+    k4_decoded k;
+    k4_decode_scales(x[i].scales, x[i].d, x[i].dmin, &k);
+    for (int j = 0; j < 4; j++)
+        k.q[j] = k4_nibbles(x[i].qs + 32 * j);
+    k4_columns(nrc, &k, i, vy, st, acc, accm);
+}
+
 ALWAYS_INLINE void q4_K_nrc_impl(int n, const int nrc, float *restrict s,
                                  const void *restrict vx,
                                  const void *restrict vy, size_t st) {
@@ -835,46 +846,75 @@ ALWAYS_INLINE void q4_K_nrc_impl(int n, const int nrc, float *restrict s,
         acc[c] = _mm512_setzero_ps();
         accm[c] = _mm256_setzero_ps();
     }
-    for (int i = 0; i < n / QK_K; i++) {
-        k4_decoded k;
-        k4_decode_scales(x[i].scales, x[i].d, x[i].dmin, &k);
-        for (int j = 0; j < 4; j++)
-            k.q[j] = k4_nibbles(x[i].qs + 32 * j);
-        k4_columns(nrc, &k, i, vy, st, acc, accm);
-    }
+    for (int i = 0; i < n / QK_K; i++)
+        q4_K_sb(nrc, x, i, vy, st, acc, accm);
     for (int c = 0; c < nrc; c++)
         s[c] = hsum_ps_512(acc[c]) - hsum_ps_256(accm[c]);
 }
 NRC_DISPATCH(eng__vec_dot_q4_K_nrc_avx512, q4_K_nrc_impl)
 
+ALWAYS_INLINE void q5_K_sb(const int nrc, const block_q5_K *x, int i,
+                           const void *vy, size_t st, __m512 *acc,
+                           __m256 *accm) {
+    const __m512i one = _mm512_set1_epi8(1);
+    k4_decoded k;
+    k4_decode_scales(x[i].scales, x[i].d, x[i].dmin, &k);
+    __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
+    __m512i hh = join256(qh, _mm256_srli_epi16(qh, 1));
+    for (int j = 0; j < 4; j++) {
+        k.q[j] =
+            _mm512_or_si512(k4_nibbles(x[i].qs + 32 * j),
+                            _mm512_slli_epi16(_mm512_and_si512(hh, one), 4));
+        hh = _mm512_srli_epi16(hh, 2);
+    }
+    k4_columns(nrc, &k, i, vy, st, acc, accm);
+}
+
 ALWAYS_INLINE void q5_K_nrc_impl(int n, const int nrc, float *restrict s,
                                  const void *restrict vx,
                                  const void *restrict vy, size_t st) {
     const block_q5_K *x = vx;
-    const __m512i one = _mm512_set1_epi8(1);
     __m512 acc[ENG_NRC_MAX];
     __m256 accm[ENG_NRC_MAX];
     for (int c = 0; c < nrc; c++) {
         acc[c] = _mm512_setzero_ps();
         accm[c] = _mm256_setzero_ps();
     }
-    for (int i = 0; i < n / QK_K; i++) {
-        k4_decoded k;
-        k4_decode_scales(x[i].scales, x[i].d, x[i].dmin, &k);
-        __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
-        __m512i hh = join256(qh, _mm256_srli_epi16(qh, 1));
-        for (int j = 0; j < 4; j++) {
-            k.q[j] = _mm512_or_si512(
-                k4_nibbles(x[i].qs + 32 * j),
-                _mm512_slli_epi16(_mm512_and_si512(hh, one), 4));
-            hh = _mm512_srli_epi16(hh, 2);
-        }
-        k4_columns(nrc, &k, i, vy, st, acc, accm);
-    }
+    for (int i = 0; i < n / QK_K; i++)
+        q5_K_sb(nrc, x, i, vy, st, acc, accm);
     for (int c = 0; c < nrc; c++)
         s[c] = hsum_ps_512(acc[c]) - hsum_ps_256(accm[c]);
 }
 NRC_DISPATCH(eng__vec_dot_q5_K_nrc_avx512, q5_K_nrc_impl)
+
+/* accm is unused: Q6_K has no mins term (see K_TILE). */
+ALWAYS_INLINE void q6_K_sb(const int nrc, const block_q6_K *x, int i,
+                           const void *vy, size_t st, __m512 *acc,
+                           __m256 *accm) {
+    (void)accm;
+    /* q[2h + p]: vector p of half h, scw[] their scales (see
+     * eng__vec_dot_q6_K_q8_K_avx512) */
+    __m512i q[4], scw[4];
+    const __m256i sc16 =
+        _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
+    q6_scale_vectors(sc16, scw);
+    for (int h = 0; h < 2; h++)
+        q6_quants(x[i].ql + 64 * h, x[i].qh + 32 * h, q + 2 * h);
+    const float d = fp16_to_f32_f16c(x[i].d);
+    for (int c = 0; c < nrc; c++) {
+        const block_q8_K *y = (const block_q8_K *)col(vy, c, st) + i;
+        __m512i sumi = _mm512_setzero_si512();
+        for (int k = 0; k < 4; k++)
+            sumi = q6_vector_dot(sumi, q[k], y->qs + 64 * k, scw[k]);
+        __m256i off = _mm256_slli_epi32(
+            _mm256_madd_epi16(sc16,
+                              _mm256_loadu_si256((const __m256i *)y->bsums)),
+            5);
+        sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(off));
+        acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(d * y->d),
+                                 _mm512_cvtepi32_ps(sumi), acc[c]);
+    }
+}
 
 ALWAYS_INLINE void q6_K_nrc_impl(int n, const int nrc, float *restrict s,
                                  const void *restrict vx,
@@ -883,34 +923,123 @@ ALWAYS_INLINE void q6_K_nrc_impl(int n, const int nrc, float *restrict s,
     __m512 acc[ENG_NRC_MAX];
     for (int c = 0; c < nrc; c++)
         acc[c] = _mm512_setzero_ps();
-    for (int i = 0; i < n / QK_K; i++) {
-        /* q[2h + p]: vector p of half h, scw[] their scales (see
-         * eng__vec_dot_q6_K_q8_K_avx512) */
-        __m512i q[4], scw[4];
-        const __m256i sc16 =
-            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
-        q6_scale_vectors(sc16, scw);
-        for (int h = 0; h < 2; h++)
-            q6_quants(x[i].ql + 64 * h, x[i].qh + 32 * h, q + 2 * h);
-        const float d = fp16_to_f32_f16c(x[i].d);
-        for (int c = 0; c < nrc; c++) {
-            const block_q8_K *y = (const block_q8_K *)col(vy, c, st) + i;
-            __m512i sumi = _mm512_setzero_si512();
-            for (int k = 0; k < 4; k++)
-                sumi = q6_vector_dot(sumi, q[k], y->qs + 64 * k, scw[k]);
-            __m256i off = _mm256_slli_epi32(
-                _mm256_madd_epi16(
-                    sc16, _mm256_loadu_si256((const __m256i *)y->bsums)),
-                5);
-            sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(off));
-            acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(d * y->d),
-                                     _mm512_cvtepi32_ps(sumi), acc[c]);
-        }
-    }
+    for (int i = 0; i < n / QK_K; i++)
+        q6_K_sb(nrc, x, i, vy, st, acc, NULL);
     for (int c = 0; c < nrc; c++)
         s[c] = hsum_ps_512(acc[c]);
 }
 NRC_DISPATCH(eng__vec_dot_q6_K_nrc_avx512, q6_K_nrc_impl)
+
+/* ---- K-quant tiles ------------------------------------------------------- */
+
+/* A tile of rows against up to 8 Q8_K columns (eng_vec_dot_tile_fn), each
+ * output the float steps of T##_nrc_impl in its order. Without it the
+ * matmul took as many columns per pass as fit 16 KB: one for the 8960-wide
+ * down projection of Qwen2.5-1.5B, whose 7.7 MB of Q4_K / Q6_K weights an
+ * 8-token batch then read eight times. Here rows go KT_ROWS at a time,
+ * KT_SB super-blocks of each row per step (8 columns x 4 x 292 bytes of
+ * activations and 16 rows of weights stay in L1 together), each row's
+ * column sums waiting in acc between the steps. */
+#define KT_ROWS 16
+#define KT_SB   4
+/* Columns of fewer bytes than this take the rows one by one (the steps
+ * cost 1536-wide rows 10-15%). */
+#define KT_MIN_BYTES (24 * 1024)
+#define K_TILE(T, BLOCK, MINS)                                                 \
+    ALWAYS_INLINE void T##_tile_impl(                                          \
+        int n, int nr, const int nc, float *restrict out, size_t ldo,          \
+        const uint8_t *restrict w, size_t row_bytes, const void *restrict vy,  \
+        size_t st) {                                                           \
+        const int nsb = n / QK_K;                                              \
+        if ((size_t)nc * st < KT_MIN_BYTES) {                                  \
+            /* the columns stay in L1: one row at a time, as before */         \
+            for (int r = 0; r < nr; r++) {                                     \
+                float s[ENG_NRC_MAX];                                          \
+                T##_nrc_impl(n, nc, s, w + (size_t)r * row_bytes, vy, st);     \
+                for (int c = 0; c < nc; c++)                                   \
+                    out[(size_t)c * ldo + r] = s[c];                           \
+            }                                                                  \
+            return;                                                            \
+        }                                                                      \
+        for (int r0 = 0; r0 < nr; r0 += KT_ROWS) {                             \
+            const int rn = nr - r0 < KT_ROWS ? nr - r0 : KT_ROWS;              \
+            __m512 acc[KT_ROWS][ENG_NRC_MAX];                                  \
+            __m256 accm[KT_ROWS][ENG_NRC_MAX];                                 \
+            for (int k = 0; k < rn; k++)                                       \
+                for (int c = 0; c < nc; c++) {                                 \
+                    acc[k][c] = _mm512_setzero_ps();                           \
+                    accm[k][c] = _mm256_setzero_ps();                          \
+                }                                                              \
+            for (int i0 = 0; i0 < nsb; i0 += KT_SB) {                          \
+                const int i1 = nsb - i0 < KT_SB ? nsb : i0 + KT_SB;            \
+                for (int k = 0; k < rn; k++) {                                 \
+                    const BLOCK *x =                                           \
+                        (const BLOCK *)(w + (size_t)(r0 + k) * row_bytes);     \
+                    /* the step's bytes of the row two ahead (of the           \
+                     * block's first rows in the next step at its end) */      \
+                    const int ka = k + 2 < rn ? k + 2 : k + 2 - rn;            \
+                    const char *pf =                                           \
+                        (const char *)w + (size_t)(r0 + ka) * row_bytes +      \
+                        (size_t)(k + 2 < rn ? i0 : i1) * sizeof(BLOCK);        \
+                    for (size_t b = 0; b < KT_SB * sizeof(BLOCK); b += 64)     \
+                        _mm_prefetch(pf + b, _MM_HINT_T0);                     \
+                    __m512 a[ENG_NRC_MAX];                                     \
+                    __m256 am[ENG_NRC_MAX];                                    \
+                    for (int c = 0; c < nc; c++) {                             \
+                        a[c] = acc[k][c];                                      \
+                        am[c] = accm[k][c];                                    \
+                    }                                                          \
+                    for (int i = i0; i < i1; i++)                              \
+                        T##_sb(nc, x, i, vy, st, a, am);                       \
+                    for (int c = 0; c < nc; c++) {                             \
+                        acc[k][c] = a[c];                                      \
+                        accm[k][c] = am[c];                                    \
+                    }                                                          \
+                }                                                              \
+            }                                                                  \
+            for (int k = 0; k < rn; k++)                                       \
+                for (int c = 0; c < nc; c++)                                   \
+                    out[(size_t)c * ldo + r0 + k] =                            \
+                        MINS                                                   \
+                            ? hsum_ps_512(acc[k][c]) - hsum_ps_256(accm[k][c]) \
+                            : hsum_ps_512(acc[k][c]);                          \
+        }                                                                      \
+    }                                                                          \
+    void eng__vec_dot_##T##_tile_avx512(                                       \
+        int n, int nr, int nc, float *restrict out, size_t ldo,                \
+        const void *restrict vx, size_t row_bytes, const void *restrict vy,    \
+        size_t st) {                                                           \
+        const uint8_t *w = vx;                                                 \
+        switch (nc) {                                                          \
+        case 1:                                                                \
+            T##_tile_impl(n, nr, 1, out, ldo, w, row_bytes, vy, st);           \
+            break;                                                             \
+        case 2:                                                                \
+            T##_tile_impl(n, nr, 2, out, ldo, w, row_bytes, vy, st);           \
+            break;                                                             \
+        case 3:                                                                \
+            T##_tile_impl(n, nr, 3, out, ldo, w, row_bytes, vy, st);           \
+            break;                                                             \
+        case 4:                                                                \
+            T##_tile_impl(n, nr, 4, out, ldo, w, row_bytes, vy, st);           \
+            break;                                                             \
+        case 5:                                                                \
+            T##_tile_impl(n, nr, 5, out, ldo, w, row_bytes, vy, st);           \
+            break;                                                             \
+        case 6:                                                                \
+            T##_tile_impl(n, nr, 6, out, ldo, w, row_bytes, vy, st);           \
+            break;                                                             \
+        case 7:                                                                \
+            T##_tile_impl(n, nr, 7, out, ldo, w, row_bytes, vy, st);           \
+            break;                                                             \
+        default:                                                               \
+            T##_tile_impl(n, nr, 8, out, ldo, w, row_bytes, vy, st);           \
+        }                                                                      \
+    }
+
+K_TILE(q4_K, block_q4_K, 1)
+K_TILE(q5_K, block_q5_K, 1)
+K_TILE(q6_K, block_q6_K, 0)
 
 /* ==== table =============================================================== */
 
@@ -940,6 +1069,12 @@ const eng_arch_kernels eng__kernels_avx512 = {
             [ENG_TYPE_Q4_K] = eng__vec_dot_q4_K_nrc_avx512,
             [ENG_TYPE_Q5_K] = eng__vec_dot_q5_K_nrc_avx512,
             [ENG_TYPE_Q6_K] = eng__vec_dot_q6_K_nrc_avx512,
+        },
+    .vec_dot_tile =
+        {
+            [ENG_TYPE_Q4_K] = eng__vec_dot_q4_K_tile_avx512,
+            [ENG_TYPE_Q5_K] = eng__vec_dot_q5_K_tile_avx512,
+            [ENG_TYPE_Q6_K] = eng__vec_dot_q6_K_tile_avx512,
         },
 };
 

@@ -56,14 +56,19 @@ void openblas_set_num_threads(int num_threads);
  * next to the work. */
 #define GRAB_BYTES (32 * 1024)
 
-/* A batched dot takes as many columns as fit in this many bytes of
- * converted activations (at most ENG_NRC_MAX): they are re-read for every
- * row of the tile, so they must stay in L1 next to the weights streaming
+/* Without a tile kernel, a batched dot takes as many columns as fit in
+ * this many bytes of converted activations (at most ENG_NRC_MAX): they are
+ * re-read for every row, from L1 if they fit beside the weights streaming
  * through. Eight 4864-wide Q8_0 columns (41 KB) did not: the down
  * projection of Qwen2.5-0.5B ran at 44 GMAC/s per core against 78-100 with
- * three or four columns per call, and an 8-token batch took 51 ms on one
- * thread against 43. */
-#define NC_BYTES (16 * 1024)
+ * three or four columns per call (before the tile kernels). But each pass
+ * reads the weights again: at 16 KB the 10 KB Q8_K columns of an 8960-wide
+ * K-quant row went one per pass, and the 1.5B's down projection read its
+ * 7.7 MB eight times per 8-token batch. 48 KB, under NIB_FORCE_ISA=avx2,
+ * two threads, alternating: 1536 x 8960 Q4_K batch 8 41-65 -> 118-122
+ * GMAC/s, Q6_K 43 -> 64-107; 896 x 4864 Q4_K 58-94 -> 72-117; 1536-wide
+ * rows and the AVX-512 F16 / BF16 / Q4_1 products even. */
+#define NC_BYTES (48 * 1024)
 
 /* Dequantizing pays only on matrices this large: on a 768 x 256 F16
  * matrix (nib's shipped draft model is smaller still) the integer path was

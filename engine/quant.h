@@ -185,12 +185,15 @@ typedef void (*eng_vec_dot_nrc_fn)(int n, int nrc, float *restrict s,
                                    const void *restrict vx,
                                    const void *restrict vy, size_t vy_stride);
 
-/* out[c * ldo + r] = row r (at vx + r * row_bytes) . packed activation row
- * c (at vy + c * vy_stride), for r < nr, c < nc <= ENG_NRC_MAX: a tile of
- * a matrix product in one call. Each output is bit-identical to
- * vec_dot_nrc_packed on that row and column; the tile kernel saves the
- * per-row call, reduces four rows' sums at once and writes the outputs in
- * place (one-token decode spent a fifth of a 896-wide row on the rest). */
+/* out[c * ldo + r] = row r (at vx + r * row_bytes) . activation row c (at
+ * vy + c * vy_stride), for r < nr, c < nc <= ENG_NRC_MAX: a tile of a
+ * matrix product in one call. Each output is bit-identical to the batched
+ * dot on the same rows: vec_dot_nrc_packed for vec_dot_tile_packed (packed
+ * activation rows), vec_dot_nrc for vec_dot_tile (plain vec_dot_type
+ * rows). The tile kernel saves the per-row call, reduces several rows'
+ * sums at once, writes the outputs in place (one-token decode spent a
+ * fifth of a 896-wide row on the rest) and keeps wide rows' columns in L1
+ * by taking the rows a span at a time. */
 typedef void (*eng_vec_dot_tile_fn)(int n, int nr, int nc, float *restrict out,
                                     size_t ldo, const void *restrict vx,
                                     size_t row_bytes, const void *restrict vy,

@@ -795,6 +795,51 @@ TEST_IMPL(quant_vec_dot_nrc) {
     return 0;
 }
 
+/* Every column count and the row counts nrs of one tile kernel against
+ * the batched dot nrc on the same activation rows (ya), bit for bit, and
+ * against vec_dot_ref on the plain rows (yq); the outputs outside the tile
+ * must stay untouched. Returns the outputs checked. */
+static int check_tile(const eng_type_traits_t *tt, eng_vec_dot_tile_fn tile,
+                      eng_vec_dot_nrc_fn nrc, int n, const uint8_t *w,
+                      size_t rb, const uint8_t *ya, const uint8_t *yq,
+                      size_t st, const int *nrs, size_t n_nrs, float *out,
+                      int ldo) {
+    int checked = 0;
+    for (int nc = 1; nc <= ENG_NRC_MAX; nc++) {
+        for (size_t ri = 0; ri < n_nrs; ri++) {
+            const int nr = nrs[ri];
+            for (int i = 0; i < ENG_NRC_MAX * ldo; i++)
+                out[i] = 12345.0f;
+            tile(n, nr, nc, out, (size_t)ldo, w, rb, ya, st);
+            for (int r = 0; r < ldo; r++) {
+                float want[ENG_NRC_MAX];
+                if (r < nr)
+                    nrc(n, nc, want, w + r * rb, ya, st);
+                for (int c = 0; c < ENG_NRC_MAX; c++) {
+                    const float got = out[c * ldo + r];
+                    if (c >= nc || r >= nr) {
+                        ASSERT(got == 12345.0f);
+                        continue;
+                    }
+                    ASSERT_MSG(memcmp(&want[c], &got, 4) == 0,
+                               "%s n=%d nr=%d nc=%d row %d col %d: %.9g vs "
+                               "%.9g",
+                               tt->name, n, nr, nc, r, c, got, want[c]);
+                    float ref;
+                    tt->vec_dot_ref(n, &ref, w + r * rb, yq + c * st);
+                    ASSERT_MSG(
+                        fabsf(got - ref) <=
+                            1e-4f * (fabsf(ref) + (1.0f + c) * sqrtf((float)n)),
+                        "%s n=%d row %d col %d: %.9g vs reference %.9g",
+                        tt->name, n, r, c, got, ref);
+                    checked++;
+                }
+            }
+        }
+    }
+    return checked;
+}
+
 /* The tile kernels eng_matmul runs (a tile of rows against up to
  * ENG_NRC_MAX columns per call, four rows' horizontal sums at once,
  * outputs written in place) against vec_dot_nrc_packed, bit for bit: a
@@ -837,39 +882,9 @@ TEST_IMPL(quant_tile_packed) {
                 vt->from_float(y, yq + c * st, n);
                 vt->from_float_packed(y, yp + c * st, n);
             }
-            for (int nc = 1; nc <= ENG_NRC_MAX; nc++) {
-                for (size_t ri = 0; ri < NIB_ARRAY_LEN(nrs); ri++) {
-                    const int nr = nrs[ri];
-                    for (size_t i = 0; i < NIB_ARRAY_LEN(out); i++)
-                        out[i] = 12345.0f; /* outside the tile: untouched */
-                    tt->vec_dot_tile_packed(n, nr, nc, out, LDO, w, rb, yp, st);
-                    for (int c = 0; c < ENG_NRC_MAX; c++) {
-                        for (int r = 0; r < LDO; r++) {
-                            const float got = out[c * LDO + r];
-                            if (c >= nc || r >= nr) {
-                                ASSERT(got == 12345.0f);
-                                continue;
-                            }
-                            float want[ENG_NRC_MAX], ref;
-                            tt->vec_dot_nrc_packed(n, nc, want, w + r * rb, yp,
-                                                   st);
-                            ASSERT_MSG(memcmp(&want[c], &got, 4) == 0,
-                                       "%s n=%d nr=%d nc=%d row %d col %d: "
-                                       "%.9g vs %.9g",
-                                       tt->name, n, nr, nc, r, c, got, want[c]);
-                            tt->vec_dot_ref(n, &ref, w + r * rb, yq + c * st);
-                            ASSERT_MSG(fabsf(got - ref) <=
-                                           1e-4f *
-                                               (fabsf(ref) +
-                                                (1.0f + c) * sqrtf((float)n)),
-                                       "%s n=%d row %d col %d: %.9g vs "
-                                       "reference %.9g",
-                                       tt->name, n, r, c, got, ref);
-                            checked++;
-                        }
-                    }
-                }
-            }
+            checked += check_tile(tt, tt->vec_dot_tile_packed,
+                                  tt->vec_dot_nrc_packed, n, w, rb, yp, yq, st,
+                                  nrs, NIB_ARRAY_LEN(nrs), out, LDO);
         }
     }
     if (types == 0)
@@ -910,40 +925,9 @@ TEST_IMPL(quant_tile_plain) {
                 fill_normal(y, n, 1.0f + c, 0.0f);
                 vt->from_float(y, yq + c * st, n);
             }
-            for (int nc = 1; nc <= ENG_NRC_MAX; nc++) {
-                for (size_t ri = 0; ri < NIB_ARRAY_LEN(nrs); ri++) {
-                    const int nr = nrs[ri];
-                    for (size_t i = 0; i < NIB_ARRAY_LEN(out); i++)
-                        out[i] = 12345.0f; /* outside the tile: untouched */
-                    tt->vec_dot_tile(n, nr, nc, out, LDO, w, rb, yq, st);
-                    for (int r = 0; r < LDO; r++) {
-                        float want[ENG_NRC_MAX];
-                        if (r < nr)
-                            tt->vec_dot_nrc(n, nc, want, w + r * rb, yq, st);
-                        for (int c = 0; c < ENG_NRC_MAX; c++) {
-                            const float got = out[c * LDO + r];
-                            if (c >= nc || r >= nr) {
-                                ASSERT(got == 12345.0f);
-                                continue;
-                            }
-                            ASSERT_MSG(memcmp(&want[c], &got, 4) == 0,
-                                       "%s n=%d nr=%d nc=%d row %d col %d: "
-                                       "%.9g vs %.9g",
-                                       tt->name, n, nr, nc, r, c, got, want[c]);
-                            float ref;
-                            tt->vec_dot_ref(n, &ref, w + r * rb, yq + c * st);
-                            ASSERT_MSG(fabsf(got - ref) <=
-                                           1e-4f *
-                                               (fabsf(ref) +
-                                                (1.0f + c) * sqrtf((float)n)),
-                                       "%s n=%d row %d col %d: %.9g vs "
-                                       "reference %.9g",
-                                       tt->name, n, r, c, got, ref);
-                            checked++;
-                        }
-                    }
-                }
-            }
+            checked +=
+                check_tile(tt, tt->vec_dot_tile, tt->vec_dot_nrc, n, w, rb, yq,
+                           yq, st, nrs, NIB_ARRAY_LEN(nrs), out, LDO);
         }
     }
     if (types == 0)

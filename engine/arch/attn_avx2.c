@@ -129,6 +129,25 @@ static void round_fp16(float *x, int n) {
         x[i] = _cvtsh_ss(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT));
 }
 
+/* The 16 lanes of dims [d0, d0 + 8 nb) (acc: lane l's 8 nb floats at
+ * 8 nb l) into out, in the reference's sum16_tree: halves, quarters, then
+ * pairs. */
+static inline __attribute__((always_inline)) void
+pv_tree(float *out, const float *acc, int d0, const int nb) {
+    for (int b = 0; b < nb; b++) {
+        __m256 s8[8], s4[4];
+        for (int i = 0; i < 8; i++)
+            s8[i] =
+                _mm256_add_ps(_mm256_loadu_ps(acc + 8 * (nb * i + b)),
+                              _mm256_loadu_ps(acc + 8 * (nb * (i + 8) + b)));
+        for (int i = 0; i < 4; i++)
+            s4[i] = _mm256_add_ps(s8[i], s8[i + 4]);
+        _mm256_storeu_ps(out + d0 + 8 * b,
+                         _mm256_add_ps(_mm256_add_ps(s4[0], s4[2]),
+                                       _mm256_add_ps(s4[1], s4[3])));
+    }
+}
+
 /* Dims [d0, d0 + 8 nb) of out: for each pair of the reference's lanes
  * (l = j % 16), one pass over that pair's positions in increasing order
  * with the 4 nb accumulators in registers, so each value row's 64 bytes
@@ -162,19 +181,7 @@ pv_dims(float *out, const float *p, const eng_fp16 *v, size_t stride, int d0,
             for (int b = 0; b < nb; b++)
                 _mm256_storeu_ps(acc + 8 * (nb * (l + i) + b), a[i][b]);
     }
-    /* sum16_tree per dim: halves, quarters, then pairs */
-    for (int b = 0; b < nb; b++) {
-        __m256 s8[8], s4[4];
-        for (int i = 0; i < 8; i++)
-            s8[i] =
-                _mm256_add_ps(_mm256_loadu_ps(acc + 8 * (nb * i + b)),
-                              _mm256_loadu_ps(acc + 8 * (nb * (i + 8) + b)));
-        for (int i = 0; i < 4; i++)
-            s4[i] = _mm256_add_ps(s8[i], s8[i + 4]);
-        _mm256_storeu_ps(out + d0 + 8 * b,
-                         _mm256_add_ps(_mm256_add_ps(s4[0], s4[2]),
-                                       _mm256_add_ps(s4[1], s4[3])));
-    }
+    pv_tree(out, acc, d0, nb);
 }
 
 /* out[0..hd) = sum_j p_j v_j over n positions, in the reference's lanes
@@ -230,22 +237,8 @@ pv_dims2(float *out0, const float *p0, float *out1, const float *p1,
             _mm256_storeu_ps(acc1 + 8 * (nb * l + b), a1[b]);
         }
     }
-    for (int r = 0; r < 2; r++) {
-        const float *acc = r ? acc1 : acc0;
-        float *out = r ? out1 : out0;
-        for (int b = 0; b < nb; b++) {
-            __m256 s8[8], s4[4];
-            for (int i = 0; i < 8; i++)
-                s8[i] = _mm256_add_ps(
-                    _mm256_loadu_ps(acc + 8 * (nb * i + b)),
-                    _mm256_loadu_ps(acc + 8 * (nb * (i + 8) + b)));
-            for (int i = 0; i < 4; i++)
-                s4[i] = _mm256_add_ps(s8[i], s8[i + 4]);
-            _mm256_storeu_ps(out + d0 + 8 * b,
-                             _mm256_add_ps(_mm256_add_ps(s4[0], s4[2]),
-                                           _mm256_add_ps(s4[1], s4[3])));
-        }
-    }
+    pv_tree(out0, acc0, d0, nb);
+    pv_tree(out1, acc1, d0, nb);
 }
 
 /* pv_row for two rows with the same positions; acc holds 2 x 16 x 32

@@ -142,7 +142,7 @@ void eng__quantize_row_q8_0_packed_avx2(const float *restrict x,
     for (; i + 4 <= nb; i += 4) {
         quantize(x + i * QK8_0, b, 4 * QK8_0);
         pk_group g;
-        pk_group_q8_0(b, &g);
+        pk_group_q8_0(b, &g, 0);
         for (int j = 0; j < 4; j++)
             _mm256_storeu_si256((__m256i *)(q + QK8_0 * i + 32 * j),
                                 _mm256_xor_si256(g.w[j], flip));
@@ -182,10 +182,24 @@ ALWAYS_INLINE __m256i pk_c0_avx2(const __m256i *w, int nv) {
     return _mm256_madd_epi16(s, _mm256_set1_epi16(-128));
 }
 
+/* w unsigned (at most 31), ys signed: four pair sums of at most
+ * 2 * 31 * 128 = 7936 each stay within int16 */
+ALWAYS_INLINE __m256i pk_dotu_avx2(const __m256i *w, const int8_t *ys, int nv,
+                                   __m256i c) {
+    __m256i s =
+        _mm256_maddubs_epi16(w[0], _mm256_load_si256((const __m256i *)ys));
+    PK_UNROLL
+    for (int k = 1; k < nv; k++)
+        s = _mm256_add_epi16(
+            s, _mm256_maddubs_epi16(
+                   w[k], _mm256_load_si256((const __m256i *)(ys + 32 * k))));
+    return _mm256_add_epi32(c, _mm256_madd_epi16(s, _mm256_set1_epi16(1)));
+}
+
 PK_AVX2_KERNELS(q4_0, block_q4_0, pk_group_q4_0, q4_0_block_i8, pk_dot_avx2,
-                pk_c0_avx2, _avx2)
+                pk_c0_avx2, pk_dotu_avx2, 3, _avx2)
 PK_AVX2_KERNELS(q5_0, block_q5_0, pk_group_q5_0, q5_0_block_i8, pk_dot_avx2,
-                pk_c0_avx2, _avx2)
+                pk_c0_avx2, pk_dotu_avx2, 4, _avx2)
 
 const eng_arch_kernels eng__kernels_avx2_gemm = {
     .isa = "avx2",

@@ -70,7 +70,9 @@ ALWAYS_INLINE void pk_transpose(__m256i a, __m256i b, __m256i *lo,
     *hi = _mm256_permute4x64_epi64(_mm256_unpackhi_epi32(a, b), 0xd8);
 }
 
-ALWAYS_INLINE void pk_group_q8_0(const block_q8_0 *a, pk_group *g) {
+ALWAYS_INLINE void pk_group_q8_0(const block_q8_0 *a, pk_group *g,
+                                 const int uns) {
+    (void)uns; /* Q8_0 weights are always signed */
     pk_transpose(pk_load2(a[0].qs, a[2].qs), pk_load2(a[1].qs, a[3].qs),
                  &g->w[0], &g->w[1]);
     pk_transpose(pk_load2(a[0].qs + 16, a[2].qs + 16),
@@ -93,16 +95,20 @@ ALWAYS_INLINE void pk_nibbles(const uint8_t *q0, const uint8_t *q1,
     w[3] = _mm256_and_si256(_mm256_srli_epi16(r1, 4), m4);
 }
 
-ALWAYS_INLINE void pk_group_q4_0(const block_q4_0 *a, pk_group *g) {
+/* uns: the weights as the block stores them, w + 8 or w + 16 (see
+ * PK_LANE_SUMS) */
+ALWAYS_INLINE void pk_group_q4_0(const block_q4_0 *a, pk_group *g,
+                                 const int uns) {
     const __m256i eight = _mm256_set1_epi8(8);
     pk_nibbles(a[0].qs, a[1].qs, a[2].qs, a[3].qs, g->w);
     PK_UNROLL
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < 4 && !uns; k++)
         g->w[k] = _mm256_sub_epi8(g->w[k], eight);
     g->dx = pk_scales8(a[0].d, a[1].d, a[2].d, a[3].d);
 }
 
-ALWAYS_INLINE void pk_group_q5_0(const block_q5_0 *a, pk_group *g) {
+ALWAYS_INLINE void pk_group_q5_0(const block_q5_0 *a, pk_group *g,
+                                 const int uns) {
     pk_nibbles(a[0].qs, a[1].qs, a[2].qs, a[3].qs, g->w);
     /* Vector k's byte j of lane 4q + b is element 16 (k / 2) + 4q + j of
      * block b, whose 5th bit is bit 8k + 4 (q % 2) + j of qh_b: byte k of
@@ -123,6 +129,7 @@ ALWAYS_INLINE void pk_group_q5_0(const block_q5_0 *a, pk_group *g) {
                          -33, -65, 127, -17, -33, -65, 127);
     const __m256i ones = _mm256_set1_epi8(-1);
     const __m256i f0 = _mm256_set1_epi8((char)0xf0);
+    const __m256i b4 = _mm256_set1_epi8(0x10);
     PK_UNROLL
     for (int k = 0; k < 4; k++) {
         const __m256i pick =
@@ -133,8 +140,10 @@ ALWAYS_INLINE void pk_group_q5_0(const block_q5_0 *a, pk_group *g) {
         const __m256i set = _mm256_cmpeq_epi8(
             _mm256_or_si256(_mm256_shuffle_epi8(qh, pick), others), ones);
         /* q - 16: the nibble where the bit is set, nibble - 16 (nibble |
-         * 0xf0 as int8) where it is clear */
-        g->w[k] = _mm256_or_si256(g->w[k], _mm256_andnot_si256(set, f0));
+         * 0xf0 as int8) where it is clear; uns: q, the nibble + 16 where
+         * it is set */
+        g->w[k] = _mm256_or_si256(g->w[k], uns ? _mm256_and_si256(set, b4)
+                                               : _mm256_andnot_si256(set, f0));
     }
     g->dx = pk_scales8(a[0].d, a[1].d, a[2].d, a[3].d);
 }
@@ -163,18 +172,58 @@ ALWAYS_INLINE void pk_hsum4(const __m256 v[4], float *out) {
 #define PK_PREFETCH_ROWS   4
 #define PK_PREFETCH_ROWS_1 16
 
+/* One column of Q4_0 or Q5_0 (UNS_SHIFT 3 or 4 below), as gemm_avx512.c's
+ * lane_sums: per group the kernel spent four of its eight vpdpbusd (or
+ * vpmaddubsw) on -128 * the weights' lane sums, once per weight row.
+ * Instead the weights stay unsigned (q = w + 8 or w + 16, what the block
+ * stores), the activations are XOR-ed back to signed bytes, and each lane
+ * starts from -(8 or 16) * the sum of its sixteen activations: the same
+ * integer as the batch path's, so decode stays bit-identical to verify.
+ * ls: PK_LANE_SUMS_MAX * 8 lanes of -(sum << shift), then the signed
+ * activations in the packed row's layout; formed once per tile call.
+ * One thread, one column, 20000 rows of 896 (AVX-VNNI), old and new
+ * alternating: Q5_0 0.64-0.67 -> 0.54-0.56 ms, Q4_0 (no subtraction of
+ * 8 either) 0.45 -> 0.31-0.33 ms. */
+#define PK_LANE_SUMS_MAX  128 /* groups: rows of up to 16384 elements */
+#define PK_LANE_SUMS_INTS (PK_LANE_SUMS_MAX * 8 + PK_LANE_SUMS_MAX * 128 / 4)
+static inline void pk_lane_sums(int32_t *ls, const void *vy, int n, int shift) {
+    const uint8_t *y = vy;
+    uint8_t *ys = (uint8_t *)(ls + PK_LANE_SUMS_MAX * 8);
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    const __m256i one = _mm256_set1_epi8(1);
+    for (int g = 0; g < n / QK8_0 / 4; g++) {
+        /* four pair sums of at most 2 * 128 each: no saturation */
+        __m256i s16 = _mm256_setzero_si256();
+        for (int k = 0; k < 4; k++) {
+            const __m256i a = _mm256_xor_si256(
+                flip,
+                _mm256_loadu_si256((const __m256i *)(y + 128 * g + 32 * k)));
+            _mm256_store_si256((__m256i *)(ys + 128 * g + 32 * k), a);
+            s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(one, a));
+        }
+        const __m256i sum = _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
+        _mm256_store_si256(
+            (__m256i *)(ls + 8 * g),
+            _mm256_sub_epi32(_mm256_setzero_si256(),
+                             _mm256_sll_epi32(sum, _mm_cvtsi32_si128(shift))));
+    }
+}
+
 /* The kernels of one weight type T. DOT(w, y, nv, c) is c plus the exact
  * int32 lane sums of y[32k..] (unsigned) . w[k] over k < nv; C0(w, nv) is
  * -128 times the lane sums of w[k] (the +128 of the activations taken
- * off). Up to eight columns per pass, though eight accumulators, four
- * weight vectors, their correction and scales leave the 16 ymm registers
- * two temporaries: against two passes of four, which decode every group
- * twice, one thread in cache, 896-wide rows, 8 columns: Q8_0 95 -> 111,
- * Q5_0 69 -> 90 GMAC/s (AVX-VNNI). */
-#define PK_AVX2_KERNELS(T, BLOCK, GROUP, SINGLE, DOT, C0, SUFFIX)              \
+ * off); DOTU(w, ys, nv, c) the same sums with w unsigned and ys signed
+ * (types with UNS_SHIFT > 0, see pk_lane_sums). Up to eight columns per
+ * pass, though eight accumulators, four weight vectors, their correction
+ * and scales leave the 16 ymm registers two temporaries: against two passes of
+ * four, which decode every group twice, one thread in cache, 896-wide rows, 8
+ * columns: Q8_0 95 -> 111, Q5_0 69 -> 90 GMAC/s (AVX-VNNI). */
+#define PK_AVX2_KERNELS(T, BLOCK, GROUP, SINGLE, DOT, C0, DOTU, UNS_SHIFT,     \
+                        SUFFIX)                                                \
     ALWAYS_INLINE void T##_pk_groups##SUFFIX(                                  \
         int n, const int nrc, __m256 *acc, const BLOCK *restrict x,            \
-        const void *restrict vy, size_t st, const char *pf) {                  \
+        const void *restrict vy, size_t st, const char *pf, const int32_t *ls, \
+        const int uns) {                                                       \
         const int nb = n / QK8_0;                                              \
         PK_UNROLL                                                              \
         for (int c = 0; c < nrc; c++)                                          \
@@ -185,7 +234,20 @@ ALWAYS_INLINE void pk_hsum4(const __m256 v[4], float *out) {
             _mm_prefetch(p + 64, _MM_HINT_T0);                                 \
             _mm_prefetch(p + 4 * sizeof(BLOCK) - 1, _MM_HINT_T0);              \
             pk_group g;                                                        \
-            GROUP(x + i, &g);                                                  \
+            GROUP(x + i, &g, uns);                                             \
+            if (uns) {                                                         \
+                const uint8_t *y = vy;                                         \
+                const int8_t *ys =                                             \
+                    (const int8_t *)(ls + PK_LANE_SUMS_MAX * 8);               \
+                const __m256i sum =                                            \
+                    DOTU(g.w, ys + 32 * i, 4,                                  \
+                         _mm256_load_si256((const __m256i *)(ls + 2 * i)));    \
+                const __m256 d = _mm256_mul_ps(                                \
+                    g.dx,                                                      \
+                    _mm256_broadcast_ps((const __m128 *)(y + n) + i / 4));     \
+                acc[0] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sum), acc[0]);  \
+                continue;                                                      \
+            }                                                                  \
             const __m256i c0 = C0(g.w, 4);                                     \
             PK_UNROLL                                                          \
             for (int c = 0; c < nrc; c++) {                                    \
@@ -219,7 +281,7 @@ ALWAYS_INLINE void pk_hsum4(const __m256 v[4], float *out) {
         int n, const int nrc, float *restrict s, const void *restrict vx,      \
         const void *restrict vy, size_t st) {                                  \
         __m256 acc[8];                                                         \
-        T##_pk_groups##SUFFIX(n, nrc, acc, vx, vy, st, vx);                    \
+        T##_pk_groups##SUFFIX(n, nrc, acc, vx, vy, st, vx, NULL, 0);           \
         PK_UNROLL                                                              \
         for (int c = 0; c < nrc; c++)                                          \
             s[c] = hsum_ps_256(acc[c]);                                        \
@@ -257,11 +319,12 @@ ALWAYS_INLINE void pk_hsum4(const __m256 v[4], float *out) {
             }                                                                  \
         }                                                                      \
     }                                                                          \
-    /* Rows in fours whose sums reduce together (pk_hsum4). */                 \
-    ALWAYS_INLINE void T##_pk_tile##SUFFIX(                                    \
+    /* Rows in fours whose sums reduce together (pk_hsum4); uns: one           \
+     * column with the lane sums ls (leftover rows keep the correction). */    \
+    ALWAYS_INLINE void T##_pk_rows##SUFFIX(                                    \
         int n, int nr, const int nc, float *restrict out, size_t ldo,          \
         const uint8_t *restrict w, size_t row_bytes, const void *restrict vy,  \
-        size_t st) {                                                           \
+        size_t st, const int32_t *ls, const int uns) {                         \
         const int ahead = nc >= 4 ? PK_PREFETCH_ROWS : PK_PREFETCH_ROWS_1;     \
         int r = 0;                                                             \
         for (; r + 4 <= nr; r += 4) {                                          \
@@ -269,9 +332,9 @@ ALWAYS_INLINE void pk_hsum4(const __m256 v[4], float *out) {
             for (int k = 0; k < 4; k++) {                                      \
                 __m256 v[8];                                                   \
                 const uint8_t *row = w + (size_t)(r + k) * row_bytes;          \
-                T##_pk_groups##SUFFIX(n, nc, v, (const BLOCK *)row, vy, st,    \
-                                      (const char *)row +                      \
-                                          (size_t)ahead * row_bytes);          \
+                T##_pk_groups##SUFFIX(                                         \
+                    n, nc, v, (const BLOCK *)row, vy, st,                      \
+                    (const char *)row + (size_t)ahead * row_bytes, ls, uns);   \
                 PK_UNROLL                                                      \
                 for (int c = 0; c < nc; c++)                                   \
                     sum[c][k] = v[c];                                          \
@@ -296,6 +359,21 @@ ALWAYS_INLINE void pk_hsum4(const __m256 v[4], float *out) {
             T##_pk_nrc##SUFFIX(n, nc, s, w + (size_t)r * row_bytes, vy, st);   \
             for (int c = 0; c < nc; c++)                                       \
                 out[(size_t)c * ldo + r] = s[c];                               \
+        }                                                                      \
+    }                                                                          \
+    ALWAYS_INLINE void T##_pk_tile##SUFFIX(                                    \
+        int n, int nr, const int nc, float *restrict out, size_t ldo,          \
+        const uint8_t *restrict w, size_t row_bytes, const void *restrict vy,  \
+        size_t st) {                                                           \
+        if (UNS_SHIFT > 0 && nc == 1 && nr >= 4 &&                             \
+            n / QK8_0 / 4 <= PK_LANE_SUMS_MAX) {                               \
+            _Alignas(32) int32_t ls[PK_LANE_SUMS_INTS];                        \
+            pk_lane_sums(ls, vy, n, UNS_SHIFT);                                \
+            T##_pk_rows##SUFFIX(n, nr, 1, out, ldo, w, row_bytes, vy, st, ls,  \
+                                1);                                            \
+        } else {                                                               \
+            T##_pk_rows##SUFFIX(n, nr, nc, out, ldo, w, row_bytes, vy, st,     \
+                                NULL, 0);                                      \
         }                                                                      \
     }                                                                          \
     void eng__vec_dot_##T##_tile_packed##SUFFIX(                               \

@@ -79,12 +79,22 @@ ALWAYS_INLINE __m256i pk_c0_vnni(const __m256i *w, int nv) {
     return _mm256_sub_epi32(_mm256_setzero_si256(), s);
 }
 
+/* w unsigned, ys signed (pk_lane_sums) */
+ALWAYS_INLINE __m256i pk_dotu_vnni(const __m256i *w, const int8_t *ys, int nv,
+                                   __m256i c) {
+    PK_UNROLL
+    for (int k = 0; k < nv; k++)
+        c = _mm256_dpbusd_avx_epi32(
+            c, w[k], _mm256_load_si256((const __m256i *)(ys + 32 * k)));
+    return c;
+}
+
 PK_AVX2_KERNELS(q8_0, block_q8_0, pk_group_q8_0, q8_0_block_i8, pk_dot_vnni,
-                pk_c0_vnni, _avxvnni)
+                pk_c0_vnni, pk_dotu_vnni, 0, _avxvnni)
 PK_AVX2_KERNELS(q4_0, block_q4_0, pk_group_q4_0, q4_0_block_i8, pk_dot_vnni,
-                pk_c0_vnni, _avxvnni)
+                pk_c0_vnni, pk_dotu_vnni, 3, _avxvnni)
 PK_AVX2_KERNELS(q5_0, block_q5_0, pk_group_q5_0, q5_0_block_i8, pk_dot_vnni,
-                pk_c0_vnni, _avxvnni)
+                pk_c0_vnni, pk_dotu_vnni, 4, _avxvnni)
 
 const eng_arch_kernels eng__kernels_avxvnni = {
     .isa = "avx2",

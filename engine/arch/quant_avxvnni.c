@@ -90,7 +90,7 @@ ALWAYS_INLINE __m256i pk_dotu_vnni(const __m256i *w, const int8_t *ys, int nv,
 }
 
 PK_AVX2_KERNELS(q8_0, block_q8_0, pk_group_q8_0, q8_0_block_i8, pk_dot_vnni,
-                pk_c0_vnni, pk_dotu_vnni, 0, _avxvnni)
+                pk_c0_vnni, pk_dotu_vnni, 7, _avxvnni)
 PK_AVX2_KERNELS(q4_0, block_q4_0, pk_group_q4_0, q4_0_block_i8, pk_dot_vnni,
                 pk_c0_vnni, pk_dotu_vnni, 3, _avxvnni)
 PK_AVX2_KERNELS(q5_0, block_q5_0, pk_group_q5_0, q5_0_block_i8, pk_dot_vnni,

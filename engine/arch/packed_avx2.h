@@ -76,9 +76,11 @@ ALWAYS_INLINE void pk_group_q8_0(const block_q8_0 *a, pk_group *g,
                  &g->w[0], &g->w[1]);
     pk_transpose(pk_load2(a[0].qs + 16, a[2].qs + 16),
                  pk_load2(a[1].qs + 16, a[3].qs + 16), &g->w[2], &g->w[3]);
-    PK_UNROLL
-    for (int k = 0; k < 4 && uns; k++) /* w + 128 */
-        g->w[k] = _mm256_xor_si256(g->w[k], _mm256_set1_epi8((char)0x80));
+    if (uns) {
+        PK_UNROLL
+        for (int k = 0; k < 4; k++) /* w + 128 */
+            g->w[k] = _mm256_xor_si256(g->w[k], _mm256_set1_epi8((char)0x80));
+    }
     g->dx = pk_scales8(a[0].d, a[1].d, a[2].d, a[3].d);
 }
 
@@ -103,9 +105,11 @@ ALWAYS_INLINE void pk_group_q4_0(const block_q4_0 *a, pk_group *g,
                                  const int uns) {
     const __m256i eight = _mm256_set1_epi8(8);
     pk_nibbles(a[0].qs, a[1].qs, a[2].qs, a[3].qs, g->w);
-    PK_UNROLL
-    for (int k = 0; k < 4 && !uns; k++)
-        g->w[k] = _mm256_sub_epi8(g->w[k], eight);
+    if (!uns) {
+        PK_UNROLL
+        for (int k = 0; k < 4; k++)
+            g->w[k] = _mm256_sub_epi8(g->w[k], eight);
+    }
     g->dx = pk_scales8(a[0].d, a[1].d, a[2].d, a[3].d);
 }
 

@@ -22,6 +22,11 @@
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
+/* Column loops fully unrolled, so that each column's accumulators stay in
+ * registers: left to GCC, the 8-column Q4_K kernel kept them on the stack
+ * (as gemm_avx512.c found for the packed kernels). */
+#define UNROLL_COLUMNS _Pragma("GCC unroll 8")
+
 /* Two 256-bit halves into one 512-bit vector (lo in lanes 0-7). */
 static inline __m512i join256(__m256i lo, __m256i hi) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
@@ -320,24 +325,36 @@ static inline __m256i mins_dot_bsums(__m128i mn, const int16_t bsums[16]) {
 }
 
 /* A 64-element chunk of Q4_K/Q5_K as [low nibbles | high nibbles] lines up
- * with 64 consecutive activations: int16 lanes 0-15 belong to sub-block
- * 2j, lanes 16-31 to 2j+1. vpmaddubsw makes the int16 pair sums (at most
- * 2 * 31 * 127, no saturation) and vpdpwssd multiplies them by the int16
- * sub-block scales and accumulates, two instructions per chunk. */
-static inline void k4_scale_vectors(__m128i sc, __m512i scw[4]) {
+ * with 64 consecutive activations: int32 lanes 0-7 of its vpdpbusd belong
+ * to sub-block 2j, lanes 8-15 to 2j+1. Each lane's four products sum to
+ * at most 4 * 31 * 128 in magnitude, so vpackssdw packs two chunks' lanes
+ * into int16 without saturating, and one vpdpwssd multiplies them by the
+ * sub-block scales and accumulates: three multiplier operations per two
+ * chunks, where vpmaddubsw + vpdpwssd per chunk took four (Zen 5 issues
+ * both kinds on the same two pipes; the pack goes elsewhere). */
+static inline void k4_scale_vectors(__m128i sc, __m512i scw[2]) {
     const __m512i s16 = _mm512_castsi128_si512(sc);
-    for (int j = 0; j < 4; j++) {
-        __m512i idx =
-            _mm512_mask_set1_epi16(_mm512_set1_epi16((short)(2 * j)),
-                                   (__mmask32)0xffff0000u, (short)(2 * j + 1));
-        scw[j] = _mm512_permutexvar_epi16(idx, s16);
-    }
+    /* int16 lane m of pair p: from 128-bit lane m / 8 of chunk
+     * 2p + (m % 8) / 4, whose first two 128-bit lanes are its low
+     * sub-block: scale 4p + 2 ((m % 8) / 4) + m / 16 */
+    static const short idx[2][32] = {
+        {0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2,
+         1, 1, 1, 1, 3, 3, 3, 3, 1, 1, 1, 1, 3, 3, 3, 3},
+        {4, 4, 4, 4, 6, 6, 6, 6, 4, 4, 4, 4, 6, 6, 6, 6,
+         5, 5, 5, 5, 7, 7, 7, 7, 5, 5, 5, 5, 7, 7, 7, 7},
+    };
+    for (int p = 0; p < 2; p++)
+        scw[p] = _mm512_permutexvar_epi16(_mm512_loadu_si512(idx[p]), s16);
 }
 
-static inline __m512i k4_chunk_dot(__m512i acc, __m512i q, const int8_t *q8,
-                                   __m512i scw) {
-    return _mm512_dpwssd_epi32(
-        acc, _mm512_maddubs_epi16(q, _mm512_loadu_si512(q8)), scw);
+/* Two chunks' (or vectors') products, summed per int16 pair by scw. */
+static inline __m512i k_pair_dot(__m512i acc, __m512i q0, __m512i q1,
+                                 const int8_t *q8, __m512i scw) {
+    const __m512i a =
+        _mm512_dpbusd_epi32(_mm512_setzero_si512(), q0, _mm512_loadu_si512(q8));
+    const __m512i b = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q1,
+                                          _mm512_loadu_si512(q8 + 64));
+    return _mm512_dpwssd_epi32(acc, _mm512_packs_epi32(a, b), scw);
 }
 
 /* A chunk's 32 bytes of nibbles as [low nibbles | high nibbles]: one
@@ -368,17 +385,18 @@ void eng__vec_dot_q4_K_q8_K_avx512(int n, float *restrict s,
         accm = _mm256_fmadd_ps(
             _mm256_set1_ps(dmin),
             _mm256_cvtepi32_ps(mins_dot_bsums(mn, y[i].bsums)), accm);
-        __m512i scw[4];
+        __m512i scw[2];
         k4_scale_vectors(sc, scw);
-        /* two chains of two chunks: integer sums, so the same lanes */
-        __m512i sumi[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
-        _Pragma("GCC unroll 4") for (int j = 0; j < QK_K / 64; j++)
-            sumi[j & 1] =
-                k4_chunk_dot(sumi[j & 1], k4_nibbles(x[i].qs + 32 * j),
-                             y[i].qs + 64 * j, scw[j]);
-        acc = _mm512_fmadd_ps(
-            _mm512_set1_ps(d),
-            _mm512_cvtepi32_ps(_mm512_add_epi32(sumi[0], sumi[1])), acc);
+        /* a chain per pair: integer sums, so the same lanes */
+        const uint8_t *q = x[i].qs;
+        const __m512i s0 = k_pair_dot(_mm512_setzero_si512(), k4_nibbles(q),
+                                      k4_nibbles(q + 32), y[i].qs, scw[0]);
+        const __m512i s1 =
+            k_pair_dot(_mm512_setzero_si512(), k4_nibbles(q + 64),
+                       k4_nibbles(q + 96), y[i].qs + 128, scw[1]);
+        acc =
+            _mm512_fmadd_ps(_mm512_set1_ps(d),
+                            _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc);
     }
     *s = hsum_ps_512(acc) - hsum_ps_256(accm);
 }
@@ -404,16 +422,19 @@ void eng__vec_dot_q5_K_q8_K_avx512(int n, float *restrict s,
          * low (first half) or high (second half) nibbles of chunk j. */
         __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
         __m512i hh = join256(qh, _mm256_srli_epi16(qh, 1));
-        __m512i scw[4];
+        __m512i scw[2];
         k4_scale_vectors(sc, scw);
-        __m512i sumi = _mm512_setzero_si512();
+        __m512i qq[4];
         for (int j = 0; j < QK_K / 64; j++) {
-            __m512i qq = _mm512_or_si512(
+            qq[j] = _mm512_or_si512(
                 k4_nibbles(x[i].qs + 32 * j),
                 _mm512_slli_epi16(_mm512_and_si512(hh, one), 4));
             hh = _mm512_srli_epi16(hh, 2);
-            sumi = k4_chunk_dot(sumi, qq, y[i].qs + 64 * j, scw[j]);
         }
+        __m512i sumi = _mm512_setzero_si512();
+        for (int p = 0; p < 2; p++)
+            sumi = k_pair_dot(sumi, qq[2 * p], qq[2 * p + 1], y[i].qs + 128 * p,
+                              scw[p]);
         acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
     }
     *s = hsum_ps_512(acc) - hsum_ps_256(accm);
@@ -442,26 +463,21 @@ static inline void q6_quants(const uint8_t *ql, const uint8_t *qh,
         _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 4), m2), 4));
 }
 
-/* The int16 scale of every pair of products of vector k (q[k % 2] of half
- * k / 2): its 16-quant group is 4k + lane / 8. vpmaddubsw's pair sums (at
- * most 2 * 63 * 128, no saturation) times these in vpdpwssd give each
- * int32 lane the same exact sum, four products times their scale, as
- * vpdpbusd then vpmulld did, in two operations instead of three. */
-static inline void q6_scale_vectors(__m256i sc16, __m512i scw[4]) {
+/* The int16 scales of the packed pair of vectors 2h and 2h + 1 (the two
+ * of half h), for k_pair_dot: int32 lane l of vector k holds four
+ * products of 16-quant group 4k + l / 4, at most 4 * 63 * 128 in
+ * magnitude, so the pack does not saturate; int16 lane m comes from
+ * 128-bit lane m / 8 of vector 2h + (m % 8) / 4, group
+ * 8h + 4 ((m % 8) / 4) + m / 8. */
+static inline void q6_scale_vectors(__m256i sc16, __m512i scw[2]) {
     const __m512i s = _mm512_castsi256_si512(sc16);
-    /* int16 lane m: m / 8 */
-    const __m512i idx = _mm512_setr_epi32(
-        0, 0, 0, 0, 0x10001, 0x10001, 0x10001, 0x10001, 0x20002, 0x20002,
-        0x20002, 0x20002, 0x30003, 0x30003, 0x30003, 0x30003);
-    for (int k = 0; k < 4; k++)
-        scw[k] = _mm512_permutexvar_epi16(
-            _mm512_add_epi16(idx, _mm512_set1_epi16((short)(4 * k))), s);
-}
-
-static inline __m512i q6_vector_dot(__m512i acc, __m512i q, const int8_t *q8,
-                                    __m512i scw) {
-    return _mm512_dpwssd_epi32(
-        acc, _mm512_maddubs_epi16(q, _mm512_loadu_si512(q8)), scw);
+    static const short idx[32] = {0, 0, 0, 0, 4, 4, 4, 4, 1, 1, 1,
+                                  1, 5, 5, 5, 5, 2, 2, 2, 2, 6, 6,
+                                  6, 6, 3, 3, 3, 3, 7, 7, 7, 7};
+    const __m512i i0 = _mm512_loadu_si512(idx);
+    scw[0] = _mm512_permutexvar_epi16(i0, s);
+    scw[1] =
+        _mm512_permutexvar_epi16(_mm512_add_epi16(i0, _mm512_set1_epi16(8)), s);
 }
 
 void eng__vec_dot_q6_K_q8_K_avx512(int n, float *restrict s,
@@ -479,17 +495,15 @@ void eng__vec_dot_q6_K_q8_K_avx512(int n, float *restrict s,
             _mm256_madd_epi16(sc16,
                               _mm256_loadu_si256((const __m256i *)y[i].bsums)),
             5);
-        __m512i scw[4];
+        __m512i scw[2];
         q6_scale_vectors(sc16, scw);
         /* the two halves in their own chains (integer sums) */
         __m512i sumi[2];
         _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
             __m512i q[2];
             q6_quants(x[i].ql + 64 * h, x[i].qh + 32 * h, q);
-            const int8_t *q8 = y[i].qs + 128 * h;
-            sumi[h] = q6_vector_dot(
-                q6_vector_dot(_mm512_setzero_si512(), q[0], q8, scw[2 * h]),
-                q[1], q8 + 64, scw[2 * h + 1]);
+            sumi[h] = k_pair_dot(_mm512_setzero_si512(), q[0], q[1],
+                                 y[i].qs + 128 * h, scw[h]);
         }
         __m512i tot = _mm512_sub_epi32(_mm512_add_epi32(sumi[0], sumi[1]),
                                        _mm512_zextsi256_si512(off));
@@ -552,11 +566,13 @@ ALWAYS_INLINE void f16_nrc_impl(int n, const int nrc, float *restrict s,
                                 const void *restrict vy, size_t st) {
     const eng_fp16 *x = vx;
     __m512 acc0[ENG_NRC_MAX], acc1[ENG_NRC_MAX];
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++)
         acc0[c] = acc1[c] = _mm512_setzero_ps();
     int i = 0;
     for (; i + 32 <= n; i += 32) {
         __m512 x0 = load_f16x16(x + i), x1 = load_f16x16(x + i + 16);
+        UNROLL_COLUMNS
         for (int c = 0; c < nrc; c++) {
             const eng_fp16 *y = (const eng_fp16 *)col(vy, c, st) + i;
             acc0[c] = _mm512_fmadd_ps(x0, load_f16x16(y), acc0[c]);
@@ -567,6 +583,7 @@ ALWAYS_INLINE void f16_nrc_impl(int n, const int nrc, float *restrict s,
         __mmask16 m =
             n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
         __m512 xv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x + i));
+        UNROLL_COLUMNS
         for (int c = 0; c < nrc; c++) {
             const eng_fp16 *y = col(vy, c, st);
             acc0[c] = _mm512_fmadd_ps(
@@ -574,6 +591,7 @@ ALWAYS_INLINE void f16_nrc_impl(int n, const int nrc, float *restrict s,
                 acc0[c]);
         }
     }
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++)
         s[c] = hsum_ps_512(_mm512_add_ps(acc0[c], acc1[c]));
 }
@@ -588,6 +606,7 @@ ALWAYS_INLINE void q8_0_pair_columns(const int nrc, __m512i qx, float dx0,
                                      size_t st, bool two, __m512 *acc) {
     const __mmask64 neg = _mm512_movepi8_mask(qx);
     const __m512i ax = _mm512_abs_epi8(qx);
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++) {
         const block_q8_0 *y = (const block_q8_0 *)col(vy, c, st) + i;
         __m512i qy = two ? join256(_mm256_loadu_si256((const __m256i *)y[0].qs),
@@ -608,6 +627,7 @@ ALWAYS_INLINE void q8_0_nrc_impl(int n, const int nrc, float *restrict s,
     const block_q8_0 *x = vx;
     const int nb = n / QK8_0;
     __m512 acc[ENG_NRC_MAX];
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++)
         acc[c] = _mm512_setzero_ps();
     int i = 0;
@@ -623,6 +643,7 @@ ALWAYS_INLINE void q8_0_nrc_impl(int n, const int nrc, float *restrict s,
         q8_0_pair_columns(nrc, qx, fp16_to_f32_f16c(x[i].d), 0.0f, i, vy, st,
                           false, acc);
     }
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++)
         s[c] = hsum_ps_512(acc[c]);
 }
@@ -635,6 +656,7 @@ ALWAYS_INLINE void q4_0_nrc_impl(int n, const int nrc, float *restrict s,
     const int nb = n / QK8_0;
     const __m512i off = _mm512_set1_epi8(8);
     __m512 acc[ENG_NRC_MAX];
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++)
         acc[c] = _mm512_setzero_ps();
     int i = 0;
@@ -650,6 +672,7 @@ ALWAYS_INLINE void q4_0_nrc_impl(int n, const int nrc, float *restrict s,
         q8_0_pair_columns(nrc, qx, fp16_to_f32_f16c(x[i].d), 0.0f, i, vy, st,
                           false, acc);
     }
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++)
         s[c] = hsum_ps_512(acc[c]);
 }
@@ -681,6 +704,7 @@ ALWAYS_INLINE void q5_0_nrc_impl(int n, const int nrc, float *restrict s,
     const block_q5_0 *x = vx;
     const int nb = n / QK8_0;
     __m512 acc[ENG_NRC_MAX];
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++)
         acc[c] = _mm512_setzero_ps();
     int i = 0;
@@ -691,6 +715,7 @@ ALWAYS_INLINE void q5_0_nrc_impl(int n, const int nrc, float *restrict s,
         q8_0_pair_columns(nrc, q5_0_pair(x + i, false),
                           fp16_to_f32_f16c(x[i].d), 0.0f, i, vy, st, false,
                           acc);
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++)
         s[c] = hsum_ps_512(acc[c]);
 }
@@ -703,6 +728,7 @@ ALWAYS_INLINE void q8_1_pair_columns(const int nrc, __m512i ux,
                                      const float dx[2], const float mx[2],
                                      int i, const void *vy, size_t st, bool two,
                                      __m512 *acc, float *summ) {
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++) {
         const block_q8_1 *y = (const block_q8_1 *)col(vy, c, st) + i;
         __m512i qy = two ? join256(_mm256_loadu_si256((const __m256i *)y[0].qs),
@@ -726,6 +752,7 @@ ALWAYS_INLINE void q4_1_nrc_impl(int n, const int nrc, float *restrict s,
     const int nb = n / QK8_1;
     __m512 acc[ENG_NRC_MAX];
     float summ[ENG_NRC_MAX];
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++) {
         acc[c] = _mm512_setzero_ps();
         summ[c] = 0;
@@ -740,6 +767,7 @@ ALWAYS_INLINE void q4_1_nrc_impl(int n, const int nrc, float *restrict s,
                              two ? fp16_to_f32_f16c(x[i + 1].m) : 0.0f};
         q8_1_pair_columns(nrc, ux, dx, mx, i, vy, st, two, acc, summ);
     }
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++)
         s[c] = hsum_ps_512(acc[c]) + summ[c];
 }
@@ -754,6 +782,7 @@ ALWAYS_INLINE void q5_1_nrc_impl(int n, const int nrc, float *restrict s,
     const int nb = n / QK8_1;
     __m512 acc[ENG_NRC_MAX];
     float summ[ENG_NRC_MAX];
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++) {
         acc[c] = _mm512_setzero_ps();
         summ[c] = 0;
@@ -775,6 +804,7 @@ ALWAYS_INLINE void q5_1_nrc_impl(int n, const int nrc, float *restrict s,
                              two ? fp16_to_f32_f16c(x[i + 1].m) : 0.0f};
         q8_1_pair_columns(nrc, ux, dx, mx, i, vy, st, two, acc, summ);
     }
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++)
         s[c] = hsum_ps_512(acc[c]) + summ[c];
 }
@@ -788,10 +818,10 @@ void eng__vec_dot_q5_1_q8_1_avx512(int n, float *restrict s,
 
 /* Q4_K / Q5_K: a block decodes to four [low | high] 64-byte chunks, their
  * per-lane sub-block scales and the duplicated mins; per column the work
- * is four vpmaddubsw + vpdpwssd and the bsums madd. */
+ * is two k_pair_dot and the bsums madd. */
 typedef struct {
     __m512i q[4];
-    __m512i sc[4]; /* int16 sub-block scales per chunk (k4_scale_vectors) */
+    __m512i sc[2]; /* int16 sub-block scales per pair (k4_scale_vectors) */
     __m256i mins;
     float d, dmin;
 } k4_decoded;
@@ -809,15 +839,17 @@ ALWAYS_INLINE void k4_decode_scales(const uint8_t *scales, eng_fp16 d,
 ALWAYS_INLINE void k4_columns(const int nrc, const k4_decoded *k, int i,
                               const void *vy, size_t st, __m512 *acc,
                               __m256 *accm) {
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++) {
         const block_q8_K *y = (const block_q8_K *)col(vy, c, st) + i;
-        /* two chains of two chunks, as in the one-column kernel */
-        __m512i sumi[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
-        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) sumi[j & 1] =
-            k4_chunk_dot(sumi[j & 1], k->q[j], y->qs + 64 * j, k->sc[j]);
-        acc[c] = _mm512_fmadd_ps(
-            _mm512_set1_ps(k->d * y->d),
-            _mm512_cvtepi32_ps(_mm512_add_epi32(sumi[0], sumi[1])), acc[c]);
+        /* a chain per pair, as in the one-column kernel */
+        const __m512i s0 = k_pair_dot(_mm512_setzero_si512(), k->q[0], k->q[1],
+                                      y->qs, k->sc[0]);
+        const __m512i s1 = k_pair_dot(_mm512_setzero_si512(), k->q[2], k->q[3],
+                                      y->qs + 128, k->sc[1]);
+        acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(k->d * y->d),
+                                 _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)),
+                                 acc[c]);
         __m256i mm = _mm256_madd_epi16(
             k->mins, _mm256_loadu_si256((const __m256i *)y->bsums));
         accm[c] = _mm256_fmadd_ps(_mm256_set1_ps(k->dmin * y->d),
@@ -842,12 +874,14 @@ ALWAYS_INLINE void q4_K_nrc_impl(int n, const int nrc, float *restrict s,
     const block_q4_K *x = vx;
     __m512 acc[ENG_NRC_MAX];
     __m256 accm[ENG_NRC_MAX];
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++) {
         acc[c] = _mm512_setzero_ps();
         accm[c] = _mm256_setzero_ps();
     }
     for (int i = 0; i < n / QK_K; i++)
         q4_K_sb(nrc, x, i, vy, st, acc, accm);
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++)
         s[c] = hsum_ps_512(acc[c]) - hsum_ps_256(accm[c]);
 }
@@ -876,12 +910,14 @@ ALWAYS_INLINE void q5_K_nrc_impl(int n, const int nrc, float *restrict s,
     const block_q5_K *x = vx;
     __m512 acc[ENG_NRC_MAX];
     __m256 accm[ENG_NRC_MAX];
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++) {
         acc[c] = _mm512_setzero_ps();
         accm[c] = _mm256_setzero_ps();
     }
     for (int i = 0; i < n / QK_K; i++)
         q5_K_sb(nrc, x, i, vy, st, acc, accm);
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++)
         s[c] = hsum_ps_512(acc[c]) - hsum_ps_256(accm[c]);
 }
@@ -894,18 +930,20 @@ ALWAYS_INLINE void q6_K_sb(const int nrc, const block_q6_K *x, int i,
     (void)accm;
     /* q[2h + p]: vector p of half h, scw[] their scales (see
      * eng__vec_dot_q6_K_q8_K_avx512) */
-    __m512i q[4], scw[4];
+    __m512i q[4], scw[2];
     const __m256i sc16 =
         _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
     q6_scale_vectors(sc16, scw);
     for (int h = 0; h < 2; h++)
         q6_quants(x[i].ql + 64 * h, x[i].qh + 32 * h, q + 2 * h);
     const float d = fp16_to_f32_f16c(x[i].d);
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++) {
         const block_q8_K *y = (const block_q8_K *)col(vy, c, st) + i;
         __m512i sumi = _mm512_setzero_si512();
-        for (int k = 0; k < 4; k++)
-            sumi = q6_vector_dot(sumi, q[k], y->qs + 64 * k, scw[k]);
+        for (int h = 0; h < 2; h++)
+            sumi = k_pair_dot(sumi, q[2 * h], q[2 * h + 1], y->qs + 128 * h,
+                              scw[h]);
         __m256i off = _mm256_slli_epi32(
             _mm256_madd_epi16(sc16,
                               _mm256_loadu_si256((const __m256i *)y->bsums)),
@@ -921,10 +959,12 @@ ALWAYS_INLINE void q6_K_nrc_impl(int n, const int nrc, float *restrict s,
                                  const void *restrict vy, size_t st) {
     const block_q6_K *x = vx;
     __m512 acc[ENG_NRC_MAX];
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++)
         acc[c] = _mm512_setzero_ps();
     for (int i = 0; i < n / QK_K; i++)
         q6_K_sb(nrc, x, i, vy, st, acc, NULL);
+    UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++)
         s[c] = hsum_ps_512(acc[c]);
 }
@@ -956,6 +996,7 @@ NRC_DISPATCH(eng__vec_dot_q6_K_nrc_avx512, q6_K_nrc_impl)
             for (int r = 0; r < nr; r++) {                                     \
                 float s[ENG_NRC_MAX];                                          \
                 T##_nrc_impl(n, nc, s, w + (size_t)r * row_bytes, vy, st);     \
+                UNROLL_COLUMNS                                                 \
                 for (int c = 0; c < nc; c++)                                   \
                     out[(size_t)c * ldo + r] = s[c];                           \
             }                                                                  \
@@ -966,10 +1007,11 @@ NRC_DISPATCH(eng__vec_dot_q6_K_nrc_avx512, q6_K_nrc_impl)
             __m512 acc[KT_ROWS][ENG_NRC_MAX];                                  \
             __m256 accm[KT_ROWS][ENG_NRC_MAX];                                 \
             for (int k = 0; k < rn; k++)                                       \
-                for (int c = 0; c < nc; c++) {                                 \
-                    acc[k][c] = _mm512_setzero_ps();                           \
-                    accm[k][c] = _mm256_setzero_ps();                          \
-                }                                                              \
+                UNROLL_COLUMNS                                                 \
+            for (int c = 0; c < nc; c++) {                                     \
+                acc[k][c] = _mm512_setzero_ps();                               \
+                accm[k][c] = _mm256_setzero_ps();                              \
+            }                                                                  \
             for (int i0 = 0; i0 < nsb; i0 += KT_SB) {                          \
                 const int i1 = nsb - i0 < KT_SB ? nsb : i0 + KT_SB;            \
                 for (int k = 0; k < rn; k++) {                                 \
@@ -985,12 +1027,14 @@ NRC_DISPATCH(eng__vec_dot_q6_K_nrc_avx512, q6_K_nrc_impl)
                         _mm_prefetch(pf + b, _MM_HINT_T0);                     \
                     __m512 a[ENG_NRC_MAX];                                     \
                     __m256 am[ENG_NRC_MAX];                                    \
+                    UNROLL_COLUMNS                                             \
                     for (int c = 0; c < nc; c++) {                             \
                         a[c] = acc[k][c];                                      \
                         am[c] = accm[k][c];                                    \
                     }                                                          \
                     for (int i = i0; i < i1; i++)                              \
                         T##_sb(nc, x, i, vy, st, a, am);                       \
+                    UNROLL_COLUMNS                                             \
                     for (int c = 0; c < nc; c++) {                             \
                         acc[k][c] = a[c];                                      \
                         accm[k][c] = am[c];                                    \
@@ -998,11 +1042,11 @@ NRC_DISPATCH(eng__vec_dot_q6_K_nrc_avx512, q6_K_nrc_impl)
                 }                                                              \
             }                                                                  \
             for (int k = 0; k < rn; k++)                                       \
-                for (int c = 0; c < nc; c++)                                   \
-                    out[(size_t)c * ldo + r0 + k] =                            \
-                        MINS                                                   \
-                            ? hsum_ps_512(acc[k][c]) - hsum_ps_256(accm[k][c]) \
-                            : hsum_ps_512(acc[k][c]);                          \
+                UNROLL_COLUMNS                                                 \
+            for (int c = 0; c < nc; c++)                                       \
+                out[(size_t)c * ldo + r0 + k] =                                \
+                    MINS ? hsum_ps_512(acc[k][c]) - hsum_ps_256(accm[k][c])    \
+                         : hsum_ps_512(acc[k][c]);                             \
         }                                                                      \
     }                                                                          \
     void eng__vec_dot_##T##_tile_avx512(                                       \

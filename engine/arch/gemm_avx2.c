@@ -7,7 +7,8 @@
  * Why equality matters: see gemm_avx512.c and matmul.c. quant_avx2.c's
  * batched Q4_K folds the mins term into the same accumulator as the
  * quants, while vec_dot keeps a second accumulator and subtracts at the
- * end; this one keeps vec_dot's two accumulators per column.
+ * end; this one keeps vec_dot's two accumulators per column, for Q4_K and
+ * Q5_K (which quant_avx2.c has no batched dot for).
  *
  * Also the packed-activation kernels of Q4_0 and Q5_0 and the packer of
  * their activation rows (packed_avx2.h).
@@ -45,21 +46,29 @@ ALWAYS_INLINE const void *col(const void *vy, int c, size_t st) {
  * accumulators and the decoded chunk take the 16 ymm registers and the
  * mins' accumulators go to the stack, once per block; against two
  * columns per pass, one thread, 8 columns of 1536-wide rows in cache:
- * 54-55 -> 58-67 GMAC/s. */
-ALWAYS_INLINE void q4_K_nrc4_impl(int n, const int nrc, float *restrict s,
-                                  const void *restrict vx,
-                                  const void *restrict vy, size_t st) {
-    const block_q4_K *x = vx;
-    const __m256i m4 = _mm256_set1_epi8(0xf);
+ * 54-55 -> 58-67 GMAC/s. Q5_K (five) adds the 5th bits as its vec_dot
+ * does: chunk j's are bits 2j (low nibbles) and 2j + 1 (high) of qh. */
+ALWAYS_INLINE void k4_nrc4_impl(int n, const int nrc, float *restrict s,
+                                const void *restrict vx,
+                                const void *restrict vy, size_t st,
+                                const int five) {
+    const size_t bs = five ? sizeof(block_q5_K) : sizeof(block_q4_K);
+    const __m256i m4 = _mm256_set1_epi8(0xf), one = _mm256_set1_epi8(1);
     __m256 acc[4], accm[4];
     UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++)
         acc[c] = accm[c] = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
+        /* Q4_K and Q5_K share d, dmin, scales; qh, then qs in Q5_K */
+        const block_q4_K *x4 = (const block_q4_K *)((const char *)vx + i * bs);
+        const uint8_t *qs = five ? ((const block_q5_K *)x4)->qs : x4->qs;
+        __m256i qh = five ? _mm256_loadu_si256(
+                                (const __m256i *)((const block_q5_K *)x4)->qh)
+                          : _mm256_setzero_si256();
         uint8_t sc[8], mn[8];
-        unpack_scales_k4_fast(x[i].scales, sc, mn);
-        const float dx = fp16_to_f32_f16c(x[i].d);
-        const float dmx = fp16_to_f32_f16c(x[i].dmin);
+        unpack_scales_k4_fast(x4->scales, sc, mn);
+        const float dx = fp16_to_f32_f16c(x4->d);
+        const float dmx = fp16_to_f32_f16c(x4->dmin);
         __m256i sumi[4];
         UNROLL_COLUMNS
         for (int c = 0; c < nrc; c++) {
@@ -70,9 +79,18 @@ ALWAYS_INLINE void q4_K_nrc4_impl(int n, const int nrc, float *restrict s,
             sumi[c] = _mm256_setzero_si256();
         }
         for (int j = 0; j < QK_K / 64; j++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-            const __m256i lo = _mm256_and_si256(q, m4);
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+            __m256i lo = _mm256_and_si256(q, m4);
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            if (five) {
+                lo = _mm256_or_si256(
+                    lo, _mm256_slli_epi16(_mm256_and_si256(qh, one), 4));
+                hi = _mm256_or_si256(
+                    hi,
+                    _mm256_slli_epi16(
+                        _mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
+                qh = _mm256_srli_epi16(qh, 2);
+            }
             const __m256i s0 = _mm256_set1_epi16(sc[2 * j]);
             const __m256i s1 = _mm256_set1_epi16(sc[2 * j + 1]);
             UNROLL_COLUMNS
@@ -102,25 +120,40 @@ ALWAYS_INLINE void q4_K_nrc4_impl(int n, const int nrc, float *restrict s,
         s[c] = hsum_ps_256(_mm256_sub_ps(acc[c], accm[c]));
 }
 
-void eng__vec_dot_q4_K_nrc_exact_avx2(int n, int nrc, float *restrict s,
-                                      const void *restrict vx,
-                                      const void *restrict vy, size_t st) {
+ALWAYS_INLINE void k4_nrc_exact(int n, int nrc, float *restrict s,
+                                const void *restrict vx,
+                                const void *restrict vy, size_t st,
+                                const int five) {
     const char *y = vy;
     for (; nrc >= 4; nrc -= 4, s += 4, y += 4 * st)
-        q4_K_nrc4_impl(n, 4, s, vx, y, st);
+        k4_nrc4_impl(n, 4, s, vx, y, st, five);
     switch (nrc) {
     case 3:
-        q4_K_nrc4_impl(n, 3, s, vx, y, st);
+        k4_nrc4_impl(n, 3, s, vx, y, st, five);
         break;
     case 2:
-        q4_K_nrc4_impl(n, 2, s, vx, y, st);
+        k4_nrc4_impl(n, 2, s, vx, y, st, five);
         break;
     case 1:
-        q4_K_nrc4_impl(n, 1, s, vx, y, st);
+        k4_nrc4_impl(n, 1, s, vx, y, st, five);
         break;
     default:
         break;
     }
+}
+
+void eng__vec_dot_q4_K_nrc_exact_avx2(int n, int nrc, float *restrict s,
+                                      const void *restrict vx,
+                                      const void *restrict vy, size_t st) {
+    k4_nrc_exact(n, nrc, s, vx, vy, st, 0);
+}
+
+/* Without it a Q5_K batch ran nrc vec_dots per row, each reading the row
+ * again (see the figures in bench/README). */
+void eng__vec_dot_q5_K_nrc_exact_avx2(int n, int nrc, float *restrict s,
+                                      const void *restrict vx,
+                                      const void *restrict vy, size_t st) {
+    k4_nrc_exact(n, nrc, s, vx, vy, st, 1);
 }
 
 /* ==== packed activations (packed_avx2.h) ===================================
@@ -206,6 +239,7 @@ const eng_arch_kernels eng__kernels_avx2_gemm = {
     .vec_dot_nrc =
         {
             [ENG_TYPE_Q4_K] = eng__vec_dot_q4_K_nrc_exact_avx2,
+            [ENG_TYPE_Q5_K] = eng__vec_dot_q5_K_nrc_exact_avx2,
         },
     /* Q8_0 weights keep their batched dot here: quant_avxvnni.c adds
      * their packed kernels */

@@ -312,16 +312,35 @@ void eng__vec_dot_q5_0_q8_0_avx512(int n, float *restrict s,
 
 /* ==== K-quants ============================================================ */
 
-/* The mins as int16, each twice, against the 16 bsums: lane k is
- * min[k] * (bsum[2k] + bsum[2k+1]) (Q4_K/Q5_K mins term). */
-static inline __m256i k4_mins_vector(__m128i mn) {
-    return _mm256_set_m128i(_mm_unpackhi_epi16(mn, mn),
-                            _mm_unpacklo_epi16(mn, mn));
+/* A Q4_K/Q5_K super-block's 8 scales (int16 words 0-7) and 8 mins (words
+ * 8-15) widened together: one move, insert and widening where the two
+ * halves apart, the mins' unpacks and insert took seven operations. */
+static inline __m256i k4_scales_mins16(const uint8_t *q) {
+    uint64_t sc, mn;
+    k4_scales_mins_u64(q, &sc, &mn);
+    return _mm256_cvtepu8_epi16(_mm_set_epi64x((long long)mn, (long long)sc));
 }
 
-static inline __m256i mins_dot_bsums(__m128i mn, const int16_t bsums[16]) {
-    return _mm256_madd_epi16(k4_mins_vector(mn),
+/* The mins as int16, each twice, against the 16 bsums: lane k is
+ * min[k] * (bsum[2k] + bsum[2k+1]) (Q4_K/Q5_K mins term). */
+static inline __m256i k4_mins_vector(__m256i sm) {
+    const __m256i idx = _mm256_setr_epi16(8, 8, 9, 9, 10, 10, 11, 11, 12, 12,
+                                          13, 13, 14, 14, 15, 15);
+    return _mm256_permutexvar_epi16(idx, sm);
+}
+
+static inline __m256i mins_dot_bsums(__m256i sm, const int16_t bsums[16]) {
+    return _mm256_madd_epi16(k4_mins_vector(sm),
                              _mm256_loadu_si256((const __m256i *)bsums));
+}
+
+/* d * dy in lane 0 and dmin * dy in lane 1, from the block's first eight
+ * bytes (d, dmin and two scale bytes) in one convert: the same products
+ * as the scalar conversions and multiplies, in three operations instead
+ * of six. */
+static inline __m128 k4_d_dmin(const void *block, float dy) {
+    return _mm_mul_ps(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)block)),
+                      _mm_set1_ps(dy));
 }
 
 /* A 64-element chunk of Q4_K/Q5_K as [low nibbles | high nibbles] lines up
@@ -332,8 +351,8 @@ static inline __m256i mins_dot_bsums(__m128i mn, const int16_t bsums[16]) {
  * sub-block scales and accumulates: three multiplier operations per two
  * chunks, where vpmaddubsw + vpdpwssd per chunk took four (Zen 5 issues
  * both kinds on the same two pipes; the pack goes elsewhere). */
-static inline void k4_scale_vectors(__m128i sc, __m512i scw[2]) {
-    const __m512i s16 = _mm512_castsi128_si512(sc);
+static inline void k4_scale_vectors(__m256i sm, __m512i scw[2]) {
+    const __m512i s16 = _mm512_castsi256_si512(sm);
     /* int16 lane m of pair p: from 128-bit lane m / 8 of chunk
      * 2p + (m % 8) / 4, whose first two 128-bit lanes are its low
      * sub-block: scale 4p + 2 ((m % 8) / 4) + m / 16 */
@@ -378,15 +397,13 @@ void eng__vec_dot_q4_K_q8_K_avx512(int n, float *restrict s,
     __m256 accm = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
         k_prefetch(x + i, sizeof(block_q4_K));
-        const float d = fp16_to_f32_f16c(x[i].d) * y[i].d;
-        const float dmin = fp16_to_f32_f16c(x[i].dmin) * y[i].d;
-        __m128i sc, mn;
-        k4_scales_mins(x[i].scales, &sc, &mn);
+        const __m128 dd = k4_d_dmin(x + i, y[i].d);
+        const __m256i sm = k4_scales_mins16(x[i].scales);
         accm = _mm256_fmadd_ps(
-            _mm256_set1_ps(dmin),
-            _mm256_cvtepi32_ps(mins_dot_bsums(mn, y[i].bsums)), accm);
+            _mm256_broadcastss_ps(_mm_movehdup_ps(dd)),
+            _mm256_cvtepi32_ps(mins_dot_bsums(sm, y[i].bsums)), accm);
         __m512i scw[2];
-        k4_scale_vectors(sc, scw);
+        k4_scale_vectors(sm, scw);
         /* a chain per pair: integer sums, so the same lanes */
         const uint8_t *q = x[i].qs;
         const __m512i s0 = k_pair_dot(_mm512_setzero_si512(), k4_nibbles(q),
@@ -395,7 +412,7 @@ void eng__vec_dot_q4_K_q8_K_avx512(int n, float *restrict s,
             k_pair_dot(_mm512_setzero_si512(), k4_nibbles(q + 64),
                        k4_nibbles(q + 96), y[i].qs + 128, scw[1]);
         acc =
-            _mm512_fmadd_ps(_mm512_set1_ps(d),
+            _mm512_fmadd_ps(_mm512_broadcastss_ps(dd),
                             _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), acc);
     }
     *s = hsum_ps_512(acc) - hsum_ps_256(accm);
@@ -411,19 +428,17 @@ void eng__vec_dot_q5_K_q8_K_avx512(int n, float *restrict s,
     __m256 accm = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
         k_prefetch(x + i, sizeof(block_q5_K));
-        const float d = fp16_to_f32_f16c(x[i].d) * y[i].d;
-        const float dmin = fp16_to_f32_f16c(x[i].dmin) * y[i].d;
-        __m128i sc, mn;
-        k4_scales_mins(x[i].scales, &sc, &mn);
+        const __m128 dd = k4_d_dmin(x + i, y[i].d);
+        const __m256i sm = k4_scales_mins16(x[i].scales);
         accm = _mm256_fmadd_ps(
-            _mm256_set1_ps(dmin),
-            _mm256_cvtepi32_ps(mins_dot_bsums(mn, y[i].bsums)), accm);
+            _mm256_broadcastss_ps(_mm_movehdup_ps(dd)),
+            _mm256_cvtepi32_ps(mins_dot_bsums(sm, y[i].bsums)), accm);
         /* [qh | qh >> 1]: bit 2j of each half is then the 5th bit of the
          * low (first half) or high (second half) nibbles of chunk j. */
         __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
         __m512i hh = join256(qh, _mm256_srli_epi16(qh, 1));
         __m512i scw[2];
-        k4_scale_vectors(sc, scw);
+        k4_scale_vectors(sm, scw);
         __m512i qq[4];
         for (int j = 0; j < QK_K / 64; j++) {
             qq[j] = _mm512_or_si512(
@@ -435,7 +450,8 @@ void eng__vec_dot_q5_K_q8_K_avx512(int n, float *restrict s,
         for (int p = 0; p < 2; p++)
             sumi = k_pair_dot(sumi, qq[2 * p], qq[2 * p + 1], y[i].qs + 128 * p,
                               scw[p]);
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(dd),
+                              _mm512_cvtepi32_ps(sumi), acc);
     }
     *s = hsum_ps_512(acc) - hsum_ps_256(accm);
 }
@@ -828,10 +844,9 @@ typedef struct {
 
 ALWAYS_INLINE void k4_decode_scales(const uint8_t *scales, eng_fp16 d,
                                     eng_fp16 dmin, k4_decoded *k) {
-    __m128i sc, mn;
-    k4_scales_mins(scales, &sc, &mn);
-    k4_scale_vectors(sc, k->sc);
-    k->mins = k4_mins_vector(mn);
+    const __m256i sm = k4_scales_mins16(scales);
+    k4_scale_vectors(sm, k->sc);
+    k->mins = k4_mins_vector(sm);
     k->d = fp16_to_f32_f16c(d);
     k->dmin = fp16_to_f32_f16c(dmin);
 }

@@ -157,7 +157,8 @@ static inline void unpack_scales_k4_fast(const uint8_t *q, uint8_t sc[8],
  * arrays of unpack_scales_k4_fast go through memory and back into vectors
  * once per block (the AVX-512 Q4_K dot ran at 21 GB/s per core in cache
  * with them). */
-static inline void k4_scales_mins(const uint8_t *q, __m128i *sc, __m128i *mn) {
+static inline void k4_scales_mins_u64(const uint8_t *q, uint64_t *sc,
+                                      uint64_t *mn) {
     uint64_t lo;
     uint32_t hi;
     memcpy(&lo, q, 8);
@@ -169,10 +170,15 @@ static inline void k4_scales_mins(const uint8_t *q, __m128i *sc, __m128i *mn) {
     const uint64_t b =
         (((uint64_t)hi | (uint64_t)(hi >> 4) << 32) & 0x0f0f0f0f0f0f0f0full) |
         ((lo >> 6) & 0x0303030303030303ull) << 4;
-    *sc = _mm_cvtepu8_epi16(
-        _mm_cvtsi64_si128((long long)((a & 0xffffffffu) | b << 32)));
-    *mn = _mm_cvtepu8_epi16(
-        _mm_cvtsi64_si128((long long)(a >> 32 | (b & ~0xffffffffull))));
+    *sc = (a & 0xffffffffu) | b << 32;
+    *mn = a >> 32 | (b & ~0xffffffffull);
+}
+
+static inline void k4_scales_mins(const uint8_t *q, __m128i *sc, __m128i *mn) {
+    uint64_t s, m;
+    k4_scales_mins_u64(q, &s, &m);
+    *sc = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)s));
+    *mn = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m));
 }
 
 /* The one-row K-quant dots (decode) prefetch the weights K_PREFETCH bytes

@@ -369,6 +369,44 @@ TEST_IMPL(kernels_avxvnni) {
         }
     }
     fprintf(stderr, "%d dots bit-identical\n", checked);
+    /* Q4_K and Q5_K: the AVX-VNNI dots group their integer sums in other
+     * lanes (one vpdpwssd per packed chunk pair), so they equal the AVX2
+     * ones up to the rounding of the float sums; a wrong scale or 5th bit
+     * would be off by far more. */
+    static const eng_type ktypes[] = {ENG_TYPE_Q4_K, ENG_TYPE_Q5_K};
+    static const int klens[] = {256, 512, 1536, 4864};
+    static float wf[NMAX];
+    int close = 0;
+    for (size_t ti = 0; ti < NIB_ARRAY_LEN(ktypes); ti++) {
+        const eng_type t = ktypes[ti];
+        const eng_type_traits_t *tt = &eng_type_traits[t];
+        const eng_vec_dot_fn a = avx2->vec_dot[t], b = vnni->vec_dot[t];
+        ASSERT(a && b);
+        for (size_t li = 0; li < NIB_ARRAY_LEN(klens); li++) {
+            const int n = klens[li];
+            for (int rep = 0; rep < 8; rep++) {
+                for (int i = 0; i < n; i++)
+                    x[i] = krng_sym() * (1.0f + (float)(i % 5));
+                tt->from_float_ref(x, qw, n);
+                tt->to_float(qw, wf, n);
+                for (int i = 0; i < n; i++)
+                    x[i] = krng_sym() * (float)(rep + 1);
+                eng_type_traits[ENG_TYPE_Q8_K].from_float(x, qa, n);
+                double mag = 0;
+                for (int i = 0; i < n; i++)
+                    mag += fabs((double)wf[i] * x[i]);
+                float ra, rb;
+                a(n, &ra, qw, qa);
+                b(n, &rb, qw, qa);
+                ASSERT_MSG(fabs((double)ra - rb) <= 1e-5 * mag,
+                           "%s n=%d rep %d: AVX2 %.9g, AVX-VNNI %.9g "
+                           "(magnitude %.3g)",
+                           tt->name, n, rep, ra, rb, mag);
+                close++;
+            }
+        }
+    }
+    fprintf(stderr, "%d K-quant dots within rounding\n", close);
     return 0;
 #endif
 }

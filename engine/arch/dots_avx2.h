@@ -130,6 +130,17 @@ ALWAYS_INLINE void dot_q5_0_body(int n, float *restrict s,
 /* Up to four columns per pass (see dot_q8_0_nrc_body); larger batches go
  * through in groups of four, each group still reading the weight row from
  * L1 only. The *_impl functions are inlined per column count. */
+/* The 8 Q4_K/Q5_K mins (int16, from k4_scales_mins) each twice: lane k of
+ * their vpmaddwd with the 16 bsums is min[k] * (bsum[2k] + bsum[2k+1]). */
+static inline __m256i k4_mins_twice(__m128i mn) {
+    return _mm256_set_m128i(_mm_unpackhi_epi16(mn, mn),
+                            _mm_unpacklo_epi16(mn, mn));
+}
+
+static inline __m256i k4_mins_bsums(__m256i mins2, const int16_t bsums[16]) {
+    return _mm256_madd_epi16(mins2, _mm256_loadu_si256((const __m256i *)bsums));
+}
+
 #define NRC_SPLIT4(name, impl)                                                 \
     void name(int n, int nrc, float *restrict s, const void *restrict vx,      \
               const void *restrict vy, size_t st) {                            \

@@ -41,8 +41,9 @@ extern const eng_arch_kernels eng__kernels_avx2;
 extern const eng_arch_kernels eng__kernels_avx2_gemm;
 /* quant_avxvnni.c: the Q8_0, Q4_0, Q5_0 vec_dots and packed kernels with
  * AVX-VNNI (same results as the AVX2 ones; Q8_0's packed kernels are
- * VNNI-only), installed after eng__kernels_avx2_gemm where the CPU has
- * it. */
+ * VNNI-only), and Q4_K / Q5_K one-column and batched dots (equal to each
+ * other, to the AVX2 ones up to float rounding), installed after
+ * eng__kernels_avx2_gemm where the CPU has it. */
 extern const eng_arch_kernels eng__kernels_avxvnni;
 extern const eng_arch_kernels eng__kernels_avx512;
 /* gemm_avx512.c: batched dots bit-identical to vec_dot (only vec_dot_nrc

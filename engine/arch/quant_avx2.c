@@ -358,10 +358,7 @@ void eng__vec_dot_q4_K_q8_K_avx2(int n, float *restrict s,
          * int16 values as unpack_scales_k4_fast's bytes, so the same sums */
         __m128i sc, mn;
         k4_scales_mins(x[i].scales, &sc, &mn);
-        const __m256i mins =
-            _mm256_madd_epi16(_mm256_set_m128i(_mm_unpackhi_epi16(mn, mn),
-                                               _mm_unpacklo_epi16(mn, mn)),
-                              _mm256_loadu_si256((const __m256i *)y[i].bsums));
+        const __m256i mins = k4_mins_bsums(k4_mins_twice(mn), y[i].bsums);
         accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(mins),
                                accm);
         const __m256i sc2 = _mm256_broadcastsi128_si256(sc);

@@ -15,6 +15,9 @@
  * Also the packed-activation kernels of all three (packed_avx2.h) on
  * gemm_avx2.c's packer: Q8_0's only here, since its weights would
  * saturate vpmaddubsw against the packed row's unsigned activations.
+ *
+ * And Q4_K / Q5_K, one-column and batched, with the AVX-512 kernels' pack
+ * of two vpdpbusd results into one vpdpwssd (see below).
  */
 #include "quant_arch.h"
 
@@ -96,6 +99,192 @@ PK_AVX2_KERNELS(q4_0, block_q4_0, pk_group_q4_0, q4_0_block_i8, pk_dot_vnni,
 PK_AVX2_KERNELS(q5_0, block_q5_0, pk_group_q5_0, q5_0_block_i8, pk_dot_vnni,
                 pk_c0_vnni, pk_dotu_vnni, 4, _avxvnni)
 
+/* ==== Q4_K / Q5_K ==========================================================
+ *
+ * A 64-element chunk: vpdpbusd of its low nibbles (sub-block 2j) and of its
+ * high ones (2j + 1) against the activations, four products per int32 lane
+ * (at most 4 * 31 * 128, so vpackssdw does not saturate), the two packed
+ * into one vector whose 128-bit lanes read [2j x 4 | 2j+1 x 4], and one
+ * vpdpwssd by the scales in that pattern: four instructions per chunk
+ * where vpmaddubsw, vpmaddwd and the adds took six. The lanes' sums
+ * differ from the AVX2 kernels', so the one-column and batched dots here
+ * replace both of theirs together and stay bit-identical to each other;
+ * the float steps are those of quant_avx2.c / gemm_avx2.c. */
+
+/* Bytes picking int16 word 2j into words 0-3 and 2j + 1 into words 4-7 of
+ * both 128-bit lanes. */
+static const uint8_t k4v_pick[4][32] = {
+#define K4V_PICK(j)                                                            \
+    {                                                                          \
+        4 * j, 4 * j + 1, 4 * j, 4 * j + 1, 4 * j, 4 * j + 1, 4 * j,           \
+            4 * j + 1, 4 * j + 2, 4 * j + 3, 4 * j + 2, 4 * j + 3, 4 * j + 2,  \
+            4 * j + 3, 4 * j + 2, 4 * j + 3, 4 * j, 4 * j + 1, 4 * j,          \
+            4 * j + 1, 4 * j, 4 * j + 1, 4 * j, 4 * j + 1, 4 * j + 2,          \
+            4 * j + 3, 4 * j + 2, 4 * j + 3, 4 * j + 2, 4 * j + 3, 4 * j + 2,  \
+            4 * j + 3                                                          \
+    }
+    K4V_PICK(0),
+    K4V_PICK(1),
+    K4V_PICK(2),
+    K4V_PICK(3),
+#undef K4V_PICK
+};
+
+ALWAYS_INLINE __m256i k4v_scales(__m256i sc2, int j) {
+    return _mm256_shuffle_epi8(
+        sc2, _mm256_loadu_si256((const __m256i *)k4v_pick[j]));
+}
+
+/* Chunk j's low and high quants (5th bits from qh, shifted 2j, for
+ * Q5_K). */
+ALWAYS_INLINE void k4v_quants(const uint8_t *qs, __m256i qh, int j,
+                              const int five, __m256i *lo, __m256i *hi) {
+    const __m256i m4 = _mm256_set1_epi8(0xf), one = _mm256_set1_epi8(1);
+    const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+    *lo = _mm256_and_si256(q, m4);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+    if (five) {
+        const __m256i h = _mm256_srli_epi16(qh, 2 * j);
+        *lo = _mm256_or_si256(*lo,
+                              _mm256_slli_epi16(_mm256_and_si256(h, one), 4));
+        *hi = _mm256_or_si256(
+            *hi, _mm256_slli_epi16(
+                     _mm256_and_si256(_mm256_srli_epi16(h, 1), one), 4));
+    }
+}
+
+ALWAYS_INLINE __m256i k4v_chunk(__m256i acc, __m256i lo, __m256i hi,
+                                const int8_t *q8, __m256i scw) {
+    const __m256i a = _mm256_dpbusd_avx_epi32(
+        _mm256_setzero_si256(), lo, _mm256_loadu_si256((const __m256i *)q8));
+    const __m256i b =
+        _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), hi,
+                                _mm256_loadu_si256((const __m256i *)(q8 + 32)));
+    return _mm256_dpwssd_avx_epi32(acc, _mm256_packs_epi32(a, b), scw);
+}
+
+/* Super-block i: block_q4_K and block_q5_K share their first fields (d,
+ * dmin, scales); Q5_K's qs follow its qh, loaded here for k4v_quants. */
+ALWAYS_INLINE const block_q4_K *k4v_block(const void *vx, int i, const int five,
+                                          const uint8_t **qs, __m256i *qh) {
+    const size_t bs = five ? sizeof(block_q5_K) : sizeof(block_q4_K);
+    const block_q4_K *x =
+        (const block_q4_K *)((const char *)vx + (size_t)i * bs);
+    const block_q5_K *x5 = (const block_q5_K *)x;
+    *qs = five ? x5->qs : x->qs;
+    *qh = five ? _mm256_loadu_si256((const __m256i *)x5->qh)
+               : _mm256_setzero_si256();
+    return x;
+}
+
+ALWAYS_INLINE void k4v_dot(int n, float *restrict s, const void *restrict vx,
+                           const void *restrict vy, const int five) {
+    const block_q8_K *y = vy;
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    for (int i = 0; i < n / QK_K; i++) {
+        const uint8_t *qs;
+        __m256i qh;
+        const block_q4_K *x = k4v_block(vx, i, five, &qs, &qh);
+        k_prefetch(x, five ? sizeof(block_q5_K) : sizeof(block_q4_K));
+        const float d = fp16_to_f32_f16c(x->d) * y[i].d;
+        const float dmin = fp16_to_f32_f16c(x->dmin) * y[i].d;
+        __m128i sc, mn;
+        k4_scales_mins(x->scales, &sc, &mn);
+        const __m256i mins = k4_mins_bsums(k4_mins_twice(mn), y[i].bsums);
+        accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(mins),
+                               accm);
+        const __m256i sc2 = _mm256_broadcastsi128_si256(sc);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int j = 0; j < QK_K / 64; j++) {
+            __m256i lo, hi;
+            k4v_quants(qs, qh, j, five, &lo, &hi);
+            sumi =
+                k4v_chunk(sumi, lo, hi, y[i].qs + 64 * j, k4v_scales(sc2, j));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    *s = hsum_ps_256(_mm256_sub_ps(acc, accm));
+}
+
+void eng__vec_dot_q4_K_q8_K_avxvnni(int n, float *restrict s,
+                                    const void *restrict vx,
+                                    const void *restrict vy) {
+    k4v_dot(n, s, vx, vy, 0);
+}
+
+void eng__vec_dot_q5_K_q8_K_avxvnni(int n, float *restrict s,
+                                    const void *restrict vx,
+                                    const void *restrict vy) {
+    k4v_dot(n, s, vx, vy, 1);
+}
+
+/* Up to four columns per pass, as gemm_avx2.c's k4_nrc4_impl: each
+ * chunk's quants and scales decoded once for all of them. */
+ALWAYS_INLINE void k4v_nrc4(int n, const int nrc, float *restrict s,
+                            const void *restrict vx, const void *restrict vy,
+                            size_t st, const int five) {
+    __m256 acc[4], accm[4];
+    PK_UNROLL
+    for (int c = 0; c < nrc; c++)
+        acc[c] = accm[c] = _mm256_setzero_ps();
+    for (int i = 0; i < n / QK_K; i++) {
+        const uint8_t *qs;
+        __m256i qh;
+        const block_q4_K *x = k4v_block(vx, i, five, &qs, &qh);
+        const float dx = fp16_to_f32_f16c(x->d);
+        const float dmx = fp16_to_f32_f16c(x->dmin);
+        __m128i sc, mn;
+        k4_scales_mins(x->scales, &sc, &mn);
+        const __m256i mn2 = k4_mins_twice(mn);
+        __m256i sumi[4];
+        PK_UNROLL
+        for (int c = 0; c < nrc; c++) {
+            const block_q8_K *y =
+                (const block_q8_K *)((const char *)vy + (size_t)c * st) + i;
+            accm[c] = _mm256_fmadd_ps(
+                _mm256_set1_ps(dmx * y->d),
+                _mm256_cvtepi32_ps(k4_mins_bsums(mn2, y->bsums)), accm[c]);
+            sumi[c] = _mm256_setzero_si256();
+        }
+        const __m256i sc2 = _mm256_broadcastsi128_si256(sc);
+        for (int j = 0; j < QK_K / 64; j++) {
+            __m256i lo, hi;
+            k4v_quants(qs, qh, j, five, &lo, &hi);
+            const __m256i scw = k4v_scales(sc2, j);
+            PK_UNROLL
+            for (int c = 0; c < nrc; c++) {
+                const block_q8_K *y =
+                    (const block_q8_K *)((const char *)vy + (size_t)c * st) + i;
+                sumi[c] = k4v_chunk(sumi[c], lo, hi, y->qs + 64 * j, scw);
+            }
+        }
+        PK_UNROLL
+        for (int c = 0; c < nrc; c++) {
+            const block_q8_K *y =
+                (const block_q8_K *)((const char *)vy + (size_t)c * st) + i;
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dx * y->d),
+                                     _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+        }
+    }
+    PK_UNROLL
+    for (int c = 0; c < nrc; c++)
+        s[c] = hsum_ps_256(_mm256_sub_ps(acc[c], accm[c]));
+}
+
+ALWAYS_INLINE void q4_K_vnni_impl(int n, const int nrc, float *restrict s,
+                                  const void *restrict vx,
+                                  const void *restrict vy, size_t st) {
+    k4v_nrc4(n, nrc, s, vx, vy, st, 0);
+}
+NRC_SPLIT4(eng__vec_dot_q4_K_nrc_avxvnni, q4_K_vnni_impl)
+
+ALWAYS_INLINE void q5_K_vnni_impl(int n, const int nrc, float *restrict s,
+                                  const void *restrict vx,
+                                  const void *restrict vy, size_t st) {
+    k4v_nrc4(n, nrc, s, vx, vy, st, 1);
+}
+NRC_SPLIT4(eng__vec_dot_q5_K_nrc_avxvnni, q5_K_vnni_impl)
+
 const eng_arch_kernels eng__kernels_avxvnni = {
     .isa = "avx2",
     .vec_dot =
@@ -103,12 +292,16 @@ const eng_arch_kernels eng__kernels_avxvnni = {
             [ENG_TYPE_Q8_0] = eng__vec_dot_q8_0_q8_0_avxvnni,
             [ENG_TYPE_Q4_0] = eng__vec_dot_q4_0_q8_0_avxvnni,
             [ENG_TYPE_Q5_0] = eng__vec_dot_q5_0_q8_0_avxvnni,
+            [ENG_TYPE_Q4_K] = eng__vec_dot_q4_K_q8_K_avxvnni,
+            [ENG_TYPE_Q5_K] = eng__vec_dot_q5_K_q8_K_avxvnni,
         },
     /* Q4_0 and Q5_0 have no AVX2 batched dot: theirs is a loop over the
      * vec_dot above */
     .vec_dot_nrc =
         {
             [ENG_TYPE_Q8_0] = eng__vec_dot_q8_0_nrc_avxvnni,
+            [ENG_TYPE_Q4_K] = eng__vec_dot_q4_K_nrc_avxvnni,
+            [ENG_TYPE_Q5_K] = eng__vec_dot_q5_K_nrc_avxvnni,
         },
     /* on gemm_avx2.c's packer */
     .vec_dot_nrc_packed =

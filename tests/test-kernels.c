@@ -369,11 +369,12 @@ TEST_IMPL(kernels_avxvnni) {
         }
     }
     fprintf(stderr, "%d dots bit-identical\n", checked);
-    /* Q4_K and Q5_K: the AVX-VNNI dots group their integer sums in other
+    /* Q4_K, Q5_K, Q6_K: the AVX-VNNI dots group their integer sums in other
      * lanes (one vpdpwssd per packed chunk pair), so they equal the AVX2
      * ones up to the rounding of the float sums; a wrong scale or 5th bit
      * would be off by far more. */
-    static const eng_type ktypes[] = {ENG_TYPE_Q4_K, ENG_TYPE_Q5_K};
+    static const eng_type ktypes[] = {ENG_TYPE_Q4_K, ENG_TYPE_Q5_K,
+                                      ENG_TYPE_Q6_K};
     static const int klens[] = {256, 512, 1536, 4864};
     static float wf[NMAX];
     int close = 0;

@@ -130,6 +130,28 @@ ALWAYS_INLINE void dot_q5_0_body(int n, float *restrict s,
 /* Up to four columns per pass (see dot_q8_0_nrc_body); larger batches go
  * through in groups of four, each group still reading the weight row from
  * L1 only. The *_impl functions are inlined per column count. */
+/* Half h of a Q6_K block (ql + 64 h, qh + 32 h) as four vectors of 32
+ * quants (0..63, stored + 32): vector k holds quants 32k..32k+31, the
+ * low or high nibbles of ql and bit pair k of qh. */
+static inline void q6_quants_avx2(const uint8_t *ql, const uint8_t *qhp,
+                                  __m256i q[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3);
+    const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+    const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+    const __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
+    q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
+                           _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+    q[1] = _mm256_or_si256(
+        _mm256_and_si256(l1, m4),
+        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+    q[2] = _mm256_or_si256(
+        _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+    q[3] = _mm256_or_si256(
+        _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+}
+
 /* The 8 Q4_K/Q5_K mins (int16, from k4_scales_mins) each twice: lane k of
  * their vpmaddwd with the 16 bsums is min[k] * (bsum[2k] + bsum[2k+1]). */
 static inline __m256i k4_mins_twice(__m128i mn) {

@@ -452,7 +452,6 @@ void eng__vec_dot_q6_K_q8_K_avx2(int n, float *restrict s,
                                  const void *restrict vy) {
     const block_q6_K *x = vx;
     const block_q8_K *y = vy;
-    const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
         k_prefetch(x + i, sizeof(block_q6_K));
@@ -471,25 +470,8 @@ void eng__vec_dot_q6_K_q8_K_avx2(int n, float *restrict s,
                 h ? _mm256_permute4x64_epi64(sc16, _MM_SHUFFLE(3, 2, 3, 2))
                   : _mm256_permute4x64_epi64(sc16, _MM_SHUFFLE(1, 0, 1, 0));
             const int8_t *q8 = y[i].qs + 128 * h;
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
             __m256i q[4];
-            q[0] =
-                _mm256_or_si256(_mm256_and_si256(l0, m4),
-                                _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
-            q[1] = _mm256_or_si256(
-                _mm256_and_si256(l1, m4),
-                _mm256_slli_epi16(
-                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
-            q[2] = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                _mm256_slli_epi16(
-                    _mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
-            q[3] = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                _mm256_slli_epi16(
-                    _mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+            q6_quants_avx2(ql, qhp, q);
             for (int k = 0; k < 4; k++) {
                 __m256i yk = _mm256_loadu_si256((const __m256i *)(q8 + 32 * k));
                 /* scale 2k in the low lane, 2k + 1 in the high one: one
@@ -580,7 +562,6 @@ ALWAYS_INLINE void q6_K_nrc_impl(int n, const int nrc, float *restrict s,
                                  const void *restrict vx,
                                  const void *restrict vy, size_t st) {
     const block_q6_K *x = vx;
-    const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3);
     __m256 acc[4];
     UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++)
@@ -602,25 +583,8 @@ ALWAYS_INLINE void q6_K_nrc_impl(int n, const int nrc, float *restrict s,
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = x[i].ql + 64 * h, *qhp = x[i].qh + 32 * h;
             const int8_t *sc = x[i].scales + 8 * h;
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-            __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
             __m256i q[4];
-            q[0] =
-                _mm256_or_si256(_mm256_and_si256(l0, m4),
-                                _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
-            q[1] = _mm256_or_si256(
-                _mm256_and_si256(l1, m4),
-                _mm256_slli_epi16(
-                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
-            q[2] = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                _mm256_slli_epi16(
-                    _mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
-            q[3] = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                _mm256_slli_epi16(
-                    _mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+            q6_quants_avx2(ql, qhp, q);
             for (int k = 0; k < 4; k++) {
                 const __m256i scv = _mm256_set_m128i(
                     _mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));

@@ -285,6 +285,121 @@ ALWAYS_INLINE void q5_K_vnni_impl(int n, const int nrc, float *restrict s,
 }
 NRC_SPLIT4(eng__vec_dot_q5_K_nrc_avxvnni, q5_K_vnni_impl)
 
+/* ==== Q6_K ==================================================================
+ *
+ * The same pack for Q6_K (quants 0..63, lane sums at most 4 * 63 * 128):
+ * vectors 2p and 2p + 1 of a half (q6_quants_avx2) go through one
+ * vpdpwssd. Vector k's low 128-bit lane is 16-quant group 2k of the half,
+ * its high lane group 2k + 1, so the packed pair's low lane reads groups
+ * [2k x 4 | 2k+2 x 4] and its high lane [2k+1 x 4 | 2k+3 x 4] (k = 2p). */
+static const uint8_t q6v_pick[2][32] = {
+#define Q6V_PICK(p)                                                            \
+    {                                                                          \
+        8 * p, 8 * p + 1, 8 * p, 8 * p + 1, 8 * p, 8 * p + 1, 8 * p,           \
+            8 * p + 1, 8 * p + 4, 8 * p + 5, 8 * p + 4, 8 * p + 5, 8 * p + 4,  \
+            8 * p + 5, 8 * p + 4, 8 * p + 5, 8 * p + 2, 8 * p + 3, 8 * p + 2,  \
+            8 * p + 3, 8 * p + 2, 8 * p + 3, 8 * p + 2, 8 * p + 3, 8 * p + 6,  \
+            8 * p + 7, 8 * p + 6, 8 * p + 7, 8 * p + 6, 8 * p + 7, 8 * p + 6,  \
+            8 * p + 7                                                          \
+    }
+    Q6V_PICK(0),
+    Q6V_PICK(1),
+#undef Q6V_PICK
+};
+
+/* Scales 8h..8h+7 of half h (sc16: all 16 as int16) in pair p's pattern. */
+ALWAYS_INLINE __m256i q6v_scales(__m256i sc16, int h, int p) {
+    const __m256i sch =
+        h ? _mm256_permute4x64_epi64(sc16, _MM_SHUFFLE(3, 2, 3, 2))
+          : _mm256_permute4x64_epi64(sc16, _MM_SHUFFLE(1, 0, 1, 0));
+    return _mm256_shuffle_epi8(
+        sch, _mm256_loadu_si256((const __m256i *)q6v_pick[p]));
+}
+
+/* -32 * sum(scale * bsum): the quants' +32, where the sums start. */
+ALWAYS_INLINE __m256i q6v_offset(__m256i sc16, const int16_t bsums[16]) {
+    return _mm256_sub_epi32(
+        _mm256_setzero_si256(),
+        _mm256_slli_epi32(
+            _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)bsums)),
+            5));
+}
+
+void eng__vec_dot_q6_K_q8_K_avxvnni(int n, float *restrict s,
+                                    const void *restrict vx,
+                                    const void *restrict vy) {
+    const block_q6_K *x = vx;
+    const block_q8_K *y = vy;
+    __m256 acc = _mm256_setzero_ps();
+    for (int i = 0; i < n / QK_K; i++) {
+        k_prefetch(x + i, sizeof(block_q6_K));
+        const float d = fp16_to_f32_f16c(x[i].d) * y[i].d;
+        const __m256i sc16 =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
+        __m256i sumi = q6v_offset(sc16, y[i].bsums);
+        for (int h = 0; h < 2; h++) {
+            __m256i q[4];
+            q6_quants_avx2(x[i].ql + 64 * h, x[i].qh + 32 * h, q);
+            for (int p = 0; p < 2; p++)
+                sumi = k4v_chunk(sumi, q[2 * p], q[2 * p + 1],
+                                 y[i].qs + 128 * h + 64 * p,
+                                 q6v_scales(sc16, h, p));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    *s = hsum_ps_256(acc);
+}
+
+/* As quant_avx2.c's q6_K_nrc_impl, up to four columns per pass. */
+ALWAYS_INLINE void q6_K_vnni_impl(int n, const int nrc, float *restrict s,
+                                  const void *restrict vx,
+                                  const void *restrict vy, size_t st) {
+    const block_q6_K *x = vx;
+    __m256 acc[4];
+    PK_UNROLL
+    for (int c = 0; c < nrc; c++)
+        acc[c] = _mm256_setzero_ps();
+    for (int i = 0; i < n / QK_K; i++) {
+        const __m256i sc16 =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
+        __m256i sumi[4];
+        PK_UNROLL
+        for (int c = 0; c < nrc; c++)
+            sumi[c] = q6v_offset(
+                sc16,
+                ((const block_q8_K *)((const char *)vy + (size_t)c * st) + i)
+                    ->bsums);
+        for (int h = 0; h < 2; h++) {
+            __m256i q[4];
+            q6_quants_avx2(x[i].ql + 64 * h, x[i].qh + 32 * h, q);
+            for (int p = 0; p < 2; p++) {
+                const __m256i scw = q6v_scales(sc16, h, p);
+                PK_UNROLL
+                for (int c = 0; c < nrc; c++) {
+                    const block_q8_K *y =
+                        (const block_q8_K *)((const char *)vy +
+                                             (size_t)c * st) +
+                        i;
+                    sumi[c] = k4v_chunk(sumi[c], q[2 * p], q[2 * p + 1],
+                                        y->qs + 128 * h + 64 * p, scw);
+                }
+            }
+        }
+        const float d = fp16_to_f32_f16c(x[i].d);
+        PK_UNROLL
+        for (int c = 0; c < nrc; c++) {
+            const block_q8_K *y =
+                (const block_q8_K *)((const char *)vy + (size_t)c * st) + i;
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d * y->d),
+                                     _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+        }
+    }
+    PK_UNROLL
+    for (int c = 0; c < nrc; c++)
+        s[c] = hsum_ps_256(acc[c]);
+}
+NRC_SPLIT4(eng__vec_dot_q6_K_nrc_avxvnni, q6_K_vnni_impl)
+
 const eng_arch_kernels eng__kernels_avxvnni = {
     .isa = "avx2",
     .vec_dot =
@@ -294,6 +409,7 @@ const eng_arch_kernels eng__kernels_avxvnni = {
             [ENG_TYPE_Q5_0] = eng__vec_dot_q5_0_q8_0_avxvnni,
             [ENG_TYPE_Q4_K] = eng__vec_dot_q4_K_q8_K_avxvnni,
             [ENG_TYPE_Q5_K] = eng__vec_dot_q5_K_q8_K_avxvnni,
+            [ENG_TYPE_Q6_K] = eng__vec_dot_q6_K_q8_K_avxvnni,
         },
     /* Q4_0 and Q5_0 have no AVX2 batched dot: theirs is a loop over the
      * vec_dot above */
@@ -302,6 +418,7 @@ const eng_arch_kernels eng__kernels_avxvnni = {
             [ENG_TYPE_Q8_0] = eng__vec_dot_q8_0_nrc_avxvnni,
             [ENG_TYPE_Q4_K] = eng__vec_dot_q4_K_nrc_avxvnni,
             [ENG_TYPE_Q5_K] = eng__vec_dot_q5_K_nrc_avxvnni,
+            [ENG_TYPE_Q6_K] = eng__vec_dot_q6_K_nrc_avxvnni,
         },
     /* on gemm_avx2.c's packer */
     .vec_dot_nrc_packed =

@@ -160,12 +160,12 @@ void eng__attn_group_ref(float *out, const float *q, size_t ts,
 eng_attn_group_fn eng__attn_group_best(void) {
 #if defined(__x86_64__)
     eng_quant_init();
-    /* "avx512" only when cpu.c found it and NIB_FORCE_SCALAR is unset;
-     * "avx2" where it found only AVX2 (with FMA and F16C), or under
-     * NIB_FORCE_ISA=avx2 */
-    if (strcmp(eng_quant_isa(), "avx512") == 0)
+    /* avx512 only when cpu.c found it and NIB_FORCE_SCALAR is unset; the
+     * AVX2 kernel where it found only AVX2 (with FMA and F16C), with or
+     * without AVX-VNNI, or under NIB_FORCE_ISA=avx2 or avxvnni */
+    if (eng_quant_isa_at_least("avx512"))
         return eng__attn_group_avx512;
-    if (strcmp(eng_quant_isa(), "avx2") == 0)
+    if (eng_quant_isa_at_least("avx2"))
         return eng__attn_group_avx2;
 #endif
     return eng__attn_group_ref;
@@ -181,9 +181,9 @@ void eng__swiglu_ref(float *o, const float *g, const float *u, int n) {
 eng_swiglu_fn eng__swiglu_best(void) {
 #if defined(__x86_64__)
     eng_quant_init();
-    if (strcmp(eng_quant_isa(), "avx512") == 0)
+    if (eng_quant_isa_at_least("avx512"))
         return eng__swiglu_avx512;
-    if (strcmp(eng_quant_isa(), "avx2") == 0)
+    if (eng_quant_isa_at_least("avx2"))
         return eng__swiglu_avx2;
 #endif
     return eng__swiglu_ref;

@@ -1139,24 +1139,26 @@ static bool force_scalar(void) {
 
 /* Rank of an ISA name, slowest first; -1 for an unknown one. */
 static int isa_rank(const char *isa) {
-    static const char *const order[] = {"scalar", "avx2", "avx512"};
+    /* avxvnni: AVX2 plus the 256-bit VNNI dots of Alder Lake and Zen 5,
+     * its own level so that plain AVX2 (older laptops) can be forced */
+    static const char *const order[] = {"scalar", "avx2", "avxvnni", "avx512"};
     for (int i = 0; i < (int)NIB_ARRAY_LEN(order); i++)
         if (strcmp(isa, order[i]) == 0)
             return i;
     return -1;
 }
 
-/* NIB_FORCE_ISA=scalar|avx2|avx512 caps the kernels at that ISA, so that
- * the golden tests can run on every SIMD path this CPU has, not only on
- * its fastest one. */
+/* NIB_FORCE_ISA=scalar|avx2|avxvnni|avx512 caps the kernels at that ISA,
+ * so that the golden tests can run on every SIMD path this CPU has, not
+ * only on its fastest one. */
 static int isa_cap(void) {
     const char *e = getenv("NIB_FORCE_ISA");
     if (!e || !*e)
         return INT_MAX;
     int r = isa_rank(e);
     if (r < 0) {
-        nib_log_warn("NIB_FORCE_ISA=%s is not one of scalar, avx2, avx512; "
-                     "ignored",
+        nib_log_warn("NIB_FORCE_ISA=%s is not one of scalar, avx2, avxvnni, "
+                     "avx512; ignored",
                      e);
         return INT_MAX;
     }
@@ -1204,6 +1206,11 @@ void eng_quant_init(void) {
 
 const char *eng_quant_isa(void) {
     return quant_isa;
+}
+
+bool eng_quant_isa_at_least(const char *isa) {
+    const int r = isa_rank(isa);
+    return r >= 0 && isa_rank(quant_isa) >= r;
 }
 
 int eng_quant_variants(eng_type t, eng_kernel_variant *out, int max) {

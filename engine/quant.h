@@ -252,12 +252,15 @@ extern eng_type_traits_t eng_type_traits[ENG_TYPE_COUNT];
  * before using vec_dot / from_float / vec_dot_nrc, which are the scalar
  * code until then). The environment variable NIB_FORCE_SCALAR=1 (any value
  * but "" and "0") keeps the scalar reference everywhere; NIB_FORCE_ISA=
- * scalar|avx2|avx512 caps the kernels at that ISA (on a CPU without it,
+ * scalar|avx2|avxvnni|avx512 caps the kernels at that ISA (on a CPU without it,
  * the best one below). */
 void eng_quant_init(void);
-/* "avx512", "avx2" or "scalar": the fastest ISA eng_quant_init installed
- * (static string). */
+/* "avx512", "avxvnni" (AVX2 with AVX-VNNI), "avx2" or "scalar": the
+ * fastest ISA eng_quant_init installed (static string). */
 const char *eng_quant_isa(void);
+/* Whether the installed kernels include those of `isa` (one of the names
+ * above): "avxvnni" and "avx512" include "avx2". */
+bool eng_quant_isa_at_least(const char *isa);
 
 /* For tests: every available implementation of vec_dot for type t on this
  * CPU, the scalar reference first, then each ISA that has its own kernel

@@ -4,10 +4,12 @@
 #  1. release build: every test (C unit tests, golden outputs against
 #     llama.cpp, LSP node and Neovim clients, training smoke test);
 #  2. the golden-output tests again on each slower kernel path
-#     (NIB_FORCE_ISA=avx2, then the scalar reference with NIB_FORCE_SCALAR=1),
-#     so every SIMD path this CPU has is checked against llama.cpp, and
-#     with AVX2 forced the kernel and quant tests too (what an AVX2-only
-#     laptop installs: its packed and tile kernels, its batched dots);
+#     (NIB_FORCE_ISA=avxvnni, AVX2 with AVX-VNNI as on Alder Lake; avx2,
+#     AVX2 alone as on older laptops; then the scalar reference with
+#     NIB_FORCE_SCALAR=1), so every SIMD path this CPU has is checked
+#     against llama.cpp, and on the AVX2 levels the kernel and quant tests
+#     too (what such a laptop installs: its packed and tile kernels, its
+#     batched dots);
 #  3. an AddressSanitizer + UBSan build running the C tests (GGUF corruption
 #     suite, tokenizers, kernels, documents, framing).
 #
@@ -22,9 +24,11 @@ status=0
 echo "== release build: all tests"
 ctest --test-dir build -j"$jobs" --output-on-failure || status=1
 
-echo "== AVX2 kernels forced: golden outputs, kernel and quant tests"
-NIB_FORCE_ISA=avx2 ctest --test-dir build -j"$jobs" --output-on-failure \
-    -R '^(golden_|kernels_|quant_)' || status=1
+for isa in avxvnni avx2; do
+    echo "== $isa kernels forced: golden outputs, kernel and quant tests"
+    NIB_FORCE_ISA=$isa ctest --test-dir build -j"$jobs" --output-on-failure \
+        -R '^(golden_|kernels_|quant_)' || status=1
+done
 
 echo "== scalar kernels forced: golden outputs"
 NIB_FORCE_SCALAR=1 ctest --test-dir build -j"$jobs" --output-on-failure -R '^golden_' || status=1

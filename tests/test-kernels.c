@@ -169,7 +169,7 @@ static int check_level(const cpu_level *l) {
     return checked;
 }
 
-/* Every CPU level this machine can run (scalar, AVX2 only, AVX-512), not
+/* Every CPU level this machine can run (scalar, AVX2, AVX-VNNI, AVX-512), not
  * just the installed one, so an AVX2-only CPU's pairing is checked here
  * too; then what eng_quant_init installed. */
 TEST_IMPL(kernels_nrc_equals_vec_dot) {
@@ -191,16 +191,10 @@ TEST_IMPL(kernels_nrc_equals_vec_dot) {
     const eng_arch_kernels *all[ENG_ARCH_MAX];
     int na = eng__arch_available(all, ENG_ARCH_MAX);
     for (int i = 0; i < na; i++) {
-#if defined(__x86_64__)
-        /* AVX2 without AVX-VNNI (AMD before Zen 5, Intel before Alder
-         * Lake): the level as it stands before the VNNI table */
-        if (all[i] == &eng__kernels_avxvnni) {
-            l.isa = "avx2 without VNNI";
-            check_level(&l);
-        }
-#endif
         level_install(&l, all[i]);
-        /* a level ends where the next table belongs to another ISA */
+        /* a level ends where the next table belongs to another ISA (AVX2
+         * alone, as on AMD before Zen 5 and Intel before Alder Lake, ends
+         * before the AVX-VNNI table) */
         if (i + 1 == na || strcmp(all[i + 1]->isa, all[i]->isa) != 0)
             check_level(&l);
     }
@@ -216,6 +210,91 @@ TEST_IMPL(kernels_nrc_equals_vec_dot) {
     l.isa = "installed";
     check_level(&l);
     return 0;
+}
+
+/* ---- NIB_FORCE_ISA levels ------------------------------------------------ */
+
+/* How many of table k's kernels eng_quant_init installed. */
+static int installed_from(const eng_arch_kernels *k) {
+    int n = 0;
+    for (int t = 0; t < ENG_TYPE_COUNT; t++) {
+        const eng_type_traits_t *tt = &eng_type_traits[t];
+        n += k->vec_dot[t] && tt->vec_dot == k->vec_dot[t];
+        n += k->vec_dot_nrc[t] && tt->vec_dot_nrc == k->vec_dot_nrc[t];
+        n += k->vec_dot_nrc_packed[t] &&
+             tt->vec_dot_nrc_packed == k->vec_dot_nrc_packed[t];
+        n += k->vec_dot_tile_packed[t] &&
+             tt->vec_dot_tile_packed == k->vec_dot_tile_packed[t];
+        n += k->vec_dot_tile[t] && tt->vec_dot_tile == k->vec_dot_tile[t];
+    }
+    return n;
+}
+
+/* NIB_FORCE_ISA=avx2 must leave out the AVX-VNNI kernels: CI runs the
+ * golden outputs under it as the AVX2 path of CPUs without AVX-VNNI (AMD
+ * before Zen 5, Intel before Alder Lake), and NIB_FORCE_ISA=avxvnni as
+ * that of Alder Lake. With NIB_FORCE_ISA set, checks that level here
+ * (no kernel of a table above it installed, and the level's own tables
+ * installed where the CPU has them); without, runs itself in a child per
+ * level (the traits are process-wide). */
+TEST_IMPL(kernels_force_isa) {
+#if !defined(__x86_64__)
+    TEST_SKIP("not an x86-64 CPU");
+#else
+    const eng_arch_kernels *all[ENG_ARCH_MAX];
+    const int na = eng__arch_available(all, ENG_ARCH_MAX);
+    if (na == 0)
+        TEST_SKIP("no SIMD level on this CPU");
+    const char *cap = getenv("NIB_FORCE_ISA");
+    if (cap && *cap) {
+        eng_quant_init();
+        const bool vnni = strcmp(cap, "avxvnni") == 0;
+        if (!vnni && strcmp(cap, "avx2") != 0)
+            TEST_SKIP("NIB_FORCE_ISA=%s: checked for avx2 and avxvnni", cap);
+        fprintf(stderr, "isa: %s\n", eng_quant_isa());
+        int own = 0, own_used = 0;
+        for (int i = 0; i < na; i++) {
+            const bool within = strcmp(all[i]->isa, "avx2") == 0 ||
+                                (vnni && strcmp(all[i]->isa, "avxvnni") == 0);
+            const int n = installed_from(all[i]);
+            ASSERT_MSG(within || n == 0,
+                       "NIB_FORCE_ISA=%s installed %d kernels of the %s table",
+                       cap, n, all[i]->isa);
+            if (strcmp(all[i]->isa, cap) == 0) {
+                own++;
+                own_used += n > 0;
+            }
+        }
+        /* where the CPU has the level, its kernels are the ones in use */
+        if (own > 0) {
+            ASSERT_MSG(own_used > 0, "NIB_FORCE_ISA=%s: no %s kernel in use",
+                       cap, cap);
+            ASSERT_STR_EQ(eng_quant_isa(), cap);
+        }
+        /* whatever the tables call themselves */
+        if (!vnni)
+            ASSERT_MSG(installed_from(&eng__kernels_avxvnni) == 0,
+                       "NIB_FORCE_ISA=avx2 installed AVX-VNNI kernels");
+        return 0;
+    }
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (len <= 0)
+        TEST_SKIP("cannot find the test binary");
+    exe[len] = 0;
+    static const char *const caps[] = {"avx2", "avxvnni"};
+    for (size_t i = 0; i < NIB_ARRAY_LEN(caps); i++) {
+        char cmd[4200], *out = NULL;
+        snprintf(cmd, sizeof(cmd),
+                 "NIB_FORCE_ISA=%s '%s' kernels_force_isa 2>&1", caps[i], exe);
+        int rc = test_run_capture(cmd, &out, NULL);
+        ASSERT_MSG(rc == 0, "NIB_FORCE_ISA=%s: child exit %d: %s", caps[i], rc,
+                   out ? out : "");
+        fprintf(stderr, "NIB_FORCE_ISA=%s: %s", caps[i], out ? out : "\n");
+        free(out);
+    }
+    return 0;
+#endif
 }
 
 /* ---- Q5_0 with VBMI == without ------------------------------------------- */

@@ -401,7 +401,7 @@ ALWAYS_INLINE void q6_K_vnni_impl(int n, const int nrc, float *restrict s,
 NRC_SPLIT4(eng__vec_dot_q6_K_nrc_avxvnni, q6_K_vnni_impl)
 
 const eng_arch_kernels eng__kernels_avxvnni = {
-    .isa = "avx2",
+    .isa = "avxvnni",
     .vec_dot =
         {
             [ENG_TYPE_Q8_0] = eng__vec_dot_q8_0_q8_0_avxvnni,

@@ -493,7 +493,7 @@ TEST_IMPL(kernels_avxvnni) {
 
 /* ---- AVX2 packed kernels ------------------------------------------------- */
 
-/* gemm_avx2.c's packed kernels (Q4_0, Q5_0 with vpmaddubsw) and
+/* gemm_avx2.c's packed kernels (Q8_0, Q4_0, Q5_0 with vpmaddubsw) and
  * quant_avxvnni.c's (Q8_0, Q4_0, Q5_0 with vpdpbusd) on gemm_avx2.c's
  * packer. On an AVX-512 CPU kernels_nrc_equals_vec_dot sees neither, and
  * on one with AVX-VNNI not the first, so here, on every leftover count of

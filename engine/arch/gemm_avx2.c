@@ -10,8 +10,8 @@
  * end; this one keeps vec_dot's two accumulators per column, for Q4_K and
  * Q5_K (which quant_avx2.c has no batched dot for).
  *
- * Also the packed-activation kernels of Q4_0 and Q5_0 and the packer of
- * their activation rows (packed_avx2.h).
+ * Also the packed-activation kernels of Q8_0, Q4_0 and Q5_0 and the packer
+ * of their activation rows (packed_avx2.h).
  */
 #include "quant_arch.h"
 
@@ -229,6 +229,42 @@ ALWAYS_INLINE __m256i pk_dotu_avx2(const __m256i *w, const int8_t *ys, int nv,
     return _mm256_add_epi32(c, _mm256_madd_epi16(s, _mm256_set1_epi16(1)));
 }
 
+/* Q8_0: vpmaddubsw of the activations + 128 (up to 255) against weights
+ * up to 128 in magnitude would saturate its 16-bit pair sums, so here the
+ * activations go back to signed bytes and take each weight's sign, against
+ * |w|: a pair then sums to at most 2 * 128 * 127 = 32512, and the lane sums
+ * are the exact sum of w * a, so no -128 * (weights) correction. The
+ * integers are the AVX-VNNI kernel's, the float steps packed_avx2.h's: the
+ * two levels give the same bits. Against the four-column vec_dot_nrc and
+ * vec_dot it replaces, NIB_FORCE_ISA=avx2, one thread, alternating:
+ * 512 x 1536 8 columns 45.6 -> 68-70 GMAC/s, one column 28-35 -> 38.5-39.3;
+ * 896 x 4864 8 columns 45-46 -> 70-71; one column streaming 27-28 -> 37-38.
+ * 0.5B Q8_0 (`nib bench -p 256 -n 32 -r 2`, two pairs): prompt 205-216 ->
+ * 314-317 tok/s, 8-token verify 54.6-55.9 -> 34.5-34.8 ms. */
+ALWAYS_INLINE __m256i pk_dot_sign_avx2(const __m256i *w, const uint8_t *y,
+                                       int nv, __m256i c) {
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    PK_UNROLL
+    for (int k = 0; k < nv; k++) {
+        const __m256i a = _mm256_xor_si256(
+            _mm256_loadu_si256((const __m256i *)(y + 32 * k)), flip);
+        const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w[k], w[k]),
+                                               _mm256_sign_epi8(a, w[k]));
+        c = _mm256_add_epi32(c, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+    }
+    return c;
+}
+
+ALWAYS_INLINE __m256i pk_c0_none(const __m256i *w, int nv) {
+    (void)w;
+    (void)nv;
+    return _mm256_setzero_si256();
+}
+
+/* UNS_SHIFT 0: unsigned Q8_0 weights (w + 128) would saturate the pairs
+ * the same way, so one column keeps this path too */
+PK_AVX2_KERNELS(q8_0, block_q8_0, pk_group_q8_0, q8_0_block_i8,
+                pk_dot_sign_avx2, pk_c0_none, pk_dotu_avx2, 0, _avx2)
 PK_AVX2_KERNELS(q4_0, block_q4_0, pk_group_q4_0, q4_0_block_i8, pk_dot_avx2,
                 pk_c0_avx2, pk_dotu_avx2, 3, _avx2)
 PK_AVX2_KERNELS(q5_0, block_q5_0, pk_group_q5_0, q5_0_block_i8, pk_dot_avx2,
@@ -241,10 +277,9 @@ const eng_arch_kernels eng__kernels_avx2_gemm = {
             [ENG_TYPE_Q4_K] = eng__vec_dot_q4_K_nrc_exact_avx2,
             [ENG_TYPE_Q5_K] = eng__vec_dot_q5_K_nrc_exact_avx2,
         },
-    /* Q8_0 weights keep their batched dot here: quant_avxvnni.c adds
-     * their packed kernels */
     .vec_dot_nrc_packed =
         {
+            [ENG_TYPE_Q8_0] = eng__vec_dot_q8_0_nrc_packed_avx2,
             [ENG_TYPE_Q4_0] = eng__vec_dot_q4_0_nrc_packed_avx2,
             [ENG_TYPE_Q5_0] = eng__vec_dot_q5_0_nrc_packed_avx2,
         },
@@ -254,6 +289,7 @@ const eng_arch_kernels eng__kernels_avx2_gemm = {
         },
     .vec_dot_tile_packed =
         {
+            [ENG_TYPE_Q8_0] = eng__vec_dot_q8_0_tile_packed_avx2,
             [ENG_TYPE_Q4_0] = eng__vec_dot_q4_0_tile_packed_avx2,
             [ENG_TYPE_Q5_0] = eng__vec_dot_q5_0_tile_packed_avx2,
         },

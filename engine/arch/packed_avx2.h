@@ -17,8 +17,9 @@
  * (the one-row dots spend a convert and an FMA per block and column).
  *
  * gemm_avx2.c instantiates the bodies with vpmaddubsw + vpmaddwd for Q4_0
- * and Q5_0 (|w| <= 16, so the 16-bit sums of four products stay exact;
- * Q8_0's weights would saturate them against activations up to 255), and
+ * and Q5_0 (|w| <= 16, so the 16-bit sums of four products stay exact),
+ * and for Q8_0, whose weights would saturate them against activations up
+ * to 255, with signed activations given the weights' signs against |w|;
  * quant_avxvnni.c with AVX-VNNI's vpdpbusd for all three. The integers
  * are the same, the float steps are this file's, so the two are
  * bit-identical (test kernels_packed_avx2). As in gemm_avx512.c, one body

@@ -238,9 +238,9 @@ int32_t eng_argmax(const float *logits, int n);
 /* Number of physical cores (the default thread count). */
 int eng_physical_cores(void);
 
-/* The kernel set chosen at start-up: "avx512", "avx2" or "scalar"
- * (NIB_FORCE_SCALAR=1 in the environment forces "scalar", NIB_FORCE_ISA
- * caps it at "avx2" or "scalar"). */
+/* The kernel set chosen at start-up: "avx512", "avxvnni" (AVX2 with
+ * AVX-VNNI), "avx2" or "scalar" (NIB_FORCE_SCALAR=1 in the environment
+ * forces "scalar", NIB_FORCE_ISA caps it at one of the others). */
 const char *eng_simd_name(void);
 
 /* ---- benchmark ----------------------------------------------------------- */

@@ -1113,6 +1113,8 @@ size_t eng_row_size_packed(eng_type t, int64_t n) {
      * the layout) */
     if (t == ENG_TYPE_Q8_0)
         return (size_t)n + (size_t)(n / QK8_0) * sizeof(float);
+    if (t == ENG_TYPE_Q8_K)
+        return (size_t)(n / QK_K) * sizeof(block_q8_K_packed);
     return eng_row_size(t, n);
 }
 

@@ -160,6 +160,18 @@ typedef struct {
 } block_q8_K;
 static_assert(sizeof(block_q8_K) == 292, "block_q8_K size");
 
+/* Q8_K activations as the AVX-512 Q4_K / Q5_K batch tiles read them
+ * (quant_avx512.c; from_float_packed, never stored in files): from_float's
+ * quants rearranged, and 320 bytes so that each block's quants start a
+ * cache line wherever the row does. */
+typedef struct {
+    int8_t qs[QK_K]; /* from_float's quants in the tiles' order */
+    float pairs[8];  /* bsums[2j] + bsums[2j + 1] */
+    float d;         /* scale */
+    uint8_t pad[28];
+} block_q8_K_packed;
+static_assert(sizeof(block_q8_K_packed) == 320, "block_q8_K_packed size");
+
 /* ---- type traits --------------------------------------------------------- */
 
 /* y[0..k) = dequantized x; k is a multiple of blck_size. */
@@ -223,7 +235,10 @@ typedef struct {
      * layout of vec_dot_type (written by that type's from_float_packed);
      * NULL where this CPU has none. Bit-identical to vec_dot per column. */
     eng_vec_dot_nrc_fn vec_dot_nrc_packed;
-    eng_vec_dot_tile_fn vec_dot_tile_packed; /* NULL where none */
+    /* NULL where none. Without vec_dot_nrc_packed beside it, a tile on
+     * packed rows that is bit-identical to vec_dot_nrc on plain ones
+     * instead, for batches only (the AVX-512 Q4_K and Q5_K). */
+    eng_vec_dot_tile_fn vec_dot_tile_packed;
     /* Optional tile of rows against vec_dot_type rows (not packed), each
      * output bit-identical to vec_dot_nrc; NULL where none. */
     eng_vec_dot_tile_fn vec_dot_tile;
@@ -231,7 +246,7 @@ typedef struct {
      * vec_dot_nrc_packed kernels read, with the same rounding as
      * from_float (NULL where none); eng_row_size_packed bytes per row.
      * Q8_0's packed row is the n quants + 128 as bytes, then the n/32
-     * scales (fp16 values) as F32. */
+     * scales (fp16 values) as F32; Q8_K's is block_q8_K_packed. */
     eng_from_float_fn from_float_packed;
 } eng_type_traits_t;
 

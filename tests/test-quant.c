@@ -801,9 +801,9 @@ TEST_IMPL(quant_vec_dot_nrc) {
  * must stay untouched. Returns the outputs checked. */
 static int check_tile(const eng_type_traits_t *tt, eng_vec_dot_tile_fn tile,
                       eng_vec_dot_nrc_fn nrc, int n, const uint8_t *w,
-                      size_t rb, const uint8_t *ya, const uint8_t *yq,
-                      size_t st, const int *nrs, size_t n_nrs, float *out,
-                      int ldo) {
+                      size_t rb, const uint8_t *ya, const uint8_t *yn,
+                      const uint8_t *yq, size_t st, const int *nrs,
+                      size_t n_nrs, float *out, int ldo) {
     int checked = 0;
     for (int nc = 1; nc <= ENG_NRC_MAX; nc++) {
         for (size_t ri = 0; ri < n_nrs; ri++) {
@@ -814,7 +814,7 @@ static int check_tile(const eng_type_traits_t *tt, eng_vec_dot_tile_fn tile,
             for (int r = 0; r < ldo; r++) {
                 float want[ENG_NRC_MAX];
                 if (r < nr)
-                    nrc(n, nc, want, w + r * rb, ya, st);
+                    nrc(n, nc, want, w + r * rb, yn, st);
                 for (int c = 0; c < ENG_NRC_MAX; c++) {
                     const float got = out[c * ldo + r];
                     if (c >= nc || r >= nr) {
@@ -844,15 +844,21 @@ static int check_tile(const eng_type_traits_t *tt, eng_vec_dot_tile_fn tile,
  * ENG_NRC_MAX columns per call, four rows' horizontal sums at once,
  * outputs written in place) against vec_dot_nrc_packed, bit for bit: a
  * token's logits must not depend on whether it was decoded alone or
- * verified in a batch. Lengths hit every leftover-block path, row counts
- * every remainder of the groups of four; the sums are also checked
- * against the scalar reference, so equal garbage fails too. */
+ * verified in a batch. A tile with no vec_dot_nrc_packed beside it runs
+ * for batches only and must equal vec_dot_nrc on the plain rows instead
+ * (one-token decode keeps vec_dot). Lengths hit every leftover-block
+ * path, row counts every remainder of the groups of four; the sums are
+ * also checked against the scalar reference, so equal garbage fails
+ * too. */
 TEST_IMPL(quant_tile_packed) {
-    enum { N = 4864, ROWS = 37, LDO = ROWS + 3 };
+    enum { N = 8960, ROWS = 37, LDO = ROWS + 3 };
     /* 3136 and 4864 with six or more columns: the wide-row spans of
      * gemm_avx512.c (KB_*), the last span short, 3136 with leftover
-     * blocks; 37 rows: three row blocks, the last short */
-    static const int lens[] = {32, 64, 96, 128, 160, 224, 896, 3136, 4864};
+     * blocks; 37 rows: three row blocks, the last short. The K-quants
+     * take the multiples of 256: 1536 rows one by one, 4864 and 8960 in
+     * steps of four super-blocks (K_TILE), the last short. */
+    static const int lens[] = {32,  64,  96,   128,  160,  224,
+                               256, 896, 1536, 3136, 4864, 8960};
     static const int nrs[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 16, 21, 37};
     static float x[N], y[N];
     static uint8_t w[ROWS * N * 2], yq[ENG_NRC_MAX * N * 2],
@@ -866,10 +872,13 @@ TEST_IMPL(quant_tile_packed) {
         if (!tt->vec_dot_tile_packed)
             continue;
         const eng_type_traits_t *vt = &eng_type_traits[tt->vec_dot_type];
-        ASSERT(tt->vec_dot_nrc_packed && vt->from_float_packed);
+        ASSERT(vt->from_float_packed != NULL);
+        const bool batch_only = tt->vec_dot_nrc_packed == NULL;
         types++;
         for (size_t li = 0; li < NIB_ARRAY_LEN(lens); li++) {
             const int n = lens[li];
+            if (n % tt->blck_size || n % vt->blck_size)
+                continue;
             const size_t rb = eng_row_size(t, n);
             const size_t st =
                 eng_row_size_packed(tt->vec_dot_type, n) + 8 * (li % 2);
@@ -883,7 +892,9 @@ TEST_IMPL(quant_tile_packed) {
                 vt->from_float_packed(y, yp + c * st, n);
             }
             checked += check_tile(tt, tt->vec_dot_tile_packed,
-                                  tt->vec_dot_nrc_packed, n, w, rb, yp, yq, st,
+                                  batch_only ? tt->vec_dot_nrc
+                                             : tt->vec_dot_nrc_packed,
+                                  n, w, rb, yp, batch_only ? yq : yp, yq, st,
                                   nrs, NIB_ARRAY_LEN(nrs), out, LDO);
         }
     }
@@ -927,7 +938,7 @@ TEST_IMPL(quant_tile_plain) {
             }
             checked +=
                 check_tile(tt, tt->vec_dot_tile, tt->vec_dot_nrc, n, w, rb, yq,
-                           yq, st, nrs, NIB_ARRAY_LEN(nrs), out, LDO);
+                           yq, yq, st, nrs, NIB_ARRAY_LEN(nrs), out, LDO);
         }
     }
     if (types == 0)

@@ -1133,6 +1133,193 @@ K_TILE(q4_K, block_q4_K, 1)
 K_TILE(q5_K, block_q5_K, 1)
 K_TILE(q6_K, block_q6_K, 0)
 
+/* ---- Q4_K / Q5_K tiles on packed Q8_K activations -------------------------
+ *
+ * The tiles above spend per column and super-block four vpdpbusd, two
+ * packs, two vpdpwssd, an add, and five operations on the mins term. Here
+ * the activations come rearranged (block_q8_K_packed, written once per
+ * matmul) so that two vpdpbusd can chain: each int32 lane of A = W0.Y0 +
+ * W1.Y1 (and of B = W2.Y2 + W3.Y3) then sums eight products of one
+ * sub-block, at most 8 * 31 * 128 in magnitude, and one pack and one
+ * vpmaddwd by the scales finish the super-block. The weights are decoded
+ * in the same order once per row for all columns (k4p_decode). Lane 4l + m
+ * of the result holds exactly the integer of lane 4l + m in k_pair_dot's
+ * two pairs summed, and the float steps are q4_K_nrc_impl's (the mins as
+ * float(min) * float(pair sum), both integers, so the same float as the
+ * vpmaddwd and convert), so every output is bit-identical to vec_dot_nrc
+ * and vec_dot on plain Q8_K rows: the packed layout serves batches only
+ * (there is no vec_dot_nrc_packed) and one-token decode keeps vec_dot.
+ * One thread, 8 columns, 128 x 8960 in L2: Q4_K 118-121 -> 141-143
+ * GMAC/s (of which unaligned 64-byte loads of the 292-byte Q8_K blocks
+ * were about 15 points); through eng_matmul with the conversion (`nib
+ * bench --gemm --gemm-rows 1536 --gemm-cols 8960 -t 1`, batches 8 and
+ * 64) Q4_K 86-111 -> 126-133, Q5_K 100-104 -> 108-115. */
+
+/* Lane L of packed vector v (v = 0, 1 for A; 2, 3 for B) takes elements
+ * e0 + 4 (v & 1) .. + 3 of sub-block s, where with l = L / 4, m = L / 2 %
+ * 2, p = L % 2: s = 4p + l / 2 + 2 (v / 2), e0 = 16 (l % 2) + 8m. As
+ * int32 indices into the 64 of the plain quants: */
+ALWAYS_INLINE int k4p_src_dword(int v, int L) {
+    const int l = L >> 2, m = (L >> 1) & 1, p = L & 1;
+    const int s = 4 * p + (l >> 1) + 2 * (v >> 1);
+    return 8 * s + 4 * (l & 1) + 2 * m + (v & 1);
+}
+
+void eng__quantize_row_q8_K_packed_avx512(const float *restrict x,
+                                          void *restrict vy, int64_t k) {
+    block_q8_K_packed *y = vy;
+    for (int64_t i = 0; i < k / QK_K; i++) {
+        /* the installed quantizer's bytes, so that a batch sees the same
+         * quants as one-token decode */
+        block_q8_K b;
+        eng_type_traits[ENG_TYPE_Q8_K].from_float(x + i * QK_K, &b, QK_K);
+        int32_t q[64], o[64];
+        memcpy(q, b.qs, sizeof q);
+        for (int v = 0; v < 4; v++)
+            for (int L = 0; L < 16; L++)
+                o[16 * v + L] = q[k4p_src_dword(v, L)];
+        memcpy(y[i].qs, o, sizeof o);
+        for (int j = 0; j < 8; j++)
+            y[i].pairs[j] = (float)(b.bsums[2 * j] + b.bsums[2 * j + 1]);
+        y[i].d = b.d;
+        memset(y[i].pad, 0, sizeof y[i].pad);
+    }
+}
+
+/* Plain dword k4p_w_idx[v][L] of the 128 bytes of nibbles (two 64-byte
+ * halves) holds packed lane L's four quants of vector v: the low nibbles
+ * for L < 8, the high ones above (sub-block s is nibble s % 2 of chunk
+ * s / 2). */
+static const int32_t k4p_w_idx[4][16] = {
+    {0, 16, 2, 18, 4, 20, 6, 22, 0, 16, 2, 18, 4, 20, 6, 22},
+    {1, 17, 3, 19, 5, 21, 7, 23, 1, 17, 3, 19, 5, 21, 7, 23},
+    {8, 24, 10, 26, 12, 28, 14, 30, 8, 24, 10, 26, 12, 28, 14, 30},
+    {9, 25, 11, 27, 13, 29, 15, 31, 9, 25, 11, 27, 13, 29, 15, 31},
+};
+/* Q5_K: the qh dword of the same elements, and the bit (sub-block s) */
+static const int32_t k4p_h_idx[4][16] = {
+    {0, 0, 2, 2, 4, 4, 6, 6, 0, 0, 2, 2, 4, 4, 6, 6},
+    {1, 1, 3, 3, 5, 5, 7, 7, 1, 1, 3, 3, 5, 5, 7, 7},
+    {0, 0, 2, 2, 4, 4, 6, 6, 0, 0, 2, 2, 4, 4, 6, 6},
+    {1, 1, 3, 3, 5, 5, 7, 7, 1, 1, 3, 3, 5, 5, 7, 7},
+};
+static const int32_t k4p_h_shift[2][16] = {
+    {0, 4, 0, 4, 0, 4, 0, 4, 1, 5, 1, 5, 1, 5, 1, 5},
+    {2, 6, 2, 6, 2, 6, 2, 6, 3, 7, 3, 7, 3, 7, 3, 7},
+};
+/* int16 word w of 128-bit lane l: the scale of the sub-block the packed
+ * lane behind it holds (words 0-3: A, 4-7: B) */
+static const int16_t k4p_sc_idx[32] = {
+    0, 4, 0, 4, 2, 6, 2, 6, 0, 4, 0, 4, 2, 6, 2, 6,
+    1, 5, 1, 5, 3, 7, 3, 7, 1, 5, 1, 5, 3, 7, 3, 7,
+};
+
+typedef struct {
+    __m512i w[4]; /* the quants in the packed order */
+    __m512i sc;   /* int16 scales by k4p_sc_idx */
+    __m256 mins;  /* float(min j) */
+    float d, dmin;
+} k4p_decoded;
+
+ALWAYS_INLINE void k4p_decode(const block_q4_K *x, const int five,
+                              k4p_decoded *k) {
+    const uint8_t *qs = five ? ((const block_q5_K *)x)->qs : x->qs;
+    const __m256i sm = k4_scales_mins16_gpr(x->scales);
+    k->sc = _mm512_permutexvar_epi16(_mm512_loadu_si512(k4p_sc_idx),
+                                     _mm512_castsi256_si512(sm));
+    k->mins = _mm256_cvtepi32_ps(
+        _mm256_cvtepu16_epi32(_mm256_extracti128_si256(sm, 1)));
+    k->d = fp16_to_f32_f16c(x->d);
+    k->dmin = fp16_to_f32_f16c(x->dmin);
+    const __m512i q01 = _mm512_loadu_si512(qs),
+                  q23 = _mm512_loadu_si512(qs + 64);
+    /* low nibbles in the lower 256 bits, high ones in the upper */
+    const __m512i shift =
+        _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    const __m512i m4 = _mm512_set1_epi8(0xf);
+    __m512i qh = _mm512_setzero_si512();
+    if (five)
+        qh = _mm512_castsi256_si512(
+            _mm256_loadu_si256((const __m256i *)((const block_q5_K *)x)->qh));
+    for (int v = 0; v < 4; v++) {
+        const __m512i t = _mm512_permutex2var_epi32(
+            q01, _mm512_loadu_si512(k4p_w_idx[v]), q23);
+        k->w[v] = _mm512_and_si512(_mm512_srlv_epi16(t, shift), m4);
+        if (five) {
+            /* bit s of each byte to bit 4 */
+            const __m512i h = _mm512_srlv_epi32(
+                _mm512_permutexvar_epi32(_mm512_loadu_si512(k4p_h_idx[v]), qh),
+                _mm512_loadu_si512(k4p_h_shift[v >> 1]));
+            k->w[v] = _mm512_ternarylogic_epi32(
+                k->w[v], _mm512_slli_epi32(h, 4), _mm512_set1_epi8(0x10),
+                0xf8); /* a | (b & c) */
+        }
+    }
+}
+
+/* Super-block i of one row against nrc packed columns. */
+ALWAYS_INLINE void k4p_sb(const int nrc, const k4p_decoded *k, int i,
+                          const void *vy, size_t st, __m512 *acc,
+                          __m256 *accm) {
+    /* d * dy and dmin * dy of every column: the products the plain kernel
+     * forms one by one */
+    float dy[ENG_NRC_MAX] = {0};
+    UNROLL_COLUMNS
+    for (int c = 0; c < nrc; c++)
+        dy[c] = ((const block_q8_K_packed *)col(vy, c, st) + i)->d;
+    float dd[ENG_NRC_MAX], dm[ENG_NRC_MAX];
+    const __m256 dyv = _mm256_loadu_ps(dy);
+    _mm256_storeu_ps(dd, _mm256_mul_ps(_mm256_set1_ps(k->d), dyv));
+    _mm256_storeu_ps(dm, _mm256_mul_ps(_mm256_set1_ps(k->dmin), dyv));
+    UNROLL_COLUMNS
+    for (int c = 0; c < nrc; c++) {
+        const block_q8_K_packed *y =
+            (const block_q8_K_packed *)col(vy, c, st) + i;
+        __m512i a = _mm512_dpbusd_epi32(_mm512_setzero_si512(), k->w[0],
+                                        _mm512_loadu_si512(y->qs));
+        a = _mm512_dpbusd_epi32(a, k->w[1], _mm512_loadu_si512(y->qs + 64));
+        __m512i b = _mm512_dpbusd_epi32(_mm512_setzero_si512(), k->w[2],
+                                        _mm512_loadu_si512(y->qs + 128));
+        b = _mm512_dpbusd_epi32(b, k->w[3], _mm512_loadu_si512(y->qs + 192));
+        const __m512i s = _mm512_madd_epi16(_mm512_packs_epi32(a, b), k->sc);
+        acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(dd[c]), _mm512_cvtepi32_ps(s),
+                                 acc[c]);
+        accm[c] = _mm256_fmadd_ps(
+            _mm256_set1_ps(dm[c]),
+            _mm256_mul_ps(k->mins, _mm256_loadu_ps(y->pairs)), accm[c]);
+    }
+}
+
+#define K4P(T, BLOCK, FIVE)                                                    \
+    ALWAYS_INLINE void T##_sb(const int nrc, const BLOCK *x, int i,            \
+                              const void *vy, size_t st, __m512 *acc,          \
+                              __m256 *accm) {                                  \
+        k4p_decoded k;                                                         \
+        k4p_decode((const block_q4_K *)(x + i), FIVE, &k);                     \
+        k4p_sb(nrc, &k, i, vy, st, acc, accm);                                 \
+    }                                                                          \
+    ALWAYS_INLINE void T##_nrc_impl(int n, const int nrc, float *restrict s,   \
+                                    const void *restrict vx,                   \
+                                    const void *restrict vy, size_t st) {      \
+        const BLOCK *x = vx;                                                   \
+        __m512 acc[ENG_NRC_MAX];                                               \
+        __m256 accm[ENG_NRC_MAX];                                              \
+        UNROLL_COLUMNS                                                         \
+        for (int c = 0; c < nrc; c++) {                                        \
+            acc[c] = _mm512_setzero_ps();                                      \
+            accm[c] = _mm256_setzero_ps();                                     \
+        }                                                                      \
+        for (int i = 0; i < n / QK_K; i++)                                     \
+            T##_sb(nrc, x, i, vy, st, acc, accm);                              \
+        UNROLL_COLUMNS                                                         \
+        for (int c = 0; c < nrc; c++)                                          \
+            s[c] = hsum_ps_512(acc[c]) - hsum_ps_256(accm[c]);                 \
+    }                                                                          \
+    K_TILE(T, BLOCK, 1)
+
+K4P(q4_K_packed, block_q4_K, 0)
+K4P(q5_K_packed, block_q5_K, 1)
+
 /* ==== table =============================================================== */
 
 const eng_arch_kernels eng__kernels_avx512 = {
@@ -1167,6 +1354,15 @@ const eng_arch_kernels eng__kernels_avx512 = {
             [ENG_TYPE_Q4_K] = eng__vec_dot_q4_K_tile_avx512,
             [ENG_TYPE_Q5_K] = eng__vec_dot_q5_K_tile_avx512,
             [ENG_TYPE_Q6_K] = eng__vec_dot_q6_K_tile_avx512,
+        }, /* batches only: see K4P */
+    .vec_dot_tile_packed =
+        {
+            [ENG_TYPE_Q4_K] = eng__vec_dot_q4_K_packed_tile_avx512,
+            [ENG_TYPE_Q5_K] = eng__vec_dot_q5_K_packed_tile_avx512,
+        },
+    .from_float_packed =
+        {
+            [ENG_TYPE_Q8_K] = eng__quantize_row_q8_K_packed_avx512,
         },
 };
 

@@ -19,6 +19,7 @@
 
 #include <immintrin.h>
 
+#include "ktile_x86.h"
 #include "packed_avx2.h"
 #include "quant_x86.h"
 
@@ -48,17 +49,13 @@ ALWAYS_INLINE const void *col(const void *vy, int c, size_t st) {
  * columns per pass, one thread, 8 columns of 1536-wide rows in cache:
  * 54-55 -> 58-67 GMAC/s. Q5_K (five) adds the 5th bits as its vec_dot
  * does: chunk j's are bits 2j (low nibbles) and 2j + 1 (high) of qh. */
-ALWAYS_INLINE void k4_nrc4_impl(int n, const int nrc, float *restrict s,
-                                const void *restrict vx,
-                                const void *restrict vy, size_t st,
-                                const int five) {
+ALWAYS_INLINE void k4_span(int i0, int i1, const int nrc,
+                           const void *restrict vx, const void *restrict vy,
+                           size_t st, __m256 *acc, __m256 *accm,
+                           const int five) {
     const size_t bs = five ? sizeof(block_q5_K) : sizeof(block_q4_K);
     const __m256i m4 = _mm256_set1_epi8(0xf), one = _mm256_set1_epi8(1);
-    __m256 acc[4], accm[4];
-    UNROLL_COLUMNS
-    for (int c = 0; c < nrc; c++)
-        acc[c] = accm[c] = _mm256_setzero_ps();
-    for (int i = 0; i < n / QK_K; i++) {
+    for (int i = i0; i < i1; i++) {
         /* Q4_K and Q5_K share d, dmin, scales; qh, then qs in Q5_K */
         const block_q4_K *x4 = (const block_q4_K *)((const char *)vx + i * bs);
         const uint8_t *qs = five ? ((const block_q5_K *)x4)->qs : x4->qs;
@@ -115,6 +112,17 @@ ALWAYS_INLINE void k4_nrc4_impl(int n, const int nrc, float *restrict s,
                                      _mm256_cvtepi32_ps(sumi[c]), acc[c]);
         }
     }
+}
+
+ALWAYS_INLINE void k4_nrc4_impl(int n, const int nrc, float *restrict s,
+                                const void *restrict vx,
+                                const void *restrict vy, size_t st,
+                                const int five) {
+    __m256 acc[4], accm[4];
+    UNROLL_COLUMNS
+    for (int c = 0; c < nrc; c++)
+        acc[c] = accm[c] = _mm256_setzero_ps();
+    k4_span(0, n / QK_K, nrc, vx, vy, st, acc, accm, five);
     UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++)
         s[c] = hsum_ps_256(_mm256_sub_ps(acc[c], accm[c]));
@@ -155,6 +163,22 @@ void eng__vec_dot_q5_K_nrc_exact_avx2(int n, int nrc, float *restrict s,
                                       const void *restrict vy, size_t st) {
     k4_nrc_exact(n, nrc, s, vx, vy, st, 1);
 }
+
+ALWAYS_INLINE void q4_K_span(int i0, int i1, const int nrc,
+                             const void *restrict vx, const void *restrict vy,
+                             size_t st, __m256 *acc, __m256 *accm) {
+    k4_span(i0, i1, nrc, vx, vy, st, acc, accm, 0);
+}
+K_TILE_AVX2(q4_K, block_q4_K, 1, eng__vec_dot_q4_K_nrc_exact_avx2,
+            eng__vec_dot_q4_K_tile_avx2)
+
+ALWAYS_INLINE void q5_K_span(int i0, int i1, const int nrc,
+                             const void *restrict vx, const void *restrict vy,
+                             size_t st, __m256 *acc, __m256 *accm) {
+    k4_span(i0, i1, nrc, vx, vy, st, acc, accm, 1);
+}
+K_TILE_AVX2(q5_K, block_q5_K, 1, eng__vec_dot_q5_K_nrc_exact_avx2,
+            eng__vec_dot_q5_K_tile_avx2)
 
 /* ==== packed activations (packed_avx2.h) ===================================
  */
@@ -276,6 +300,11 @@ const eng_arch_kernels eng__kernels_avx2_gemm = {
         {
             [ENG_TYPE_Q4_K] = eng__vec_dot_q4_K_nrc_exact_avx2,
             [ENG_TYPE_Q5_K] = eng__vec_dot_q5_K_nrc_exact_avx2,
+        },
+    .vec_dot_tile =
+        {
+            [ENG_TYPE_Q4_K] = eng__vec_dot_q4_K_tile_avx2,
+            [ENG_TYPE_Q5_K] = eng__vec_dot_q5_K_tile_avx2,
         },
     .vec_dot_nrc_packed =
         {

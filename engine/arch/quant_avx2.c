@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "dots_avx2.h"
+#include "ktile_x86.h"
 #include "quant_x86.h"
 
 /* ==== float types ========================================================= */
@@ -558,15 +559,13 @@ ALWAYS_INLINE void q4_K_nrc_impl(int n, const int nrc, float *restrict s,
 }
 NRC_SPLIT4(eng__vec_dot_q4_K_nrc_avx2, q4_K_nrc_impl)
 
-ALWAYS_INLINE void q6_K_nrc_impl(int n, const int nrc, float *restrict s,
-                                 const void *restrict vx,
-                                 const void *restrict vy, size_t st) {
+/* accm is unused: Q6_K has no mins term. */
+ALWAYS_INLINE void q6_K_span(int i0, int i1, const int nrc,
+                             const void *restrict vx, const void *restrict vy,
+                             size_t st, __m256 *acc, __m256 *accm) {
+    (void)accm;
     const block_q6_K *x = vx;
-    __m256 acc[4];
-    UNROLL_COLUMNS
-    for (int c = 0; c < nrc; c++)
-        acc[c] = _mm256_setzero_ps();
-    for (int i = 0; i < n / QK_K; i++) {
+    for (int i = i0; i < i1; i++) {
         const __m256i sc16 =
             _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
         __m256i sumi[4];
@@ -610,11 +609,23 @@ ALWAYS_INLINE void q6_K_nrc_impl(int n, const int nrc, float *restrict s,
                                      _mm256_cvtepi32_ps(sumi[c]), acc[c]);
         }
     }
+}
+
+ALWAYS_INLINE void q6_K_nrc_impl(int n, const int nrc, float *restrict s,
+                                 const void *restrict vx,
+                                 const void *restrict vy, size_t st) {
+    __m256 acc[4];
+    UNROLL_COLUMNS
+    for (int c = 0; c < nrc; c++)
+        acc[c] = _mm256_setzero_ps();
+    q6_K_span(0, n / QK_K, nrc, vx, vy, st, acc, NULL);
     UNROLL_COLUMNS
     for (int c = 0; c < nrc; c++)
         s[c] = hsum_ps_256(acc[c]);
 }
 NRC_SPLIT4(eng__vec_dot_q6_K_nrc_avx2, q6_K_nrc_impl)
+K_TILE_AVX2(q6_K, block_q6_K, 0, eng__vec_dot_q6_K_nrc_avx2,
+            eng__vec_dot_q6_K_tile_avx2)
 
 /* ==== table =============================================================== */
 
@@ -639,6 +650,10 @@ const eng_arch_kernels eng__kernels_avx2 = {
             [ENG_TYPE_Q8_0] = eng__vec_dot_q8_0_nrc_avx2,
             [ENG_TYPE_Q4_K] = eng__vec_dot_q4_K_nrc_avx2,
             [ENG_TYPE_Q6_K] = eng__vec_dot_q6_K_nrc_avx2,
+        },
+    .vec_dot_tile =
+        {
+            [ENG_TYPE_Q6_K] = eng__vec_dot_q6_K_tile_avx2,
         },
     .from_float =
         {

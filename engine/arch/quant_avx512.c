@@ -18,6 +18,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "ktile_x86.h"
 #include "quant_x86.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
@@ -1020,118 +1021,38 @@ NRC_DISPATCH(eng__vec_dot_q6_K_nrc_avx512, q6_K_nrc_impl)
 
 /* ---- K-quant tiles ------------------------------------------------------- */
 
-/* A tile of rows against up to 8 Q8_K columns (eng_vec_dot_tile_fn), each
- * output the float steps of T##_nrc_impl in its order. Without it the
- * matmul took as many columns per pass as fit 16 KB: one for the 8960-wide
- * down projection of Qwen2.5-1.5B, whose 7.7 MB of Q4_K / Q6_K weights an
- * 8-token batch then read eight times. Here rows go KT_ROWS at a time,
- * KT_SB super-blocks of each row per step (8 columns x 4 x 292 bytes of
- * activations and 16 rows of weights stay in L1 together), each row's
- * column sums waiting in acc between the steps. */
-#define KT_ROWS 16
-#define KT_SB   4
-/* Columns of fewer bytes than this take the rows one by one (the steps
- * cost 1536-wide rows 10-15%). */
-#define KT_MIN_BYTES (24 * 1024)
-#define K_TILE(T, BLOCK, MINS)                                                 \
-    ALWAYS_INLINE void T##_tile_impl(                                          \
-        int n, int nr, const int nc, float *restrict out, size_t ldo,          \
-        const uint8_t *restrict w, size_t row_bytes, const void *restrict vy,  \
-        size_t st) {                                                           \
-        const int nsb = n / QK_K;                                              \
-        if ((size_t)nc * st < KT_MIN_BYTES) {                                  \
-            /* the columns stay in L1: one row at a time, as before */         \
-            for (int r = 0; r < nr; r++) {                                     \
-                float s[ENG_NRC_MAX];                                          \
-                T##_nrc_impl(n, nc, s, w + (size_t)r * row_bytes, vy, st);     \
-                UNROLL_COLUMNS                                                 \
-                for (int c = 0; c < nc; c++)                                   \
-                    out[(size_t)c * ldo + r] = s[c];                           \
-            }                                                                  \
-            return;                                                            \
+/* The tiles of ktile_x86.h: a step of super-blocks is T##_sb over all nc
+ * columns at once. Without them the matmul took as many columns per pass
+ * as fit 16 KB: one for the 8960-wide down projection of Qwen2.5-1.5B,
+ * whose 7.7 MB of Q4_K / Q6_K weights an 8-token batch then read eight
+ * times. */
+#define KT512_STEP(T, nc, x, i0, i1, vy, st, acc, accm)                        \
+    do {                                                                       \
+        __m512 a[ENG_NRC_MAX];                                                 \
+        __m256 am[ENG_NRC_MAX];                                                \
+        UNROLL_COLUMNS                                                         \
+        for (int c = 0; c < (nc); c++) {                                       \
+            a[c] = (acc)[c];                                                   \
+            am[c] = (accm)[c];                                                 \
         }                                                                      \
-        for (int r0 = 0; r0 < nr; r0 += KT_ROWS) {                             \
-            const int rn = nr - r0 < KT_ROWS ? nr - r0 : KT_ROWS;              \
-            __m512 acc[KT_ROWS][ENG_NRC_MAX];                                  \
-            __m256 accm[KT_ROWS][ENG_NRC_MAX];                                 \
-            for (int k = 0; k < rn; k++)                                       \
-                UNROLL_COLUMNS                                                 \
-            for (int c = 0; c < nc; c++) {                                     \
-                acc[k][c] = _mm512_setzero_ps();                               \
-                accm[k][c] = _mm256_setzero_ps();                              \
-            }                                                                  \
-            for (int i0 = 0; i0 < nsb; i0 += KT_SB) {                          \
-                const int i1 = nsb - i0 < KT_SB ? nsb : i0 + KT_SB;            \
-                for (int k = 0; k < rn; k++) {                                 \
-                    const BLOCK *x =                                           \
-                        (const BLOCK *)(w + (size_t)(r0 + k) * row_bytes);     \
-                    /* the step's bytes of the row two ahead (of the           \
-                     * block's first rows in the next step at its end) */      \
-                    const int ka = k + 2 < rn ? k + 2 : k + 2 - rn;            \
-                    const char *pf =                                           \
-                        (const char *)w + (size_t)(r0 + ka) * row_bytes +      \
-                        (size_t)(k + 2 < rn ? i0 : i1) * sizeof(BLOCK);        \
-                    for (size_t b = 0; b < KT_SB * sizeof(BLOCK); b += 64)     \
-                        _mm_prefetch(pf + b, _MM_HINT_T0);                     \
-                    __m512 a[ENG_NRC_MAX];                                     \
-                    __m256 am[ENG_NRC_MAX];                                    \
-                    UNROLL_COLUMNS                                             \
-                    for (int c = 0; c < nc; c++) {                             \
-                        a[c] = acc[k][c];                                      \
-                        am[c] = accm[k][c];                                    \
-                    }                                                          \
-                    for (int i = i0; i < i1; i++)                              \
-                        T##_sb(nc, x, i, vy, st, a, am);                       \
-                    UNROLL_COLUMNS                                             \
-                    for (int c = 0; c < nc; c++) {                             \
-                        acc[k][c] = a[c];                                      \
-                        accm[k][c] = am[c];                                    \
-                    }                                                          \
-                }                                                              \
-            }                                                                  \
-            for (int k = 0; k < rn; k++)                                       \
-                UNROLL_COLUMNS                                                 \
-            for (int c = 0; c < nc; c++)                                       \
-                out[(size_t)c * ldo + r0 + k] =                                \
-                    MINS ? hsum_ps_512(acc[k][c]) - hsum_ps_256(accm[k][c])    \
-                         : hsum_ps_512(acc[k][c]);                             \
+        for (int i = (i0); i < (i1); i++)                                      \
+            T##_sb(nc, x, i, vy, st, a, am);                                   \
+        UNROLL_COLUMNS                                                         \
+        for (int c = 0; c < (nc); c++) {                                       \
+            (acc)[c] = a[c];                                                   \
+            (accm)[c] = am[c];                                                 \
         }                                                                      \
-    }                                                                          \
-    void eng__vec_dot_##T##_tile_avx512(                                       \
-        int n, int nr, int nc, float *restrict out, size_t ldo,                \
-        const void *restrict vx, size_t row_bytes, const void *restrict vy,    \
-        size_t st) {                                                           \
-        const uint8_t *w = vx;                                                 \
-        switch (nc) {                                                          \
-        case 1:                                                                \
-            T##_tile_impl(n, nr, 1, out, ldo, w, row_bytes, vy, st);           \
-            break;                                                             \
-        case 2:                                                                \
-            T##_tile_impl(n, nr, 2, out, ldo, w, row_bytes, vy, st);           \
-            break;                                                             \
-        case 3:                                                                \
-            T##_tile_impl(n, nr, 3, out, ldo, w, row_bytes, vy, st);           \
-            break;                                                             \
-        case 4:                                                                \
-            T##_tile_impl(n, nr, 4, out, ldo, w, row_bytes, vy, st);           \
-            break;                                                             \
-        case 5:                                                                \
-            T##_tile_impl(n, nr, 5, out, ldo, w, row_bytes, vy, st);           \
-            break;                                                             \
-        case 6:                                                                \
-            T##_tile_impl(n, nr, 6, out, ldo, w, row_bytes, vy, st);           \
-            break;                                                             \
-        case 7:                                                                \
-            T##_tile_impl(n, nr, 7, out, ldo, w, row_bytes, vy, st);           \
-            break;                                                             \
-        default:                                                               \
-            T##_tile_impl(n, nr, 8, out, ldo, w, row_bytes, vy, st);           \
-        }                                                                      \
-    }
+    } while (0)
+#define KT512_FINAL0(a, am) hsum_ps_512(a)
+#define KT512_FINAL1(a, am) (hsum_ps_512(a) - hsum_ps_256(am))
+#define K_TILE_512(T, BLOCK, MINS)                                             \
+    K_TILE(T, BLOCK, __m512, __m256, _mm512_setzero_ps, _mm256_setzero_ps,     \
+           KT512_FINAL##MINS, T##_nrc_impl, KT512_STEP,                        \
+           eng__vec_dot_##T##_tile_avx512)
 
-K_TILE(q4_K, block_q4_K, 1)
-K_TILE(q5_K, block_q5_K, 1)
-K_TILE(q6_K, block_q6_K, 0)
+K_TILE_512(q4_K, block_q4_K, 1)
+K_TILE_512(q5_K, block_q5_K, 1)
+K_TILE_512(q6_K, block_q6_K, 0)
 
 /* ---- Q4_K / Q5_K tiles on packed Q8_K activations -------------------------
  *
@@ -1315,7 +1236,7 @@ ALWAYS_INLINE void k4p_sb(const int nrc, const k4p_decoded *k, int i,
         for (int c = 0; c < nrc; c++)                                          \
             s[c] = hsum_ps_512(acc[c]) - hsum_ps_256(accm[c]);                 \
     }                                                                          \
-    K_TILE(T, BLOCK, 1)
+    K_TILE_512(T, BLOCK, 1)
 
 K4P(q4_K_packed, block_q4_K, 0)
 K4P(q5_K_packed, block_q5_K, 1)

@@ -24,6 +24,7 @@
 #if defined(__x86_64__)
 
 #include "dots_avx2.h"
+#include "ktile_x86.h"
 #include "packed_avx2.h"
 
 /* Lane k: x[4k..4k+3] . y[4k..4k+3]: |x| against y with x's sign. */
@@ -220,14 +221,11 @@ void eng__vec_dot_q5_K_q8_K_avxvnni(int n, float *restrict s,
 
 /* Up to four columns per pass, as gemm_avx2.c's k4_nrc4_impl: each
  * chunk's quants and scales decoded once for all of them. */
-ALWAYS_INLINE void k4v_nrc4(int n, const int nrc, float *restrict s,
+ALWAYS_INLINE void k4v_span(int i0, int i1, const int nrc,
                             const void *restrict vx, const void *restrict vy,
-                            size_t st, const int five) {
-    __m256 acc[4], accm[4];
-    PK_UNROLL
-    for (int c = 0; c < nrc; c++)
-        acc[c] = accm[c] = _mm256_setzero_ps();
-    for (int i = 0; i < n / QK_K; i++) {
+                            size_t st, __m256 *acc, __m256 *accm,
+                            const int five) {
+    for (int i = i0; i < i1; i++) {
         const uint8_t *qs;
         __m256i qh;
         const block_q4_K *x = k4v_block(vx, i, five, &qs, &qh);
@@ -266,6 +264,16 @@ ALWAYS_INLINE void k4v_nrc4(int n, const int nrc, float *restrict s,
                                      _mm256_cvtepi32_ps(sumi[c]), acc[c]);
         }
     }
+}
+
+ALWAYS_INLINE void k4v_nrc4(int n, const int nrc, float *restrict s,
+                            const void *restrict vx, const void *restrict vy,
+                            size_t st, const int five) {
+    __m256 acc[4], accm[4];
+    PK_UNROLL
+    for (int c = 0; c < nrc; c++)
+        acc[c] = accm[c] = _mm256_setzero_ps();
+    k4v_span(0, n / QK_K, nrc, vx, vy, st, acc, accm, five);
     PK_UNROLL
     for (int c = 0; c < nrc; c++)
         s[c] = hsum_ps_256(_mm256_sub_ps(acc[c], accm[c]));
@@ -284,6 +292,26 @@ ALWAYS_INLINE void q5_K_vnni_impl(int n, const int nrc, float *restrict s,
     k4v_nrc4(n, nrc, s, vx, vy, st, 1);
 }
 NRC_SPLIT4(eng__vec_dot_q5_K_nrc_avxvnni, q5_K_vnni_impl)
+
+/* The tiles (ktile_avx2.h): these dots' lanes differ from the AVX2 ones,
+ * so every level that installs its own vec_dot installs its own tile. */
+ALWAYS_INLINE void q4_K_vnni_span(int i0, int i1, const int nrc,
+                                  const void *restrict vx,
+                                  const void *restrict vy, size_t st,
+                                  __m256 *acc, __m256 *accm) {
+    k4v_span(i0, i1, nrc, vx, vy, st, acc, accm, 0);
+}
+K_TILE_AVX2(q4_K_vnni, block_q4_K, 1, eng__vec_dot_q4_K_nrc_avxvnni,
+            eng__vec_dot_q4_K_tile_avxvnni)
+
+ALWAYS_INLINE void q5_K_vnni_span(int i0, int i1, const int nrc,
+                                  const void *restrict vx,
+                                  const void *restrict vy, size_t st,
+                                  __m256 *acc, __m256 *accm) {
+    k4v_span(i0, i1, nrc, vx, vy, st, acc, accm, 1);
+}
+K_TILE_AVX2(q5_K_vnni, block_q5_K, 1, eng__vec_dot_q5_K_nrc_avxvnni,
+            eng__vec_dot_q5_K_tile_avxvnni)
 
 /* ==== Q6_K ==================================================================
  *
@@ -350,16 +378,14 @@ void eng__vec_dot_q6_K_q8_K_avxvnni(int n, float *restrict s,
     *s = hsum_ps_256(acc);
 }
 
-/* As quant_avx2.c's q6_K_nrc_impl, up to four columns per pass. */
-ALWAYS_INLINE void q6_K_vnni_impl(int n, const int nrc, float *restrict s,
+/* As quant_avx2.c's q6_K_span, up to four columns. */
+ALWAYS_INLINE void q6_K_vnni_span(int i0, int i1, const int nrc,
                                   const void *restrict vx,
-                                  const void *restrict vy, size_t st) {
+                                  const void *restrict vy, size_t st,
+                                  __m256 *acc, __m256 *accm) {
+    (void)accm;
     const block_q6_K *x = vx;
-    __m256 acc[4];
-    PK_UNROLL
-    for (int c = 0; c < nrc; c++)
-        acc[c] = _mm256_setzero_ps();
-    for (int i = 0; i < n / QK_K; i++) {
+    for (int i = i0; i < i1; i++) {
         const __m256i sc16 =
             _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
         __m256i sumi[4];
@@ -394,11 +420,23 @@ ALWAYS_INLINE void q6_K_vnni_impl(int n, const int nrc, float *restrict s,
                                      _mm256_cvtepi32_ps(sumi[c]), acc[c]);
         }
     }
+}
+
+ALWAYS_INLINE void q6_K_vnni_impl(int n, const int nrc, float *restrict s,
+                                  const void *restrict vx,
+                                  const void *restrict vy, size_t st) {
+    __m256 acc[4];
+    PK_UNROLL
+    for (int c = 0; c < nrc; c++)
+        acc[c] = _mm256_setzero_ps();
+    q6_K_vnni_span(0, n / QK_K, nrc, vx, vy, st, acc, NULL);
     PK_UNROLL
     for (int c = 0; c < nrc; c++)
         s[c] = hsum_ps_256(acc[c]);
 }
 NRC_SPLIT4(eng__vec_dot_q6_K_nrc_avxvnni, q6_K_vnni_impl)
+K_TILE_AVX2(q6_K_vnni, block_q6_K, 0, eng__vec_dot_q6_K_nrc_avxvnni,
+            eng__vec_dot_q6_K_tile_avxvnni)
 
 const eng_arch_kernels eng__kernels_avxvnni = {
     .isa = "avxvnni",
@@ -419,6 +457,12 @@ const eng_arch_kernels eng__kernels_avxvnni = {
             [ENG_TYPE_Q4_K] = eng__vec_dot_q4_K_nrc_avxvnni,
             [ENG_TYPE_Q5_K] = eng__vec_dot_q5_K_nrc_avxvnni,
             [ENG_TYPE_Q6_K] = eng__vec_dot_q6_K_nrc_avxvnni,
+        },
+    .vec_dot_tile =
+        {
+            [ENG_TYPE_Q4_K] = eng__vec_dot_q4_K_tile_avxvnni,
+            [ENG_TYPE_Q5_K] = eng__vec_dot_q5_K_tile_avxvnni,
+            [ENG_TYPE_Q6_K] = eng__vec_dot_q6_K_tile_avxvnni,
         },
     /* on gemm_avx2.c's packer */
     .vec_dot_nrc_packed =

@@ -38,7 +38,7 @@ int eng__arch_available(const eng_arch_kernels **out, int max) {
     int n = 0;
     if (n < max && has_avx2())
         out[n++] = &eng__kernels_avx2;
-    /* After it, so that its batched dots replace quant_avx2.c's. */
+    /* gemm_avx2.c: the batched K-quant dots and packed kernels */
     if (n < max && has_avx2())
         out[n++] = &eng__kernels_avx2_gemm;
     if (n < max && has_avxvnni())

@@ -163,6 +163,28 @@ static inline __m256i k4_mins_bsums(__m256i mins2, const int16_t bsums[16]) {
     return _mm256_madd_epi16(mins2, _mm256_loadu_si256((const __m256i *)bsums));
 }
 
+/* The 8 int16 sub-block scales in both lanes; word w of them in every
+ * int16 lane is one vpshufb (K4_SCALE_PICK), where _mm256_set1_epi16 of a
+ * byte in memory was a load, a move and a broadcast per chunk half. */
+static const uint8_t k4_scale_pick[8][32] = {
+#define K4_PICK(w)                                                             \
+    {                                                                          \
+        2 * w, 2 * w + 1, 2 * w, 2 * w + 1, 2 * w, 2 * w + 1, 2 * w,           \
+            2 * w + 1, 2 * w, 2 * w + 1, 2 * w, 2 * w + 1, 2 * w, 2 * w + 1,   \
+            2 * w, 2 * w + 1, 2 * w, 2 * w + 1, 2 * w, 2 * w + 1, 2 * w,       \
+            2 * w + 1, 2 * w, 2 * w + 1, 2 * w, 2 * w + 1, 2 * w, 2 * w + 1,   \
+            2 * w, 2 * w + 1, 2 * w, 2 * w + 1                                 \
+    }
+    K4_PICK(0), K4_PICK(1), K4_PICK(2), K4_PICK(3),
+    K4_PICK(4), K4_PICK(5), K4_PICK(6), K4_PICK(7),
+#undef K4_PICK
+};
+
+static inline __m256i k4_scale_pick16(__m256i sc2, int w) {
+    return _mm256_shuffle_epi8(
+        sc2, _mm256_loadu_si256((const __m256i *)k4_scale_pick[w]));
+}
+
 #define NRC_SPLIT4(name, impl)                                                 \
     void name(int n, int nrc, float *restrict s, const void *restrict vx,      \
               const void *restrict vy, size_t st) {                            \

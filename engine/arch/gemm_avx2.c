@@ -1,14 +1,12 @@
 /*
- * gemm_avx2.c — batched dots that equal their AVX2 vec_dot bit for bit
- * where quant_avx2.c's batched kernel does not (compiled with the AVX2
- * flags; installed over quant_avx2.c's entries by eng_quant_init on CPUs
- * with AVX2, and replaced in turn by the AVX-512 tables where those run).
+ * gemm_avx2.c — the AVX2 batched dots of Q4_K and Q5_K and their tiles
+ * (compiled with the AVX2 flags; installed after quant_avx2.c's table by
+ * eng_quant_init on CPUs with AVX2, and replaced in turn by the AVX-VNNI
+ * and AVX-512 tables where those run).
  *
- * Why equality matters: see gemm_avx512.c and matmul.c. quant_avx2.c's
- * batched Q4_K folds the mins term into the same accumulator as the
- * quants, while vec_dot keeps a second accumulator and subtracts at the
- * end; this one keeps vec_dot's two accumulators per column, for Q4_K and
- * Q5_K (which quant_avx2.c has no batched dot for).
+ * Each keeps its vec_dot's two accumulators per column (quants, and the
+ * mins term subtracted at the end), so every column equals vec_dot bit
+ * for bit; why that matters: see gemm_avx512.c and matmul.c.
  *
  * Also the packed-activation kernels of Q8_0, Q4_0 and Q5_0 and the packer
  * of their activation rows (packed_avx2.h).
@@ -19,6 +17,7 @@
 
 #include <immintrin.h>
 
+#include "dots_avx2.h"
 #include "ktile_x86.h"
 #include "packed_avx2.h"
 #include "quant_x86.h"
@@ -28,15 +27,6 @@
 /* Fully unrolled column loops keep the per-column sums in registers:
  * without, GCC kept them on the stack (Q4_K in four columns per pass). */
 #define UNROLL_COLUMNS _Pragma("GCC unroll 4")
-
-/* Sum over the 16 bsums of min[j/2] * bsum[j] (as quant_avx2.c). */
-ALWAYS_INLINE __m256i mins_dot_bsums_avx2(const uint8_t mn[8],
-                                          const int16_t bsums[16]) {
-    __m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
-    __m256i m2 =
-        _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m));
-    return _mm256_madd_epi16(m2, _mm256_loadu_si256((const __m256i *)bsums));
-}
 
 ALWAYS_INLINE const void *col(const void *vy, int c, size_t st) {
     return (const char *)vy + (size_t)c * st;
@@ -62,8 +52,10 @@ ALWAYS_INLINE void k4_span(int i0, int i1, const int nrc,
         __m256i qh = five ? _mm256_loadu_si256(
                                 (const __m256i *)((const block_q5_K *)x4)->qh)
                           : _mm256_setzero_si256();
-        uint8_t sc[8], mn[8];
-        unpack_scales_k4_fast(x4->scales, sc, mn);
+        __m128i sc, mn;
+        k4_scales_mins(x4->scales, &sc, &mn);
+        const __m256i mn2 = k4_mins_twice(mn);
+        const __m256i sc2 = _mm256_broadcastsi128_si256(sc);
         const float dx = fp16_to_f32_f16c(x4->d);
         const float dmx = fp16_to_f32_f16c(x4->dmin);
         __m256i sumi[4];
@@ -72,7 +64,7 @@ ALWAYS_INLINE void k4_span(int i0, int i1, const int nrc,
             const block_q8_K *y = (const block_q8_K *)col(vy, c, st) + i;
             accm[c] = _mm256_fmadd_ps(
                 _mm256_set1_ps(dmx * y->d),
-                _mm256_cvtepi32_ps(mins_dot_bsums_avx2(mn, y->bsums)), accm[c]);
+                _mm256_cvtepi32_ps(k4_mins_bsums(mn2, y->bsums)), accm[c]);
             sumi[c] = _mm256_setzero_si256();
         }
         for (int j = 0; j < QK_K / 64; j++) {
@@ -88,8 +80,12 @@ ALWAYS_INLINE void k4_span(int i0, int i1, const int nrc,
                         _mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
                 qh = _mm256_srli_epi16(qh, 2);
             }
-            const __m256i s0 = _mm256_set1_epi16(sc[2 * j]);
-            const __m256i s1 = _mm256_set1_epi16(sc[2 * j + 1]);
+            /* the scales as vec_dot picks them: one vpshufb each where
+             * a byte load and a broadcast took three operations (one
+             * thread, 8 columns of 1536 in cache: Q4_K 67.5-68.7 ->
+             * 72.8-73.0 GMAC/s, Q5_K 57.7-58.6 -> 65.3-65.9) */
+            const __m256i s0 = k4_scale_pick16(sc2, 2 * j);
+            const __m256i s1 = k4_scale_pick16(sc2, 2 * j + 1);
             UNROLL_COLUMNS
             for (int c = 0; c < nrc; c++) {
                 const int8_t *q8 =

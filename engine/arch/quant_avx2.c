@@ -312,38 +312,6 @@ void eng__vec_dot_q5_1_q8_1_avx2(int n, float *restrict s,
 
 /* ==== K-quants ============================================================ */
 
-/* The mins term of Q4_K/Q5_K: sum over the 16 bsums of min[j/2] * bsum[j],
- * one madd with each min duplicated into two int16 lanes. */
-static inline __m256i mins_dot_bsums(const uint8_t mn[8],
-                                     const int16_t bsums[16]) {
-    __m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
-    __m256i m2 =
-        _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m));
-    return _mm256_madd_epi16(m2, _mm256_loadu_si256((const __m256i *)bsums));
-}
-
-/* The 8 int16 sub-block scales in both lanes; word w of them in every
- * int16 lane is one vpshufb (K4_SCALE_PICK), where _mm256_set1_epi16 of a
- * byte in memory was a load, a move and a broadcast per chunk half. */
-static const uint8_t k4_scale_pick[8][32] = {
-#define K4_PICK(w)                                                             \
-    {                                                                          \
-        2 * w, 2 * w + 1, 2 * w, 2 * w + 1, 2 * w, 2 * w + 1, 2 * w,           \
-            2 * w + 1, 2 * w, 2 * w + 1, 2 * w, 2 * w + 1, 2 * w, 2 * w + 1,   \
-            2 * w, 2 * w + 1, 2 * w, 2 * w + 1, 2 * w, 2 * w + 1, 2 * w,       \
-            2 * w + 1, 2 * w, 2 * w + 1, 2 * w, 2 * w + 1, 2 * w, 2 * w + 1,   \
-            2 * w, 2 * w + 1, 2 * w, 2 * w + 1                                 \
-    }
-    K4_PICK(0), K4_PICK(1), K4_PICK(2), K4_PICK(3),
-    K4_PICK(4), K4_PICK(5), K4_PICK(6), K4_PICK(7),
-#undef K4_PICK
-};
-
-static inline __m256i k4_scale_pick16(__m256i sc2, int w) {
-    return _mm256_shuffle_epi8(
-        sc2, _mm256_loadu_si256((const __m256i *)k4_scale_pick[w]));
-}
-
 void eng__vec_dot_q4_K_q8_K_avx2(int n, float *restrict s,
                                  const void *restrict vx,
                                  const void *restrict vy) {
@@ -355,8 +323,7 @@ void eng__vec_dot_q4_K_q8_K_avx2(int n, float *restrict s,
         k_prefetch(x + i, sizeof(block_q4_K));
         const float d = fp16_to_f32_f16c(x[i].d) * y[i].d;
         const float dmin = fp16_to_f32_f16c(x[i].dmin) * y[i].d;
-        /* scales and mins unpacked in registers (k4_scales_mins): the same
-         * int16 values as unpack_scales_k4_fast's bytes, so the same sums */
+        /* scales and mins unpacked in registers (k4_scales_mins) */
         __m128i sc, mn;
         k4_scales_mins(x[i].scales, &sc, &mn);
         const __m256i mins = k4_mins_bsums(k4_mins_twice(mn), y[i].bsums);
@@ -394,11 +361,13 @@ void eng__vec_dot_q5_K_q8_K_avx2(int n, float *restrict s,
         k_prefetch(x + i, sizeof(block_q5_K));
         const float d = fp16_to_f32_f16c(x[i].d) * y[i].d;
         const float dmin = fp16_to_f32_f16c(x[i].dmin) * y[i].d;
-        uint8_t sc[8], mn[8];
-        unpack_scales_k4_fast(x[i].scales, sc, mn);
+        __m128i sc, mn;
+        k4_scales_mins(x[i].scales, &sc, &mn);
         accm = _mm256_fmadd_ps(
             _mm256_set1_ps(dmin),
-            _mm256_cvtepi32_ps(mins_dot_bsums(mn, y[i].bsums)), accm);
+            _mm256_cvtepi32_ps(k4_mins_bsums(k4_mins_twice(mn), y[i].bsums)),
+            accm);
+        const __m256i sc2 = _mm256_broadcastsi128_si256(sc);
         /* Chunk j's 5th bits are qh bits 2j (low nibbles) and 2j+1 (high);
          * shift qh right by 2 per chunk and take bits 0 and 1. A 16-bit
          * shift is fine because the mask drops what crosses bytes. */
@@ -418,9 +387,9 @@ void eng__vec_dot_q5_K_q8_K_avx2(int n, float *restrict s,
             __m256i y1 =
                 _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j + 32));
             __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0),
-                                           _mm256_set1_epi16(sc[2 * j]));
+                                           k4_scale_pick16(sc2, 2 * j));
             __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1),
-                                           _mm256_set1_epi16(sc[2 * j + 1]));
+                                           k4_scale_pick16(sc2, 2 * j + 1));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
@@ -506,59 +475,6 @@ ALWAYS_INLINE void q8_0_nrc_impl(int n, const int nrc, float *restrict s,
 }
 NRC_SPLIT4(eng__vec_dot_q8_0_nrc_avx2, q8_0_nrc_impl)
 
-/* Q4_K: per 64-element chunk the two nibble vectors and their scales are
- * decoded once; the mins term goes into the same accumulator with the
- * factor -dmin * dy. */
-ALWAYS_INLINE void q4_K_nrc_impl(int n, const int nrc, float *restrict s,
-                                 const void *restrict vx,
-                                 const void *restrict vy, size_t st) {
-    const block_q4_K *x = vx;
-    const __m256i m4 = _mm256_set1_epi8(0xf);
-    __m256 acc[4];
-    for (int c = 0; c < nrc; c++)
-        acc[c] = _mm256_setzero_ps();
-    for (int i = 0; i < n / QK_K; i++) {
-        uint8_t sc[8], mn[8];
-        unpack_scales_k4_fast(x[i].scales, sc, mn);
-        __m256i sumi[4];
-        for (int c = 0; c < nrc; c++)
-            sumi[c] = _mm256_setzero_si256();
-        for (int j = 0; j < QK_K / 64; j++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-            const __m256i lo = _mm256_and_si256(q, m4);
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            const __m256i s0 = _mm256_set1_epi16(sc[2 * j]);
-            const __m256i s1 = _mm256_set1_epi16(sc[2 * j + 1]);
-            for (int c = 0; c < nrc; c++) {
-                const int8_t *q8 =
-                    ((const block_q8_K *)col(vy, c, st) + i)->qs + 64 * j;
-                __m256i p0 = _mm256_madd_epi16(
-                    _mm256_maddubs_epi16(
-                        lo, _mm256_loadu_si256((const __m256i *)q8)),
-                    s0);
-                __m256i p1 = _mm256_madd_epi16(
-                    _mm256_maddubs_epi16(
-                        hi, _mm256_loadu_si256((const __m256i *)(q8 + 32))),
-                    s1);
-                sumi[c] = _mm256_add_epi32(sumi[c], _mm256_add_epi32(p0, p1));
-            }
-        }
-        const float d = fp16_to_f32_f16c(x[i].d);
-        const float dmin = fp16_to_f32_f16c(x[i].dmin);
-        for (int c = 0; c < nrc; c++) {
-            const block_q8_K *y = (const block_q8_K *)col(vy, c, st) + i;
-            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d * y->d),
-                                     _mm256_cvtepi32_ps(sumi[c]), acc[c]);
-            acc[c] = _mm256_fmadd_ps(
-                _mm256_set1_ps(-dmin * y->d),
-                _mm256_cvtepi32_ps(mins_dot_bsums(mn, y->bsums)), acc[c]);
-        }
-    }
-    for (int c = 0; c < nrc; c++)
-        s[c] = hsum_ps_256(acc[c]);
-}
-NRC_SPLIT4(eng__vec_dot_q4_K_nrc_avx2, q4_K_nrc_impl)
-
 /* accm is unused: Q6_K has no mins term. */
 ALWAYS_INLINE void q6_K_span(int i0, int i1, const int nrc,
                              const void *restrict vx, const void *restrict vy,
@@ -581,12 +497,17 @@ ALWAYS_INLINE void q6_K_span(int i0, int i1, const int nrc,
         }
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = x[i].ql + 64 * h, *qhp = x[i].qh + 32 * h;
-            const int8_t *sc = x[i].scales + 8 * h;
+            const __m256i sch =
+                h ? _mm256_permute4x64_epi64(sc16, _MM_SHUFFLE(3, 2, 3, 2))
+                  : _mm256_permute4x64_epi64(sc16, _MM_SHUFFLE(1, 0, 1, 0));
             __m256i q[4];
             q6_quants_avx2(ql, qhp, q);
             for (int k = 0; k < 4; k++) {
-                const __m256i scv = _mm256_set_m128i(
-                    _mm_set1_epi16(sc[2 * k + 1]), _mm_set1_epi16(sc[2 * k]));
+                /* as in vec_dot: one vpshufb where two byte broadcasts
+                 * and an insert were (one thread, 8 columns of 1536 in
+                 * cache: see bench/README) */
+                const __m256i scv = _mm256_shuffle_epi8(
+                    sch, _mm256_loadu_si256((const __m256i *)q6_scale_pick[k]));
                 UNROLL_COLUMNS
                 for (int c = 0; c < nrc; c++) {
                     const int8_t *q8 =
@@ -648,7 +569,6 @@ const eng_arch_kernels eng__kernels_avx2 = {
     .vec_dot_nrc =
         {
             [ENG_TYPE_Q8_0] = eng__vec_dot_q8_0_nrc_avx2,
-            [ENG_TYPE_Q4_K] = eng__vec_dot_q4_K_nrc_avx2,
             [ENG_TYPE_Q6_K] = eng__vec_dot_q6_K_nrc_avx2,
         },
     .vec_dot_tile =

@@ -137,26 +137,12 @@ static inline __m256i dot_u8i8_avx2(__m256i x, __m256i y) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1));
 }
 
-/* Q4_K/Q5_K 12-byte scales to 8 scales + 8 mins, with word operations:
- * scales 0-3 and mins 0-3 are the low 6 bits of words 0 and 1; scales and
- * mins 4-7 are the nibbles of word 2 plus the top 2 bits of words 0 / 1. */
-static inline void unpack_scales_k4_fast(const uint8_t *q, uint8_t sc[8],
-                                         uint8_t mn[8]) {
-    uint32_t u[3], o[4];
-    memcpy(u, q, 12);
-    o[0] = u[0] & 0x3f3f3f3fu;
-    o[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);
-    o[2] = u[1] & 0x3f3f3f3fu;
-    o[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
-    memcpy(sc, o, 8);
-    memcpy(mn, o + 2, 8);
-}
-
 /* Q4_K/Q5_K's 12 scale bytes to the 8 sub-block scales and the 8 mins, as
- * int16, the 6-bit fields gathered in two 64-bit registers: the byte
- * arrays of unpack_scales_k4_fast go through memory and back into vectors
- * once per block (the AVX-512 Q4_K dot ran at 21 GB/s per core in cache
- * with them). */
+ * int16, the 6-bit fields gathered in two 64-bit registers (scales and
+ * mins 0-3: the low 6 bits of the first 8 bytes; 4-7: the nibbles of the
+ * last 4 plus the top 2 bits of the first 8). Unpacked to byte arrays they
+ * went through memory and back into vectors once per block (the AVX-512
+ * Q4_K dot ran at 21 GB/s per core in cache with them). */
 static inline void k4_scales_mins_u64(const uint8_t *q, uint64_t *sc,
                                       uint64_t *mn) {
     uint64_t lo;

@@ -49,7 +49,7 @@
             for (int r = 0; r < nr; r++) {                                     \
                 float s[ENG_NRC_MAX];                                          \
                 NRC(n, nc, s, w + (size_t)r * row_bytes, vy, st);              \
-                for (int c = 0; c < nc; c++)                                   \
+                _Pragma("GCC unroll 8") for (int c = 0; c < nc; c++)           \
                     out[(size_t)c * ldo + r] = s[c];                           \
             }                                                                  \
             return;                                                            \

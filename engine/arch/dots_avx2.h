@@ -135,21 +135,20 @@ ALWAYS_INLINE void dot_q5_0_body(int n, float *restrict s,
  * low or high nibbles of ql and bit pair k of qh. */
 static inline void q6_quants_avx2(const uint8_t *ql, const uint8_t *qhp,
                                   __m256i q[4]) {
-    const __m256i m4 = _mm256_set1_epi8(0xf), m2 = _mm256_set1_epi8(3);
+    const __m256i m4 = _mm256_set1_epi8(0xf), m30 = _mm256_set1_epi8(0x30);
     const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
     const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
     const __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
+    /* bit pair k of qh moved to bits 4-5 by one shift and one mask: the
+     * 16-bit shifts bring nothing from the other byte into those bits */
     q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4),
-                           _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
-    q[1] = _mm256_or_si256(
-        _mm256_and_si256(l1, m4),
-        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
-    q[2] = _mm256_or_si256(
-        _mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
-    q[3] = _mm256_or_si256(
-        _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+                           _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
+    q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                           _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                           _mm256_and_si256(qh, m30));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                           _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
 }
 
 /* The 8 Q4_K/Q5_K mins (int16, from k4_scales_mins) each twice: lane k of

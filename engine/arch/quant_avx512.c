@@ -495,22 +495,23 @@ void eng__vec_dot_q5_K_q8_K_avx512(int n, float *restrict s,
  * quant rows 0 and 1 (low nibbles of ql[0, 64), high bit pairs 0-1 and
  * 2-3 of qh), q[1] rows 2 and 3 (the high nibbles, bit pairs 4-5 and
  * 6-7). One 64-byte load of ql, one broadcast of qh shifted by 0 | 2 in
- * its two halves, and five logic operations per vector, where 32-byte
- * pieces took 23 operations and two inserts per half. */
+ * its two halves, and three operations per vector, where 32-byte pieces
+ * took 23 operations and two inserts per half. */
 static inline void q6_quants(const uint8_t *ql, const uint8_t *qh,
                              __m512i q[2]) {
-    const __m512i m4 = _mm512_set1_epi8(0xf), m2 = _mm512_set1_epi8(3);
+    const __m512i m4 = _mm512_set1_epi8(0xf), m30 = _mm512_set1_epi8(0x30);
     const __m512i l = _mm512_loadu_si512(ql);
     /* [qh | qh >> 2]; the 16-bit shifts' carries land in bits the masks
      * clear, as in the 32-byte form */
     const __m512i h = _mm512_srlv_epi16(
         _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qh)),
         _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1));
-    q[0] = _mm512_or_si512(_mm512_and_si512(l, m4),
-                           _mm512_slli_epi16(_mm512_and_si512(h, m2), 4));
-    q[1] = _mm512_or_si512(
-        _mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
-        _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(h, 4), m2), 4));
+    /* (bits 4-5 of a shifted h) | nibble in one vpternlogd: 0xEA is
+     * (A & B) | C */
+    q[0] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(h, 4), m30,
+                                     _mm512_and_si512(l, m4), 0xEA);
+    q[1] = _mm512_ternarylogic_epi32(
+        h, m30, _mm512_and_si512(_mm512_srli_epi16(l, 4), m4), 0xEA);
 }
 
 /* The int16 scales of the packed pair of vectors 2h and 2h + 1 (the two

@@ -423,6 +423,29 @@ static inline __m512i k4_nibbles(const uint8_t *qs) {
     return _mm512_and_si512(_mm512_srlv_epi16(q, shift), _mm512_set1_epi8(0xf));
 }
 
+/* A Q5_K super-block's four chunks as in k4_nibbles with each byte's 5th
+ * bit at bit 4. hh = [qh | qh >> 1] holds chunk j's bits at bit 2j of
+ * each byte (low nibbles' in the first half, high nibbles' in the
+ * second); a shift by 4 - 2j brings them to bit 4 (the 16-bit shifts move
+ * bit 4 only within its byte) and one vpternlogd masks and merges: 9
+ * vector operations where a mask, a shift and an or per chunk, a shift
+ * between chunks and a join took 18. */
+static inline void q5_K_quants(const uint8_t *qs, const uint8_t *qh,
+                               __m512i q[4]) {
+    const __m512i m10 = _mm512_set1_epi8(0x10);
+    const __m512i hh = _mm512_srlv_epi16(
+        _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qh)),
+        _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(1), 1));
+    /* 0xEA is (A & B) | C */
+    q[0] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hh, 4), m10,
+                                     k4_nibbles(qs), 0xEA);
+    q[1] = _mm512_ternarylogic_epi32(_mm512_slli_epi16(hh, 2), m10,
+                                     k4_nibbles(qs + 32), 0xEA);
+    q[2] = _mm512_ternarylogic_epi32(hh, m10, k4_nibbles(qs + 64), 0xEA);
+    q[3] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(hh, 2), m10,
+                                     k4_nibbles(qs + 96), 0xEA);
+}
+
 void eng__vec_dot_q4_K_q8_K_avx512(int n, float *restrict s,
                                    const void *restrict vx,
                                    const void *restrict vy) {
@@ -457,7 +480,6 @@ void eng__vec_dot_q5_K_q8_K_avx512(int n, float *restrict s,
                                    const void *restrict vy) {
     const block_q5_K *x = vx;
     const block_q8_K *y = vy;
-    const __m512i one = _mm512_set1_epi8(1);
     __m512 acc = _mm512_setzero_ps();
     __m256 accm = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
@@ -467,19 +489,10 @@ void eng__vec_dot_q5_K_q8_K_avx512(int n, float *restrict s,
         accm = _mm256_fmadd_ps(
             k4_dmin8(dd), _mm256_cvtepi32_ps(mins_dot_bsums(sm, y[i].bsums)),
             accm);
-        /* [qh | qh >> 1]: bit 2j of each half is then the 5th bit of the
-         * low (first half) or high (second half) nibbles of chunk j. */
-        __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
-        __m512i hh = join256(qh, _mm256_srli_epi16(qh, 1));
         __m512i scw[2];
         k4_scale_vectors(sm, scw);
         __m512i qq[4];
-        for (int j = 0; j < QK_K / 64; j++) {
-            qq[j] = _mm512_or_si512(
-                k4_nibbles(x[i].qs + 32 * j),
-                _mm512_slli_epi16(_mm512_and_si512(hh, one), 4));
-            hh = _mm512_srli_epi16(hh, 2);
-        }
+        q5_K_quants(x[i].qs, x[i].qh, qq);
         __m512i sumi = _mm512_setzero_si512();
         for (int p = 0; p < 2; p++)
             sumi = k_pair_dot(sumi, qq[2 * p], qq[2 * p + 1], y[i].qs + 128 * p,
@@ -940,17 +953,9 @@ NRC_DISPATCH(eng__vec_dot_q4_K_nrc_avx512, q4_K_nrc_impl)
 ALWAYS_INLINE void q5_K_sb(const int nrc, const block_q5_K *x, int i,
                            const void *vy, size_t st, __m512 *acc,
                            __m256 *accm) {
-    const __m512i one = _mm512_set1_epi8(1);
     k4_decoded k;
     k4_decode_scales(x[i].scales, x[i].d, x[i].dmin, &k);
-    __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
-    __m512i hh = join256(qh, _mm256_srli_epi16(qh, 1));
-    for (int j = 0; j < 4; j++) {
-        k.q[j] =
-            _mm512_or_si512(k4_nibbles(x[i].qs + 32 * j),
-                            _mm512_slli_epi16(_mm512_and_si512(hh, one), 4));
-        hh = _mm512_srli_epi16(hh, 2);
-    }
+    q5_K_quants(x[i].qs, x[i].qh, k.q);
     k4_columns(nrc, &k, i, vy, st, acc, accm);
 }
 

@@ -151,6 +151,30 @@ static inline void q6_quants_avx2(const uint8_t *ql, const uint8_t *qhp,
                            _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
 }
 
+/* Chunk j of a Q4_K / Q5_K super-block (j constant once its loop is
+ * unrolled): lo the low nibbles of qs[32j..32j+31], hi the high ones, and
+ * for Q5_K (five) their 5th bits, bits 2j and 2j + 1 of qh, each brought
+ * to bit 4 by one shift and one mask (the 16-bit shifts move bit 4 only
+ * within its byte), where a mask, two shifts per bit and a shift of qh
+ * between chunks took eight operations. */
+#define K4_CHUNK_UNROLL _Pragma("GCC unroll 4")
+ALWAYS_INLINE void k4_chunk_avx2(const uint8_t *qs, __m256i qh, const int j,
+                                 const int five, __m256i *lo, __m256i *hi) {
+    const __m256i m4 = _mm256_set1_epi8(0xf);
+    const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+    *lo = _mm256_and_si256(q, m4);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+    if (five) {
+        const __m256i m10 = _mm256_set1_epi8(0x10);
+        const __m256i h0 = j < 2 ? _mm256_slli_epi16(qh, 4 - 2 * j)
+                                 : _mm256_srli_epi16(qh, 2 * j - 4);
+        const __m256i h1 = j < 2 ? _mm256_slli_epi16(qh, 3 - 2 * j)
+                                 : _mm256_srli_epi16(qh, 2 * j - 3);
+        *lo = _mm256_or_si256(*lo, _mm256_and_si256(h0, m10));
+        *hi = _mm256_or_si256(*hi, _mm256_and_si256(h1, m10));
+    }
+}
+
 /* The 8 Q4_K/Q5_K mins (int16, from k4_scales_mins) each twice: lane k of
  * their vpmaddwd with the 16 bsums is min[k] * (bsum[2k] + bsum[2k+1]). */
 static inline __m256i k4_mins_twice(__m128i mn) {

@@ -317,7 +317,6 @@ void eng__vec_dot_q4_K_q8_K_avx2(int n, float *restrict s,
                                  const void *restrict vy) {
     const block_q4_K *x = vx;
     const block_q8_K *y = vy;
-    const __m256i m4 = _mm256_set1_epi8(0xf);
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
         k_prefetch(x + i, sizeof(block_q4_K));
@@ -331,10 +330,10 @@ void eng__vec_dot_q4_K_q8_K_avx2(int n, float *restrict s,
                                accm);
         const __m256i sc2 = _mm256_broadcastsi128_si256(sc);
         __m256i sumi = _mm256_setzero_si256();
+        K4_CHUNK_UNROLL
         for (int j = 0; j < QK_K / 64; j++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-            __m256i lo = _mm256_and_si256(q, m4);
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            __m256i lo, hi;
+            k4_chunk_avx2(x[i].qs, _mm256_setzero_si256(), j, 0, &lo, &hi);
             __m256i y0 =
                 _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j));
             __m256i y1 =
@@ -355,7 +354,6 @@ void eng__vec_dot_q5_K_q8_K_avx2(int n, float *restrict s,
                                  const void *restrict vy) {
     const block_q5_K *x = vx;
     const block_q8_K *y = vy;
-    const __m256i m4 = _mm256_set1_epi8(0xf), one = _mm256_set1_epi8(1);
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int i = 0; i < n / QK_K; i++) {
         k_prefetch(x + i, sizeof(block_q5_K));
@@ -368,20 +366,12 @@ void eng__vec_dot_q5_K_q8_K_avx2(int n, float *restrict s,
             _mm256_cvtepi32_ps(k4_mins_bsums(k4_mins_twice(mn), y[i].bsums)),
             accm);
         const __m256i sc2 = _mm256_broadcastsi128_si256(sc);
-        /* Chunk j's 5th bits are qh bits 2j (low nibbles) and 2j+1 (high);
-         * shift qh right by 2 per chunk and take bits 0 and 1. A 16-bit
-         * shift is fine because the mask drops what crosses bytes. */
-        __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)x[i].qh);
         __m256i sumi = _mm256_setzero_si256();
+        K4_CHUNK_UNROLL
         for (int j = 0; j < QK_K / 64; j++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
-            __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(qh, one), 4);
-            __m256i h1 = _mm256_slli_epi16(
-                _mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4);
-            qh = _mm256_srli_epi16(qh, 2);
-            __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4), h0);
-            __m256i hi = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(q, 4), m4), h1);
+            __m256i lo, hi;
+            k4_chunk_avx2(x[i].qs, qh, j, 1, &lo, &hi);
             __m256i y0 =
                 _mm256_loadu_si256((const __m256i *)(y[i].qs + 64 * j));
             __m256i y1 =

@@ -136,24 +136,6 @@ ALWAYS_INLINE __m256i k4v_scales(__m256i sc2, int j) {
         sc2, _mm256_loadu_si256((const __m256i *)k4v_pick[j]));
 }
 
-/* Chunk j's low and high quants (5th bits from qh, shifted 2j, for
- * Q5_K). */
-ALWAYS_INLINE void k4v_quants(const uint8_t *qs, __m256i qh, int j,
-                              const int five, __m256i *lo, __m256i *hi) {
-    const __m256i m4 = _mm256_set1_epi8(0xf), one = _mm256_set1_epi8(1);
-    const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
-    *lo = _mm256_and_si256(q, m4);
-    *hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-    if (five) {
-        const __m256i h = _mm256_srli_epi16(qh, 2 * j);
-        *lo = _mm256_or_si256(*lo,
-                              _mm256_slli_epi16(_mm256_and_si256(h, one), 4));
-        *hi = _mm256_or_si256(
-            *hi, _mm256_slli_epi16(
-                     _mm256_and_si256(_mm256_srli_epi16(h, 1), one), 4));
-    }
-}
-
 ALWAYS_INLINE __m256i k4v_chunk(__m256i acc, __m256i lo, __m256i hi,
                                 const int8_t *q8, __m256i scw) {
     const __m256i a = _mm256_dpbusd_avx_epi32(
@@ -165,7 +147,7 @@ ALWAYS_INLINE __m256i k4v_chunk(__m256i acc, __m256i lo, __m256i hi,
 }
 
 /* Super-block i: block_q4_K and block_q5_K share their first fields (d,
- * dmin, scales); Q5_K's qs follow its qh, loaded here for k4v_quants. */
+ * dmin, scales); Q5_K's qs follow its qh, loaded here for k4_chunk_avx2. */
 ALWAYS_INLINE const block_q4_K *k4v_block(const void *vx, int i, const int five,
                                           const uint8_t **qs, __m256i *qh) {
     const size_t bs = five ? sizeof(block_q5_K) : sizeof(block_q4_K);
@@ -196,9 +178,10 @@ ALWAYS_INLINE void k4v_dot(int n, float *restrict s, const void *restrict vx,
                                accm);
         const __m256i sc2 = _mm256_broadcastsi128_si256(sc);
         __m256i sumi = _mm256_setzero_si256();
+        K4_CHUNK_UNROLL
         for (int j = 0; j < QK_K / 64; j++) {
             __m256i lo, hi;
-            k4v_quants(qs, qh, j, five, &lo, &hi);
+            k4_chunk_avx2(qs, qh, j, five, &lo, &hi);
             sumi =
                 k4v_chunk(sumi, lo, hi, y[i].qs + 64 * j, k4v_scales(sc2, j));
         }
@@ -245,9 +228,10 @@ ALWAYS_INLINE void k4v_span(int i0, int i1, const int nrc,
             sumi[c] = _mm256_setzero_si256();
         }
         const __m256i sc2 = _mm256_broadcastsi128_si256(sc);
+        K4_CHUNK_UNROLL
         for (int j = 0; j < QK_K / 64; j++) {
             __m256i lo, hi;
-            k4v_quants(qs, qh, j, five, &lo, &hi);
+            k4_chunk_avx2(qs, qh, j, five, &lo, &hi);
             const __m256i scw = k4v_scales(sc2, j);
             PK_UNROLL
             for (int c = 0; c < nrc; c++) {

@@ -423,6 +423,7 @@ void eng__vec_dot_q6_K_q8_K_avx2(int n, float *restrict s,
                               _mm256_loadu_si256((const __m256i *)y[i].bsums)),
             5);
         sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
+        K4_CHUNK_UNROLL
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = x[i].ql + 64 * h, *qhp = x[i].qh + 32 * h;
             /* scales 8h..8h+7 as int16 in both lanes */
@@ -432,6 +433,7 @@ void eng__vec_dot_q6_K_q8_K_avx2(int n, float *restrict s,
             const int8_t *q8 = y[i].qs + 128 * h;
             __m256i q[4];
             q6_quants_avx2(ql, qhp, q);
+            K4_CHUNK_UNROLL
             for (int k = 0; k < 4; k++) {
                 __m256i yk = _mm256_loadu_si256((const __m256i *)(q8 + 32 * k));
                 /* scale 2k in the low lane, 2k + 1 in the high one: one

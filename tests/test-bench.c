@@ -97,6 +97,24 @@ TEST_IMPL(bench_json_fields) {
                    num(j, "verify8_ratio_best") <= hi,
                "verify8_ratio_best %g, from its parts %g (%g to %g)",
                num(j, "verify8_ratio_best"), v8 / v1, lo, hi);
+    /* Three rounds of pairs spread over the run, verify8_ratio the median
+     * of all: with rounds of one size, a median of their union lies
+     * between the smallest and the largest round's median (each printed
+     * to 0.001). */
+    const json_t *rounds = json_object_get(j, "verify8_ratio_rounds");
+    ASSERT_MSG(json_is_array(rounds) && json_array_size(rounds) == 3,
+               "verify8_ratio_rounds: not an array of 3");
+    double rmin = 1e300, rmax = 0;
+    for (size_t i = 0; i < 3; i++) {
+        const json_t *v = json_array_get(rounds, i);
+        ASSERT(json_is_number(v) && json_number_value(v) > 0);
+        rmin = fmin(rmin, json_number_value(v));
+        rmax = fmax(rmax, json_number_value(v));
+    }
+    ASSERT_MSG(num(j, "verify8_ratio") >= rmin - 0.001 &&
+                   num(j, "verify8_ratio") <= rmax + 0.001,
+               "verify8_ratio %g outside its rounds' medians %g to %g",
+               num(j, "verify8_ratio"), rmin, rmax);
     ASSERT_EQ(num(j, "n_prompt"), 16);
     ASSERT_EQ(num(j, "n_gen"), 4);
     ASSERT_STR_EQ(json_string_value(json_object_get(j, "ftype")), "Q8_0");
